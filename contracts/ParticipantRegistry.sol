@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {IRoleListener} from "./interfaces/IRoleListener.sol";
+import {Roles} from "./Roles.sol";
+
+/// @title Participant registry
+/// @notice The accreditation authority's on-chain register: which keys belong to which
+/// participant, with which roles, in which validity window. Every change is checkpointed
+/// by block time, so "did A hold role R at time T" has one answer forever, and every
+/// change emits {EffectiveRolesChanged}, from which an auditor rebuilds the whole history.
+/// @dev History is append-only: no function can backdate a change. Windows can only be
+/// set or shortened into the future, and a rotated-out key can never come back.
+contract ParticipantRegistry is IParticipantRegistry {
+    using Checkpoints for Checkpoints.Trace208;
+
+    mapping(address account => Participant) private _participants;
+    mapping(address account => Checkpoints.Trace208) private _effective;
+
+    /// @notice Contract told about every effective-role change (the ledger), or zero.
+    IRoleListener public roleListener;
+
+    /// @notice A key was admitted as a participant.
+    event ParticipantAdmitted(
+        address indexed account, bytes32 indexed participantId, uint16 roles, uint48 validFrom, uint48 validUntil
+    );
+    /// @notice Roles were added to a key.
+    event RolesGranted(address indexed account, uint16 granted, uint16 roles);
+    /// @notice Roles were taken from a key.
+    event RolesRevoked(address indexed account, uint16 revoked, uint16 roles);
+    /// @notice A key was suspended; it signs nothing valid until reinstated.
+    event ParticipantSuspended(address indexed account, bytes32 reason);
+    /// @notice A suspended key was reinstated.
+    event ParticipantReinstated(address indexed account);
+    /// @notice A key's validity window now ends at `validUntil`.
+    event ValidityChanged(address indexed account, uint48 validUntil);
+    /// @notice `newKey` took over from `oldKey`; signatures by `oldKey` before `at` stay valid.
+    event KeyRotated(address indexed oldKey, address indexed newKey, bytes32 indexed participantId, uint48 at);
+    /// @notice The effective roles of `account` are `roles` from unix time `since` on
+    /// (zero while suspended or after rotation). Replaying these rebuilds {rolesAt}.
+    event EffectiveRolesChanged(
+        address indexed account, uint16 roles, uint48 since, uint48 validFrom, uint48 validUntil
+    );
+    /// @notice The role listener was set.
+    event RoleListenerSet(address indexed listener);
+
+    /// @notice The caller is not a currently active registrar.
+    error NotRegistrar(address caller);
+    /// @notice `account` is the zero address.
+    error ZeroAddress();
+    /// @notice `account` was already admitted (keys are never reused).
+    error AlreadyRegistered(address account);
+    /// @notice `account` was never admitted.
+    error UnknownParticipant(address account);
+    /// @notice `roles` has bits outside the defined roles, or is empty where roles are needed.
+    error InvalidRoles(uint16 roles);
+    /// @notice The validity window is empty or ends in the past.
+    error InvalidWindow(uint48 validFrom, uint48 validUntil);
+    /// @notice `account` was rotated out and can no longer change.
+    error KeyRetired(address account);
+    /// @notice Suspension state is already what was asked.
+    error SuspensionUnchanged(address account, bool suspended);
+    /// @notice The caller may not rotate this key (only the registrar or the key itself).
+    error NotAllowedToRotate(address caller, address oldKey);
+
+    modifier onlyRegistrar() {
+        _requireRegistrar();
+        _;
+    }
+
+    /// @notice Deploys the registry with `initialRegistrar` as its first registrar,
+    /// valid from now with no end.
+    /// @param initialRegistrar key of the accreditation authority
+    /// @param registrarId stable participant identifier of the authority
+    constructor(address initialRegistrar, bytes32 registrarId) {
+        _admit(initialRegistrar, registrarId, Roles.REGISTRAR, 0, type(uint48).max);
+    }
+
+    // ------------------------------------------------------------------ registrar
+
+    /// @notice Admits `account` with `roles` for the window [validFrom, validUntil).
+    /// @dev A `validFrom` in the past is moved to now: history is never backdated.
+    function admit(address account, bytes32 participantId, uint16 roles, uint48 validFrom, uint48 validUntil)
+        external
+        onlyRegistrar
+    {
+        _admit(account, participantId, roles, validFrom, validUntil);
+    }
+
+    /// @notice Adds `roles` to `account`, effective now.
+    function grantRoles(address account, uint16 roles) external onlyRegistrar {
+        Participant storage p = _live(account);
+        if (roles == 0 || roles & ~Roles.ALL != 0) revert InvalidRoles(roles);
+        p.roles |= roles;
+        emit RolesGranted(account, roles, p.roles);
+        _checkpoint(account, p);
+    }
+
+    /// @notice Removes `roles` from `account`, effective now.
+    function revokeRoles(address account, uint16 roles) external onlyRegistrar {
+        Participant storage p = _live(account);
+        if (roles == 0 || roles & ~Roles.ALL != 0) revert InvalidRoles(roles);
+        p.roles &= ~roles;
+        emit RolesRevoked(account, roles, p.roles);
+        _checkpoint(account, p);
+    }
+
+    /// @notice Suspends `account` from now on; nothing it signs while suspended is valid.
+    function suspend(address account, bytes32 reason) external onlyRegistrar {
+        Participant storage p = _live(account);
+        if (p.suspended) revert SuspensionUnchanged(account, true);
+        p.suspended = true;
+        emit ParticipantSuspended(account, reason);
+        _checkpoint(account, p);
+    }
+
+    /// @notice Lifts the suspension of `account` from now on (not retroactively).
+    function reinstate(address account) external onlyRegistrar {
+        Participant storage p = _live(account);
+        if (!p.suspended) revert SuspensionUnchanged(account, false);
+        p.suspended = false;
+        emit ParticipantReinstated(account);
+        _checkpoint(account, p);
+    }
+
+    /// @notice Moves the end of the validity window of `account` to `validUntil`.
+    /// @dev Only a window that has not ended can change, and only to a future end, so
+    /// a key that was invalid at some moment stays invalid for that moment.
+    function setValidUntil(address account, uint48 validUntil) external onlyRegistrar {
+        Participant storage p = _live(account);
+        uint48 nowTs = uint48(block.timestamp);
+        if (p.validUntil <= nowTs || validUntil < nowTs || validUntil <= p.validFrom) {
+            revert InvalidWindow(p.validFrom, validUntil);
+        }
+        p.validUntil = validUntil;
+        emit ValidityChanged(account, validUntil);
+        _checkpoint(account, p);
+    }
+
+    /// @notice Replaces `oldKey` by `newKey` from now on: the new key takes the
+    /// participant's identity, roles, suspension state and window end; the old key is
+    /// retired. Signatures the old key made while valid stay valid.
+    /// @dev Callable by a registrar (compromised key) or by the old key itself (planned rotation).
+    function rotateKey(address oldKey, address newKey) external {
+        if (msg.sender != oldKey) _requireRegistrar();
+        Participant storage old = _live(oldKey);
+        if (msg.sender == oldKey && old.suspended) revert NotAllowedToRotate(msg.sender, oldKey);
+        uint48 nowTs = uint48(block.timestamp);
+        _admit(newKey, old.participantId, old.roles, nowTs, old.validUntil);
+        if (old.suspended) {
+            Participant storage fresh = _participants[newKey];
+            fresh.suspended = true;
+            _checkpoint(newKey, fresh);
+        }
+        old.retired = true;
+        old.successor = newKey;
+        emit KeyRotated(oldKey, newKey, old.participantId, nowTs);
+        _checkpoint(oldKey, old);
+    }
+
+    /// @notice Sets the contract told about every effective-role change (the ledger).
+    function setRoleListener(IRoleListener listener) external onlyRegistrar {
+        roleListener = listener;
+        emit RoleListenerSet(address(listener));
+    }
+
+    // ---------------------------------------------------------------------- views
+
+    /// @inheritdoc IParticipantRegistry
+    function hasRoleAt(address account, uint16 role, uint48 time) external view returns (bool) {
+        return role != 0 && _rolesAt(account, time) & role == role;
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function hasAnyRoleAt(address account, uint16 anyOf, uint48 time) external view returns (bool) {
+        return _rolesAt(account, time) & anyOf != 0;
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function rolesAt(address account, uint48 time) external view returns (uint16) {
+        return _rolesAt(account, time);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function participant(address account) external view returns (Participant memory) {
+        return _participants[account];
+    }
+
+    /// @notice Number of role checkpoints recorded for `account` (for auditors).
+    function checkpointCount(address account) external view returns (uint256) {
+        return _effective[account].length();
+    }
+
+    // ------------------------------------------------------------------- internal
+
+    function _rolesAt(address account, uint48 time) private view returns (uint16) {
+        Participant storage p = _participants[account];
+        if (time < p.validFrom || time >= p.validUntil) return 0;
+        return uint16(_effective[account].upperLookupRecent(time));
+    }
+
+    function _admit(address account, bytes32 participantId, uint16 roles, uint48 validFrom, uint48 validUntil)
+        private
+    {
+        if (account == address(0)) revert ZeroAddress();
+        if (_participants[account].validUntil != 0) revert AlreadyRegistered(account);
+        if (roles & ~Roles.ALL != 0) revert InvalidRoles(roles);
+        uint48 nowTs = uint48(block.timestamp);
+        if (validFrom < nowTs) validFrom = nowTs;
+        if (validUntil <= validFrom) revert InvalidWindow(validFrom, validUntil);
+        Participant storage p = _participants[account];
+        p.participantId = participantId;
+        p.roles = roles;
+        p.validFrom = validFrom;
+        p.validUntil = validUntil;
+        emit ParticipantAdmitted(account, participantId, roles, validFrom, validUntil);
+        _checkpoint(account, p);
+    }
+
+    /// @dev Records the effective roles of `account` from now on and tells the listener.
+    function _checkpoint(address account, Participant storage p) private {
+        uint16 effective = (p.suspended || p.retired) ? 0 : p.roles;
+        uint48 nowTs = uint48(block.timestamp);
+        _effective[account].push(nowTs, effective);
+        emit EffectiveRolesChanged(account, effective, nowTs, p.validFrom, p.validUntil);
+        IRoleListener listener = roleListener;
+        if (address(listener) != address(0)) {
+            listener.onEffectiveRolesChanged(account, effective, p.validFrom, p.validUntil);
+        }
+    }
+
+    function _live(address account) private view returns (Participant storage p) {
+        p = _participants[account];
+        if (p.validUntil == 0) revert UnknownParticipant(account);
+        if (p.retired) revert KeyRetired(account);
+    }
+
+    function _requireRegistrar() private view {
+        if (_rolesAt(msg.sender, uint48(block.timestamp)) & Roles.REGISTRAR == 0) revert NotRegistrar(msg.sender);
+    }
+}

@@ -1,0 +1,187 @@
+const { expect } = require("chai");
+const { ethers, network } = require("hardhat");
+const { loadFixture } = require("@nomicfoundation/hardhat-network-helpers");
+const { Roles, deployAll, latestTime } = require("./helpers");
+
+async function advance(seconds) {
+  await network.provider.send("evm_increaseTime", [seconds]);
+  await network.provider.send("evm_mine");
+}
+
+describe("ParticipantRegistry", function () {
+  it("admits the initial registrar and answers role questions at a time", async function () {
+    const { registry, registrar, maker } = await loadFixture(deployAll);
+    const now = await latestTime();
+    expect(await registry.hasRoleAt(registrar.address, Roles.REGISTRAR, now)).to.equal(true);
+    expect(await registry.hasRoleAt(maker.address, Roles.MANUFACTURER, now)).to.equal(true);
+    expect(await registry.hasRoleAt(maker.address, Roles.EXPORTER, now)).to.equal(false);
+    expect(await registry.hasRoleAt(maker.address, 0, now)).to.equal(false);
+    expect(await registry.hasAnyRoleAt(maker.address, Roles.EXPORTER | Roles.MANUFACTURER, now)).to.equal(true);
+    expect(await registry.rolesAt(maker.address, now)).to.equal(Roles.MANUFACTURER);
+    const p = await registry.participant(maker.address);
+    expect(p.participantId).to.equal(ethers.id("maker"));
+    expect(await registry.checkpointCount(maker.address)).to.equal(1n);
+  });
+
+  it("never answers yes before admission (no backdating)", async function () {
+    const { registry, outsider, forever } = await loadFixture(deployAll);
+    const before = await latestTime();
+    await advance(10);
+    await expect(registry.admit(outsider.address, ethers.id("o"), Roles.CARRIER, before - 1000, forever)).to.emit(
+      registry,
+      "ParticipantAdmitted",
+    );
+    expect(await registry.hasRoleAt(outsider.address, Roles.CARRIER, before)).to.equal(false);
+    expect(await registry.hasRoleAt(outsider.address, Roles.CARRIER, await latestTime())).to.equal(true);
+  });
+
+  it("rejects admission by a non-registrar, twice, of zero, with bad roles or an empty window", async function () {
+    const { registry, maker, outsider, forever } = await loadFixture(deployAll);
+    await expect(registry.connect(maker).admit(outsider.address, ethers.id("x"), Roles.CARRIER, 0, forever))
+      .to.be.revertedWithCustomError(registry, "NotRegistrar")
+      .withArgs(maker.address);
+    await expect(registry.admit(maker.address, ethers.id("x"), Roles.CARRIER, 0, forever))
+      .to.be.revertedWithCustomError(registry, "AlreadyRegistered")
+      .withArgs(maker.address);
+    await expect(registry.admit(ethers.ZeroAddress, ethers.id("x"), Roles.CARRIER, 0, forever)).to.be.revertedWithCustomError(
+      registry,
+      "ZeroAddress",
+    );
+    await expect(registry.admit(outsider.address, ethers.id("x"), 1 << 12, 0, forever))
+      .to.be.revertedWithCustomError(registry, "InvalidRoles")
+      .withArgs(1 << 12);
+    await expect(registry.admit(outsider.address, ethers.id("x"), Roles.CARRIER, 0, 1)).to.be.revertedWithCustomError(
+      registry,
+      "InvalidWindow",
+    );
+  });
+
+  it("grants and revokes roles from now on, keeping history", async function () {
+    const { registry, maker, outsider } = await loadFixture(deployAll);
+    const t0 = await latestTime();
+    await advance(5);
+    await expect(registry.grantRoles(maker.address, Roles.EXPORTER))
+      .to.emit(registry, "RolesGranted")
+      .withArgs(maker.address, Roles.EXPORTER, Roles.MANUFACTURER | Roles.EXPORTER);
+    const t1 = await latestTime();
+    await advance(5);
+    await expect(registry.revokeRoles(maker.address, Roles.MANUFACTURER))
+      .to.emit(registry, "RolesRevoked")
+      .withArgs(maker.address, Roles.MANUFACTURER, Roles.EXPORTER);
+    const t2 = await latestTime();
+    expect(await registry.rolesAt(maker.address, t0)).to.equal(Roles.MANUFACTURER);
+    expect(await registry.rolesAt(maker.address, t1)).to.equal(Roles.MANUFACTURER | Roles.EXPORTER);
+    expect(await registry.rolesAt(maker.address, t2)).to.equal(Roles.EXPORTER);
+    await expect(registry.grantRoles(maker.address, 0)).to.be.revertedWithCustomError(registry, "InvalidRoles");
+    await expect(registry.revokeRoles(maker.address, 1 << 15)).to.be.revertedWithCustomError(registry, "InvalidRoles");
+    await expect(registry.grantRoles(outsider.address, Roles.CARRIER))
+      .to.be.revertedWithCustomError(registry, "UnknownParticipant")
+      .withArgs(outsider.address);
+    await expect(registry.connect(maker).grantRoles(maker.address, Roles.CARRIER)).to.be.revertedWithCustomError(
+      registry,
+      "NotRegistrar",
+    );
+    await expect(registry.connect(maker).revokeRoles(maker.address, Roles.EXPORTER)).to.be.revertedWithCustomError(
+      registry,
+      "NotRegistrar",
+    );
+  });
+
+  it("suspends and reinstates without rewriting the past", async function () {
+    const { registry, maker } = await loadFixture(deployAll);
+    const before = await latestTime();
+    await advance(5);
+    await expect(registry.suspend(maker.address, ethers.id("fraud")))
+      .to.emit(registry, "ParticipantSuspended")
+      .withArgs(maker.address, ethers.id("fraud"));
+    const during = await latestTime();
+    await expect(registry.suspend(maker.address, ethers.ZeroHash))
+      .to.be.revertedWithCustomError(registry, "SuspensionUnchanged")
+      .withArgs(maker.address, true);
+    await advance(5);
+    await expect(registry.reinstate(maker.address)).to.emit(registry, "ParticipantReinstated").withArgs(maker.address);
+    const after = await latestTime();
+    expect(await registry.hasRoleAt(maker.address, Roles.MANUFACTURER, before)).to.equal(true);
+    expect(await registry.hasRoleAt(maker.address, Roles.MANUFACTURER, during)).to.equal(false);
+    expect(await registry.hasRoleAt(maker.address, Roles.MANUFACTURER, after)).to.equal(true);
+    await expect(registry.reinstate(maker.address))
+      .to.be.revertedWithCustomError(registry, "SuspensionUnchanged")
+      .withArgs(maker.address, false);
+    await expect(registry.connect(maker).suspend(maker.address, ethers.ZeroHash)).to.be.revertedWithCustomError(
+      registry,
+      "NotRegistrar",
+    );
+    await expect(registry.connect(maker).reinstate(maker.address)).to.be.revertedWithCustomError(registry, "NotRegistrar");
+  });
+
+  it("ends validity windows only into the future", async function () {
+    const { registry, maker } = await loadFixture(deployAll);
+    const now = await latestTime();
+    await expect(registry.setValidUntil(maker.address, now + 100)).to.emit(registry, "ValidityChanged");
+    await expect(registry.setValidUntil(maker.address, now - 100)).to.be.revertedWithCustomError(registry, "InvalidWindow");
+    await advance(200);
+    expect(await registry.hasRoleAt(maker.address, Roles.MANUFACTURER, await latestTime())).to.equal(false);
+    expect(await registry.hasRoleAt(maker.address, Roles.MANUFACTURER, now + 50)).to.equal(true);
+    // An ended window cannot be revived: signatures made while invalid stay invalid.
+    await expect(registry.setValidUntil(maker.address, now + 10000)).to.be.revertedWithCustomError(
+      registry,
+      "InvalidWindow",
+    );
+    await expect(registry.connect(maker).setValidUntil(maker.address, now + 10000)).to.be.revertedWithCustomError(
+      registry,
+      "NotRegistrar",
+    );
+  });
+
+  it("rotates a key: the new key takes over, the old one keeps its past", async function () {
+    const { registry, maker, outsider, carrier } = await loadFixture(deployAll);
+    const beforeRotation = await latestTime();
+    await advance(5);
+    await expect(registry.connect(maker).rotateKey(maker.address, outsider.address))
+      .to.emit(registry, "KeyRotated")
+      .withArgs(maker.address, outsider.address, ethers.id("maker"), (at) => at > BigInt(beforeRotation));
+    const afterRotation = await latestTime();
+    expect(await registry.hasRoleAt(maker.address, Roles.MANUFACTURER, beforeRotation)).to.equal(true);
+    expect(await registry.hasRoleAt(maker.address, Roles.MANUFACTURER, afterRotation)).to.equal(false);
+    expect(await registry.hasRoleAt(outsider.address, Roles.MANUFACTURER, afterRotation)).to.equal(true);
+    expect(await registry.hasRoleAt(outsider.address, Roles.MANUFACTURER, beforeRotation)).to.equal(false);
+    const old = await registry.participant(maker.address);
+    expect(old.retired).to.equal(true);
+    expect(old.successor).to.equal(outsider.address);
+    expect((await registry.participant(outsider.address)).participantId).to.equal(ethers.id("maker"));
+    await expect(registry.grantRoles(maker.address, Roles.CARRIER))
+      .to.be.revertedWithCustomError(registry, "KeyRetired")
+      .withArgs(maker.address);
+    await expect(registry.connect(carrier).rotateKey(outsider.address, carrier.address))
+      .to.be.revertedWithCustomError(registry, "NotRegistrar")
+      .withArgs(carrier.address);
+  });
+
+  it("lets the registrar rotate a suspended key, which stays suspended", async function () {
+    const { registry, maker, outsider } = await loadFixture(deployAll);
+    await registry.suspend(maker.address, ethers.id("leak"));
+    await expect(registry.connect(maker).rotateKey(maker.address, outsider.address))
+      .to.be.revertedWithCustomError(registry, "NotAllowedToRotate")
+      .withArgs(maker.address, maker.address);
+    await registry.rotateKey(maker.address, outsider.address);
+    expect((await registry.participant(outsider.address)).suspended).to.equal(true);
+    expect(await registry.rolesAt(outsider.address, await latestTime())).to.equal(0);
+  });
+
+  it("emits one EffectiveRolesChanged per change, enough to replay history", async function () {
+    const { registry, maker } = await loadFixture(deployAll);
+    await expect(registry.suspend(maker.address, ethers.ZeroHash))
+      .to.emit(registry, "EffectiveRolesChanged")
+      .withArgs(maker.address, 0, (since) => since > 0n, (v) => v > 0n, 2n ** 48n - 1n);
+  });
+
+  it("only a registrar sets the role listener", async function () {
+    const { registry, maker, ledger } = await loadFixture(deployAll);
+    await expect(registry.connect(maker).setRoleListener(await ledger.getAddress())).to.be.revertedWithCustomError(
+      registry,
+      "NotRegistrar",
+    );
+    await expect(registry.setRoleListener(ethers.ZeroAddress)).to.emit(registry, "RoleListenerSet");
+    expect(await registry.roleListener()).to.equal(ethers.ZeroAddress);
+  });
+});
