@@ -1,0 +1,1 @@
+"""Talking to the chain: the local node, deployment, and contract access."""

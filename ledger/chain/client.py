@@ -1,0 +1,175 @@
+"""Contract access over JSON-RPC: connect, send signed transactions, decode reverts.
+
+Transactions are signed locally (the node never holds keys). A revert is raised as
+`ChainRevert` carrying the decoded custom error (`WrongPredecessor(index, expected,
+given)`), so callers and users see the contract's facts, not raw bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.types import TxReceipt
+
+from ledger.contracts import CONTRACT_NAMES, load_artifact
+
+from .manifest import Manifest
+
+
+class ChainUnavailable(Exception):
+    """The RPC endpoint could not be reached or did not answer."""
+
+
+class ChainRevert(Exception):
+    """A contract call reverted; `error` is the custom error name, `args` its values."""
+
+    def __init__(self, error: str, args: tuple[Any, ...], raw: str = "") -> None:
+        self.error = error
+        self.args_ = args
+        self.raw = raw
+        super().__init__(f"{error}{args}" if args else error)
+
+
+@cache
+def _error_table() -> dict[bytes, tuple[str, list[str]]]:
+    table: dict[bytes, tuple[str, list[str]]] = {}
+    for name in CONTRACT_NAMES:
+        for entry in load_artifact(name)["abi"]:
+            if entry["type"] != "error":
+                continue
+            types = [i["type"] for i in entry["inputs"]]
+            selector = function_signature_to_4byte_selector(f"{entry['name']}({','.join(types)})")
+            table[selector] = (entry["name"], types)
+    return table
+
+
+def decode_revert(data: str | bytes | None) -> ChainRevert:
+    """Turn revert data into a `ChainRevert` naming the contract's custom error."""
+    if isinstance(data, str):
+        raw = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else b""
+    else:
+        raw = data or b""
+    if len(raw) >= 4 and raw[:4] in _error_table():
+        name, types = _error_table()[raw[:4]]
+        try:
+            values = abi_decode(types, raw[4:])
+        except Exception:
+            values = ()
+        shown = tuple("0x" + v.hex() if isinstance(v, bytes) else v for v in values)
+        return ChainRevert(name, shown, "0x" + raw.hex())
+    return ChainRevert("Reverted", (), "0x" + raw.hex())
+
+
+def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
+    """A Web3 connection to `rpc_url`; raises `ChainUnavailable` if it does not answer."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - probe
+    except Exception as exc:
+        raise ChainUnavailable(f"no answer from {rpc_url}: {exc}") from exc
+    return w3
+
+
+def contract_at(w3: Web3, name: str, address: str) -> Contract:
+    """A web3 contract object for the shipped ABI of `name` at `address`."""
+    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact(name)["abi"])
+
+
+def send_transaction(
+    w3: Web3,
+    account: LocalAccount,
+    tx: dict[str, Any],
+    *,
+    wait: bool = True,
+    timeout: float = 60.0,
+) -> TxReceipt | bytes:
+    """Sign `tx` with `account`, send it, and (by default) wait for its receipt.
+
+    Gas is estimated first, so a call that would revert raises `ChainRevert` before
+    anything is sent. Returns the receipt, or the transaction hash with `wait=False`.
+    """
+    tx = dict(tx)
+    tx.setdefault("from", account.address)
+    tx.setdefault("chainId", w3.eth.chain_id)
+    tx.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
+    try:
+        if "gas" not in tx:
+            tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 10_000  # type: ignore[arg-type]
+    except ContractCustomError as exc:
+        raise decode_revert(exc.data if isinstance(exc.data, str) else None) from exc
+    except ContractLogicError as exc:
+        raise decode_revert(exc.data if isinstance(exc.data, str) else None) from exc
+    if "maxFeePerGas" not in tx and "gasPrice" not in tx:
+        base = w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
+        tip = w3.to_wei(1, "gwei")
+        tx["maxPriorityFeePerGas"] = tip
+        tx["maxFeePerGas"] = 2 * int(base) + tip
+    signed = account.sign_transaction(tx)
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    if not wait:
+        return bytes(tx_hash)
+    try:
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05)
+    except TimeExhausted as exc:
+        raise ChainUnavailable(f"transaction {tx_hash.hex()} not mined within {timeout}s") from exc
+    if receipt["status"] != 1:
+        raise ChainRevert("Reverted", (), "")
+    return receipt
+
+
+def call_and_send(w3: Web3, account: LocalAccount, fn: Any, **tx: Any) -> TxReceipt:
+    """Build a transaction for contract function call `fn`, send it, return the receipt."""
+    built = fn.build_transaction({"from": account.address, "gas": 0, **tx})
+    built.pop("gas", None)
+    receipt = send_transaction(w3, account, built)
+    assert not isinstance(receipt, bytes)
+    return receipt
+
+
+@dataclass
+class Deployment:
+    """Web3 handles for a deployed registry and ledger, described by its manifest."""
+
+    w3: Web3
+    manifest: Manifest
+
+    @property
+    def registry(self) -> Contract:
+        return contract_at(self.w3, "ParticipantRegistry", self.manifest.registry)
+
+    @property
+    def ledger(self) -> Contract:
+        return contract_at(self.w3, "ProvenanceLedger", self.manifest.ledger)
+
+    def check_chain(self) -> None:
+        """Raise if the connected chain is not the manifest's, or the ledger is absent."""
+        chain_id = self.w3.eth.chain_id
+        if chain_id != self.manifest.chain_id:
+            raise ChainUnavailable(f"connected to chain {chain_id}, manifest is for chain {self.manifest.chain_id}")
+        if not self.w3.eth.get_code(Web3.to_checksum_address(self.manifest.ledger)):
+            raise ChainUnavailable(f"no ledger contract at {self.manifest.ledger} on chain {chain_id}")
+
+    def now(self) -> int:
+        """Timestamp of the latest block (the chain's clock)."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+
+def wait_for_rpc(rpc_url: str, timeout: float = 30.0) -> Web3:
+    """Connect to `rpc_url`, retrying until it answers or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect(rpc_url)
+        except ChainUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install everything the project needs, from the lock files, into ./node_modules and
+# ./.venv. Idempotent and quick when nothing changed (a stamp records what was installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+npm_stamp=$(stamp_of package.json package-lock.json)
+if [ ! -f node_modules/.install-stamp ] || [ "$(cat node_modules/.install-stamp)" != "$npm_stamp" ]; then
+  echo "==> npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$npm_stamp" > node_modules/.install-stamp
+fi
+
+py_stamp=$(stamp_of pyproject.toml requirements.lock)
+if [ ! -f .venv/.install-stamp ] || [ "$(cat .venv/.install-stamp)" != "$py_stamp" ]; then
+  echo "==> python venv (.venv)"
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+  echo "$py_stamp" > .venv/.install-stamp
+fi

@@ -1,0 +1,83 @@
+"""The `provenance` command brings up the embedded chain and deploys (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ledger.chain.anvil import AnvilNode, free_port
+from ledger.chain.client import Deployment, connect
+from ledger.chain.manifest import Manifest
+
+from .conftest import REPO
+
+PROVENANCE = [sys.executable, "-m", "ledger.cli"]
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "PROVENANCE_HOME": str(home), **extra}
+
+
+def test_up_deploys_once_and_prints_a_manifest_that_answers(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(tmp_path, PROVENANCE_ANVIL_PORT=str(port))
+    proc = subprocess.Popen(
+        [*PROVENANCE, "up"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        manifest_path = tmp_path / "deployment.json"
+        while not manifest_path.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.3)
+        manifest = Manifest.load(manifest_path)
+        w3 = connect(f"http://127.0.0.1:{port}")
+        Deployment(w3, manifest).check_chain()
+        assert Deployment(w3, manifest).ledger.functions.isAnchorer(manifest.anchorer).call()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert manifest.ledger in out
+    # A second start reuses the chain state and the deployment instead of redeploying.
+    again = subprocess.run(
+        [*PROVENANCE, "up", "--exit-after-deploy"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    assert Manifest.load(manifest_path) == manifest
+
+
+def test_deploy_command_targets_any_rpc_url(anvil: AnvilNode, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    result = subprocess.run(
+        [*PROVENANCE, "deploy", "--rpc-url", anvil.rpc_url, "--out", str(out), "--json"],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed == json.loads(out.read_text())
+    Deployment(connect(anvil.rpc_url), Manifest.load(out)).check_chain()
+
+
+def test_deploy_to_an_unreachable_node_fails_with_exit_code_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*PROVENANCE, "deploy", "--rpc-url", f"http://127.0.0.1:{free_port()}"],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no answer" in result.stderr
