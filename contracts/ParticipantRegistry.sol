@@ -39,9 +39,17 @@ contract ParticipantRegistry is IParticipantRegistry {
     /// @notice `newKey` took over from `oldKey`; signatures by `oldKey` before `at` stay valid.
     event KeyRotated(address indexed oldKey, address indexed newKey, bytes32 indexed participantId, uint48 at);
     /// @notice The effective roles of `account` are `roles` from unix time `since` on
-    /// (zero while suspended or after rotation). Replaying these rebuilds {rolesAt}.
+    /// (zero while suspended or after rotation; `granted` is what the registrar granted).
+    /// Replaying these events alone rebuilds {rolesAt} and tells why a key had no role.
     event EffectiveRolesChanged(
-        address indexed account, uint16 roles, uint48 since, uint48 validFrom, uint48 validUntil
+        address indexed account,
+        uint16 roles,
+        uint16 granted,
+        bool suspended,
+        bool retired,
+        uint48 since,
+        uint48 validFrom,
+        uint48 validUntil
     );
     /// @notice The role listener was set.
     event RoleListenerSet(address indexed listener);
@@ -224,7 +232,7 @@ contract ParticipantRegistry is IParticipantRegistry {
         uint16 effective = (p.suspended || p.retired) ? 0 : p.roles;
         uint48 nowTs = uint48(block.timestamp);
         _effective[account].push(nowTs, effective);
-        emit EffectiveRolesChanged(account, effective, nowTs, p.validFrom, p.validUntil);
+        emit EffectiveRolesChanged(account, effective, p.roles, p.suspended, p.retired, nowTs, p.validFrom, p.validUntil);
         IRoleListener listener = roleListener;
         if (address(listener) != address(0)) {
             listener.onEffectiveRolesChanged(account, effective, p.validFrom, p.validUntil);

@@ -172,7 +172,7 @@ describe("ParticipantRegistry", function () {
     const { registry, maker } = await loadFixture(deployAll);
     await expect(registry.suspend(maker.address, ethers.ZeroHash))
       .to.emit(registry, "EffectiveRolesChanged")
-      .withArgs(maker.address, 0, (since) => since > 0n, (v) => v > 0n, 2n ** 48n - 1n);
+      .withArgs(maker.address, 0, Roles.MANUFACTURER, true, false, (since) => since > 0n, (v) => v > 0n, 2n ** 48n - 1n);
   });
 
   it("only a registrar sets the role listener", async function () {

@@ -1,0 +1,35 @@
+"""keccak-256, from the fastest backend available (one place that picks it)."""
+
+from __future__ import annotations
+
+try:  # libkeccak through safe-pysha3: ~25x faster than pycryptodome per small hash
+    from sha3 import keccak_256 as _keccak_256
+
+    def keccak(data: bytes) -> bytes:
+        """keccak-256 of `data` (Ethereum's hash, not NIST SHA3-256)."""
+        return _keccak_256(data).digest()
+
+except ImportError:  # pragma: no cover - a slower but correct fallback
+    from eth_hash.auto import keccak as _eth_keccak
+
+    def keccak(data: bytes) -> bytes:
+        """keccak-256 of `data` (Ethereum's hash, not NIST SHA3-256)."""
+        return _eth_keccak(data)
+
+
+def hex32(data: bytes) -> str:
+    """`0x`-prefixed lowercase hex of 32 bytes."""
+    return "0x" + data.hex()
+
+
+def parse_hex(value: object, length: int, field: str) -> bytes:
+    """Bytes from a `0x`-prefixed hex string of exactly `length` bytes, or ValueError naming `field`."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ValueError(f"{field}: expected 0x-prefixed hex of {length} bytes")
+    body = value[2:]
+    if len(body) != 2 * length:
+        raise ValueError(f"{field}: expected {length} bytes, got {len(body) / 2:g}")
+    try:
+        return bytes.fromhex(body)
+    except ValueError:
+        raise ValueError(f"{field}: not hexadecimal") from None

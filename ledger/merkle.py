@@ -1,0 +1,82 @@
+"""Merkle trees of attestation UIDs, compatible with `@openzeppelin/merkle-tree`.
+
+Reproduces `StandardMerkleTree.of(uids.map(u => [u]), ["bytes32"])` exactly (default
+options: leaves sorted): the same root, the same proofs, so proofs made here verify
+with that library and with the ledger contract's `verifyInclusion`, and the other way
+round. `tests/test_merkle.py` compares both on random trees.
+
+Layout (as in the library): leaves are double-hashed
+`keccak256(keccak256(abi.encode(uid)))`, sorted, and stored at the end of an array of
+2n-1 nodes in reverse order; node i is the hash of its children 2i+1 and 2i+2, each
+pair hashed in sorted order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .hashing import keccak
+
+
+def leaf_hash(uid: bytes) -> bytes:
+    """The leaf of `uid` (leaf type bytes32: abi.encode(uid) is uid itself)."""
+    return keccak(keccak(uid))
+
+
+def hash_pair(a: bytes, b: bytes) -> bytes:
+    return keccak(a + b) if a < b else keccak(b + a)
+
+
+@dataclass(frozen=True)
+class MerkleTree:
+    """A tree over `uids`; `root`, `proof(uid)` and `verify` as in the JS library."""
+
+    nodes: tuple[bytes, ...]
+    positions: dict[bytes, int]  # uid -> index in `nodes`
+
+    @classmethod
+    def of(cls, uids: Sequence[bytes]) -> MerkleTree:
+        if not uids:
+            raise ValueError("a Merkle tree needs at least one leaf")
+        if len(set(uids)) != len(uids):
+            raise ValueError("duplicate UID in a Merkle tree")
+        hashed = sorted((leaf_hash(u), u) for u in uids)
+        n = len(hashed)
+        nodes: list[bytes] = [b""] * (2 * n - 1)
+        positions: dict[bytes, int] = {}
+        for i, (leaf, uid) in enumerate(hashed):
+            index = len(nodes) - 1 - i
+            nodes[index] = leaf
+            positions[uid] = index
+        for i in range(len(nodes) - 1 - n, -1, -1):
+            nodes[i] = hash_pair(nodes[2 * i + 1], nodes[2 * i + 2])
+        return cls(tuple(nodes), positions)
+
+    @property
+    def root(self) -> bytes:
+        return self.nodes[0]
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def proof(self, uid: bytes) -> list[bytes]:
+        """Sibling hashes from the leaf of `uid` up to the root."""
+        try:
+            index = self.positions[uid]
+        except KeyError:
+            raise KeyError(f"UID 0x{uid.hex()} is not in this tree") from None
+        proof: list[bytes] = []
+        while index > 0:
+            sibling = index - 1 if index % 2 == 0 else index + 1
+            proof.append(self.nodes[sibling])
+            index = (index - 1) // 2
+        return proof
+
+
+def verify_proof(root: bytes, uid: bytes, proof: Sequence[bytes]) -> bool:
+    """True when `proof` links the leaf of `uid` to `root`."""
+    node = leaf_hash(uid)
+    for sibling in proof:
+        node = hash_pair(node, sibling)
+    return node == root

@@ -1,0 +1,84 @@
+"""Payload commitments: disclose some fields, anyone checks them against the signature."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.payload import Disclosure, commit, field_hash, payload_hash
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=10,
+)
+field_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(field_names, json_values, min_size=1, max_size=8), st.data())
+def test_any_subset_of_disclosed_fields_checks_against_the_commitment(fields: dict, data: st.DataObject) -> None:
+    commitment = commit(fields)
+    shown = data.draw(st.sets(st.sampled_from(sorted(fields))))
+    disclosure = commitment.disclosure.restricted_to(shown)
+    assert disclosure.problems(commitment.payload_hash) == []
+    # Round trip through the wire format keeps it checkable.
+    again = Disclosure.from_json(disclosure.to_json())
+    assert again.problems(commitment.payload_hash) == []
+    assert set(again.fields) == shown
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(field_names, json_values, min_size=1, max_size=6), st.data())
+def test_a_changed_value_is_detected(fields: dict, data: st.DataObject) -> None:
+    commitment = commit(fields)
+    name = data.draw(st.sampled_from(sorted(fields)))
+    new_value = data.draw(json_values.filter(lambda v: v != fields[name]))
+    wire = commitment.disclosure.to_json()
+    wire["fields"][name]["value"] = new_value
+    problems = Disclosure.from_json(wire).problems(commitment.payload_hash)
+    assert problems == [f"field {name!r} does not match its committed hash"]
+
+
+def test_key_order_and_number_spelling_do_not_change_the_commitment() -> None:
+    salt = b"\x07" * 32
+    assert field_hash("x", {"a": 1, "b": [1, 2]}, salt) == field_hash("x", {"b": [1, 2], "a": 1}, salt)
+    assert field_hash("q", 1.0, salt) == field_hash("q", 1, salt)
+
+
+def test_a_removed_field_hash_breaks_the_payload_hash() -> None:
+    commitment = commit({"lot": "LOT-1", "quantity": 100, "price": 12})
+    hashes = commitment.disclosure.field_hashes
+    assert payload_hash(hashes[:-1]) != commitment.payload_hash
+    assert payload_hash(tuple(reversed(hashes))) == commitment.payload_hash
+
+
+def test_salts_hide_small_value_spaces() -> None:
+    a, b = commit({"country": "DE"}), commit({"country": "DE"})
+    assert a.payload_hash != b.payload_hash
+
+
+@pytest.mark.parametrize(
+    "wire, message",
+    [
+        ({"fieldHashes": []}, "non-empty"),
+        ({"fieldHashes": ["0x12"]}, "32 bytes"),
+        ({"fieldHashes": ["0x" + "00" * 32], "fields": {"bad name": {"value": 1, "salt": "0x" + "00" * 32}}}, "name"),
+        ({"fieldHashes": ["0x" + "00" * 32], "fields": {"a": {"value": 1}}}, "value, salt"),
+        (
+            {"fieldHashes": ["0x" + "00" * 32], "fields": {"a": {"value": float("nan"), "salt": "0x" + "00" * 32}}},
+            "JSON",
+        ),
+        ({"fieldHashes": ["0x" + "00" * 32] * 2}, "duplicate"),
+        ({"fieldHashes": ["0x" + "00" * 32], "extra": 1}, "unexpected"),
+    ],
+)
+def test_malformed_disclosures_are_refused_with_the_reason(wire: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Disclosure.from_json(wire)
+
+
+def test_integers_beyond_json_safe_range_are_refused_not_rounded() -> None:
+    with pytest.raises(ValueError, match="safe integer"):
+        commit({"quantity": 2**53})
