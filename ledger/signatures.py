@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from coincurve import PublicKey
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import to_checksum_address
 
 from .eip712 import Attestation, Domain, attestation_uid
@@ -105,7 +106,7 @@ def sign_attestation(account: LocalAccount, attestation: Attestation, domain: Do
     """
     if to_checksum_address(account.address) != attestation.attester:
         raise ValueError(f"attester is {attestation.attester}, but the key is {account.address}")
-    signed = account.unsafe_sign_hash(attestation_uid(attestation, domain))
+    signed = account.unsafe_sign_hash(Hash32(attestation_uid(attestation, domain)))
     return bytes(signed.signature)
 
 
