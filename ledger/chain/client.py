@@ -62,7 +62,7 @@ def decode_revert(data: str | bytes | None) -> ChainRevert:
         name, types = _error_table()[raw[:4]]
         try:
             values = abi_decode(types, raw[4:])
-        except Exception:
+        except Exception:  # noqa: BLE001 - undecodable arguments still name the error
             values = ()
         shown = tuple("0x" + v.hex() if isinstance(v, bytes) else v for v in values)
         return ChainRevert(name, shown, "0x" + raw.hex())
