@@ -103,7 +103,10 @@ def send_transaction(
     tx.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
     try:
         if "gas" not in tx:
-            tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 10_000  # type: ignore[arg-type]
+            # Headroom: nodes estimate against the latest block's timestamp, and a registry
+            # change in a new second writes a fresh checkpoint slot (+22,100 gas) the
+            # estimate did not see. Unused gas is not charged.
+            tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 40_000  # type: ignore[arg-type]
     except ContractCustomError as exc:
         raise decode_revert(exc.data if isinstance(exc.data, str) else None) from exc
     except ContractLogicError as exc:

@@ -1,0 +1,359 @@
+"""The anchoring worker: acknowledged attestations -> Merkle batches -> roots on chain.
+
+Exactly once, nothing lost:
+- sealing assigns unbatched attestations to a new batch and fixes its chain index,
+  root and predecessor in one database transaction;
+- before a transaction is broadcast, its hash is committed; after a crash the worker
+  looks the batch up on chain and either finds it anchored or sends it again;
+- the ledger contract accepts one root per index, so a batch re-sent after a drop, a
+  reorganisation or a crash can never be anchored twice;
+- a batch counts as anchored only after `confirmations` blocks, and only while the
+  block that holds it is still canonical; if it vanishes, the batch is sent again;
+- only the holder of the database lease anchors, so several processes may run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+
+from .chain.client import Deployment, decode_revert
+from .hashing import hex32, parse_hex
+from .merkle import MerkleTree
+from .store.models import AttestationRow, BatchRow, WorkerLeaseRow
+
+log = logging.getLogger(__name__)
+
+SEALED, SENT, ANCHORED = "sealed", "sent", "anchored"
+ZERO_ROOT = "0x" + "00" * 32
+LEASE_NAME = "anchoring"
+
+
+@dataclass
+class StepReport:
+    """What one worker step did."""
+
+    leader: bool = False
+    sealed: int = 0
+    sent: int = 0
+    anchored: int = 0
+    resent: int = 0
+
+
+def acquire_lease(sessions: sessionmaker[Session], name: str, holder: str, seconds: float, now: float) -> bool:
+    """Take or renew the lease `name` for `holder`; True when held. Atomic on SQLite and
+    PostgreSQL: one conditional UPDATE, or one INSERT that only one process can win."""
+    with sessions.begin() as session:
+        taken = session.execute(
+            update(WorkerLeaseRow)
+            .where(WorkerLeaseRow.name == name)
+            .where((WorkerLeaseRow.holder == holder) | (WorkerLeaseRow.expires_at < now))
+            .values(holder=holder, expires_at=now + seconds)
+        )
+        if taken.rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        if session.get(WorkerLeaseRow, name) is not None:
+            return False
+    try:
+        with sessions.begin() as session:
+            session.add(WorkerLeaseRow(name=name, holder=holder, expires_at=now + seconds))
+        return True
+    except IntegrityError:
+        return False
+
+
+def release_lease(sessions: sessionmaker[Session], name: str, holder: str) -> None:
+    with sessions.begin() as session:
+        session.execute(
+            update(WorkerLeaseRow)
+            .where(WorkerLeaseRow.name == name, WorkerLeaseRow.holder == holder)
+            .values(expires_at=0.0)
+        )
+
+
+@dataclass
+class AnchoringWorker:
+    """Anchors batches for one deployment with `account` (which holds the anchorer role)."""
+
+    deployment: Deployment
+    sessions: sessionmaker[Session]
+    account: LocalAccount
+    confirmations: int = 2
+    max_batch: int = 4096
+    max_age: float = 5.0
+    resend_after: float = 30.0
+    lease_seconds: float = 15.0
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    clock: Callable[[], float] = time.time
+    # Test hook: called with a step name ("sealed", "persisted", "broadcast", ...) so
+    # tests can crash the worker at exactly that point.
+    checkpoint: Callable[[str], None] = lambda _point: None
+
+    # ------------------------------------------------------------------ the loop
+
+    def step(self) -> StepReport:
+        """One pass: take the lease, seal what is due, advance every open batch."""
+        report = StepReport()
+        if not acquire_lease(self.sessions, LEASE_NAME, self.holder, self.lease_seconds, self.clock()):
+            return report
+        report.leader = True
+        while self._seal_one():
+            report.sealed += 1
+        self._advance(report)
+        return report
+
+    def run(self, stop: threading.Event, *, interval: float = 0.5, max_backoff: float = 30.0) -> None:
+        """Step until `stop` is set; back off exponentially while the chain or database fails."""
+        backoff = interval
+        while not stop.is_set():
+            try:
+                self.step()
+                backoff = interval
+            except Exception as exc:  # noqa: BLE001 - outages must not kill the worker
+                log.warning("anchoring step failed (retrying in %.1fs): %s", backoff, exc)
+                backoff = min(max_backoff, backoff * 2)
+            stop.wait(backoff)
+        release_lease(self.sessions, LEASE_NAME, self.holder)
+
+    def drain(self, timeout: float = 60.0, *, mine: Callable[[], None] | None = None) -> None:
+        """Step until nothing is left unanchored (for tests and the demo); `mine` can
+        produce blocks on a chain that only mines on demand."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.step()
+            if not self.pending_work():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("attestations still unanchored after drain timeout")
+            if mine is not None:
+                mine()
+            time.sleep(0.05)
+
+    def pending_work(self) -> bool:
+        with self.sessions() as session:
+            unbatched = session.scalar(
+                select(AttestationRow.id)
+                .where(AttestationRow.batch_id.is_(None), AttestationRow.direct_tx.is_(None))
+                .limit(1)
+            )
+            open_batch = session.scalar(select(BatchRow.id).where(BatchRow.status != ANCHORED).limit(1))
+        return unbatched is not None or open_batch is not None
+
+    # --------------------------------------------------------------------- sealing
+
+    def _seal_one(self) -> bool:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            rows = session.execute(
+                select(AttestationRow.id, AttestationRow.uid, AttestationRow.received_at)
+                .where(AttestationRow.batch_id.is_(None), AttestationRow.direct_tx.is_(None))
+                .order_by(AttestationRow.id)
+                .limit(self.max_batch)
+            ).all()
+            if not rows:
+                return False
+            if len(rows) < self.max_batch and now - min(r.received_at for r in rows) < self.max_age:
+                return False
+            last = session.scalars(select(BatchRow).order_by(BatchRow.chain_index.desc()).limit(1)).first()
+            if last is not None:
+                index, previous = last.chain_index + 1, last.root
+            else:
+                index, previous = self._chain_tip()
+            tree = MerkleTree.of([parse_hex(r.uid, 32, "uid") for r in rows])
+            batch = BatchRow(
+                chain_index=index,
+                root=hex32(tree.root),
+                previous_root=previous,
+                count=len(rows),
+                status=SEALED,
+                attempts=0,
+                sealed_at=now,
+            )
+            session.add(batch)
+            session.flush()
+            session.execute(
+                update(AttestationRow).where(AttestationRow.id.in_([r.id for r in rows])).values(batch_id=batch.id)
+            )
+        log.info("sealed batch %d: %d attestations, root %s", index, len(rows), batch.root)
+        self.checkpoint("sealed")
+        return True
+
+    def _chain_tip(self) -> tuple[int, str]:
+        """Next free batch index on chain and the root before it (binary search on views)."""
+        ledger = self.deployment.ledger
+
+        def root(i: int) -> bytes:
+            return bytes(ledger.functions.batchRoot(i).call())
+
+        if root(0) == bytes(32):
+            return 0, ZERO_ROOT
+        high = 1
+        while root(high) != bytes(32):
+            high *= 2
+        low = high // 2  # root(low) set, root(high) empty
+        while high - low > 1:
+            mid = (low + high) // 2
+            if root(mid) != bytes(32):
+                low = mid
+            else:
+                high = mid
+        return high, hex32(root(low))
+
+    # ------------------------------------------------------------------- advancing
+
+    def _advance(self, report: StepReport) -> None:
+        with self.sessions() as session:
+            open_batches = session.scalars(
+                select(BatchRow).where(BatchRow.status != ANCHORED).order_by(BatchRow.chain_index)
+            ).all()
+        for batch in open_batches:
+            if batch.status == SEALED and not self._send(batch, report):
+                return  # the sequence is strict: later batches wait for this one
+            if batch.status == SENT:
+                self._confirm(batch, report)
+                if batch.status != ANCHORED:
+                    return
+
+    def _on_chain_root(self, index: int) -> str:
+        return hex32(bytes(self.deployment.ledger.functions.batchRoot(index).call()))
+
+    def _send(self, batch: BatchRow, report: StepReport) -> bool:
+        on_chain = self._on_chain_root(batch.chain_index)
+        if on_chain == batch.root:
+            self._set(batch, status=SENT, sent_at=self.clock())  # anchored by an earlier attempt
+            return True
+        if on_chain != ZERO_ROOT:
+            self._resequence(batch)
+            return False
+        w3 = self.deployment.w3
+        fn = self.deployment.ledger.functions.anchorBatch(
+            batch.chain_index, bytes.fromhex(batch.root[2:]), bytes.fromhex(batch.previous_root[2:]), batch.count
+        )
+        try:
+            tx: dict[str, Any] = dict(fn.build_transaction({"from": self.account.address}))
+        except (ContractCustomError, ContractLogicError) as exc:
+            revert = decode_revert(exc.data if isinstance(exc.data, str) else None)
+            log.warning("batch %d not sendable now: %s", batch.chain_index, revert)
+            return False
+        tx["nonce"] = w3.eth.get_transaction_count(self.account.address, "pending")
+        tx["gas"] = int(tx.get("gas", 80_000) * 1.2) + 10_000
+        signed = self.account.sign_transaction(tx)
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        # Commit the hash before broadcasting: after a crash we know what we may have sent.
+        self._set(
+            batch,
+            status=SENT,
+            tx_hash=tx_hash,
+            sent_at=self.clock(),
+            attempts=batch.attempts + 1,
+            block_number=None,
+            block_hash=None,
+        )
+        self.checkpoint("persisted")
+        w3.eth.send_raw_transaction(signed.raw_transaction)
+        self.checkpoint("broadcast")
+        report.sent += 1
+        if batch.attempts > 1:
+            report.resent += 1
+        return True
+
+    def _confirm(self, batch: BatchRow, report: StepReport) -> None:
+        w3 = self.deployment.w3
+        receipt = None
+        if batch.tx_hash:
+            try:
+                receipt = w3.eth.get_transaction_receipt(batch.tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                receipt = None
+        if receipt is None or receipt["status"] != 1:
+            located = self._locate_anchor(batch) if self._on_chain_root(batch.chain_index) == batch.root else None
+            if located is None:
+                if receipt is not None or self._dropped(batch):
+                    log.warning(
+                        "batch %d: transaction %s failed or vanished; sending again", batch.chain_index, batch.tx_hash
+                    )
+                    self._set(batch, status=SEALED, block_number=None, block_hash=None)
+                return
+            receipt = located
+        block_number = int(receipt["blockNumber"])
+        block_hash = hex32(bytes(receipt["blockHash"]))
+        if batch.block_hash != block_hash:
+            self._set(
+                batch,
+                block_number=block_number,
+                block_hash=block_hash,
+                tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            )
+            self.checkpoint("included")
+        head = w3.eth.block_number
+        if head - block_number + 1 < self.confirmations:
+            return
+        canonical = hex32(bytes(w3.eth.get_block(block_number)["hash"]))
+        if canonical != block_hash or self._on_chain_root(batch.chain_index) != batch.root:
+            log.warning("batch %d: block %d was reorganised away; checking again", batch.chain_index, block_number)
+            self._set(batch, block_number=None, block_hash=None)
+            return
+        self._set(batch, status=ANCHORED, anchored_at=self.clock())
+        self.checkpoint("anchored")
+        report.anchored += 1
+        log.info("batch %d anchored in block %d (%d attestations)", batch.chain_index, block_number, batch.count)
+
+    def _dropped(self, batch: BatchRow) -> bool:
+        """True when our transaction is neither mined nor known to the node (or is stale)."""
+        if not batch.tx_hash:
+            return True
+        try:
+            self.deployment.w3.eth.get_transaction(batch.tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return True
+        return self.clock() - (batch.sent_at or 0) > self.resend_after
+
+    def _locate_anchor(self, batch: BatchRow) -> Any:
+        """The receipt of the transaction that anchored `batch` (when not ours, or re-sent)."""
+        ledger = self.deployment.ledger
+        logs = ledger.events.BatchAnchored().get_logs(
+            from_block=self.deployment.manifest.deployment_block, argument_filters={"index": batch.chain_index}
+        )
+        for entry in logs:
+            if hex32(bytes(entry["args"]["root"])) == batch.root:
+                return self.deployment.w3.eth.get_transaction_receipt(entry["transactionHash"])
+        return None
+
+    def _resequence(self, conflicting: BatchRow) -> None:
+        """Someone else holds our index on chain: move our unanchored batches after the tip."""
+        index, previous = self._chain_tip()
+        log.error(
+            "batch index %d is taken on chain by another root; resequencing from %d", conflicting.chain_index, index
+        )
+        with self.sessions.begin() as session:
+            pending = session.scalars(
+                select(BatchRow).where(BatchRow.status != ANCHORED).order_by(BatchRow.chain_index)
+            ).all()
+            offset = 10**12  # move out of the way first: chain_index is unique
+            for b in pending:
+                b.chain_index += offset
+            session.flush()
+            for b in pending:
+                b.chain_index, b.previous_root, b.status = index, previous, SEALED
+                b.tx_hash = b.block_hash = None
+                b.block_number = None
+                index, previous = index + 1, b.root
+
+    def _set(self, batch: BatchRow, **values: Any) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(BatchRow).where(BatchRow.id == batch.id).values(**values))
+        for key, value in values.items():
+            setattr(batch, key, value)

@@ -1,0 +1,202 @@
+"""The ledger as one object: what the API, the command line and the tests call.
+
+`Ledger.open(settings)` wires the store, the chain deployment, the indexer, the registry
+view, the signature checker and the sealer; its methods are the core's public functions.
+It never imports the web framework.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+
+from .anchoring import ANCHORED, AnchoringWorker
+from .chain.accounts import dev_account, load_keystore, require_dev_chain
+from .chain.client import Deployment
+from .chain.manifest import Manifest
+from .config import Settings
+from .eip712 import Attestation, Domain, typed_data
+from .hashing import hex32, parse_hex
+from .indexer import ChainIndexer
+from .ingest import Accepted, Ingestor, Rejected
+from .kinds import Kind
+from .merkle import MerkleTree
+from .registry_view import RegistryView
+from .sealing import Sealer
+from .signatures import SignatureChecker, web3_erc1271_caller
+from .store.db import make_engine, migrate, session_factory
+from .store.models import AttestationRefRow, AttestationRow, BatchRow
+
+
+@dataclass(frozen=True)
+class AnchorRef:
+    """Where an attestation is anchored: its batch and Merkle proof, or a direct record."""
+
+    status: str  # "pending", "sealed", "sent", "anchored", "direct"
+    batch_index: int | None = None
+    root: str | None = None
+    proof: tuple[str, ...] = ()
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "batchIndex": self.batch_index,
+            "root": self.root,
+            "proof": list(self.proof),
+            "txHash": self.tx_hash,
+            "blockNumber": self.block_number,
+        }
+
+
+class Ledger:
+    """One deployment's ledger: store + chain. Thread-safe for concurrent ingest."""
+
+    def __init__(self, settings: Settings, engine: Engine, deployment: Deployment, sealer: Sealer) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.deployment = deployment
+        self.domain = Domain(deployment.manifest.chain_id, deployment.manifest.ledger)
+        self.registry = RegistryView(self.sessions)
+        self.indexer = ChainIndexer(deployment, self.sessions, confirmations=settings.confirmations)
+        self.checker = SignatureChecker(web3_erc1271_caller(deployment.w3))
+        self.sealer = sealer
+        self.ingestor = Ingestor(
+            self.sessions, self.domain, self.registry, self.checker, sealer, refresh_registry=self.refresh_registry
+        )
+
+    @classmethod
+    def open(cls, settings: Settings, *, manifest: Manifest | None = None, create_key: bool = True) -> Ledger:
+        """Open the ledger described by `settings`, migrating the database to the latest schema."""
+        manifest = manifest or Manifest.load(settings.resolved_manifest_path)
+        w3 = Web3(Web3.HTTPProvider(settings.resolved_rpc_url, request_kwargs={"timeout": 10}))
+        engine = make_engine(settings.resolved_database_url)
+        migrate(engine)
+        sealer = Sealer.from_key_file(settings.resolved_data_key_path, create=create_key)
+        return cls(settings, engine, Deployment(w3, manifest), sealer)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --------------------------------------------------------------------- ingest
+
+    def refresh_registry(self, needed_time: int) -> None:
+        """Index registry events up to the chain head when `needed_time` is not yet covered."""
+        before = self.indexer.synced_time
+        self.indexer.sync_if_stale(needed_time)
+        if self.indexer.synced_time != before:
+            self.registry.invalidate()
+
+    def ingest(self, submission: object) -> Accepted:
+        """Validate and durably store one signed attestation (raises `Rejected`)."""
+        return self.ingestor.ingest(submission)
+
+    def ingest_many(self, submissions: list[object]) -> list[Accepted | Rejected]:
+        """Validate each submission and store the valid ones in one transaction."""
+        return self.ingestor.ingest_many(submissions)
+
+    # ---------------------------------------------------------------------- reads
+
+    def get_attestation(self, uid: str, *, include_confidential: bool = False) -> dict[str, Any] | None:
+        """The stored attestation as typed data, signature, disclosure and anchor status."""
+        key = uid.lower()
+        with self.sessions() as session:
+            row = session.scalars(select(AttestationRow).where(AttestationRow.uid == key)).first()
+            if row is None:
+                return None
+            refs = session.scalars(
+                select(AttestationRefRow.ref).where(AttestationRefRow.uid == key).order_by(AttestationRefRow.position)
+            ).all()
+        attestation = Attestation(
+            kind=Kind(row.kind),
+            attester=row.attester,
+            subject=parse_hex(row.subject, 32, "subject"),
+            refs=tuple(parse_hex(r, 32, "ref") for r in refs),
+            payload_hash=parse_hex(row.payload_hash, 32, "p"),
+            issued_at=row.issued_at,
+            expires_at=row.expires_at,
+        )
+        fields = json.loads(row.disclosed)
+        if include_confidential and row.sealed is not None:
+            fields.update(self.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
+        return {
+            "uid": row.uid,
+            "kind": Kind(row.kind).name,
+            "typedData": typed_data(attestation, self.domain),
+            "signature": row.signature,
+            "payload": {"fieldHashes": json.loads(row.field_hashes), "fields": fields},
+            "confidentialFields": row.sealed is not None,
+            "receivedAt": row.received_at,
+            "anchor": self.anchor_of(row.uid).to_json(),
+        }
+
+    def anchor_of(self, uid: str) -> AnchorRef:
+        """Anchoring status of `uid`, with its inclusion proof once its batch is sealed."""
+        with self.sessions() as session:
+            row = session.execute(
+                select(AttestationRow.batch_id, AttestationRow.direct_tx).where(AttestationRow.uid == uid.lower())
+            ).first()
+            if row is None:
+                raise KeyError(uid)
+            if row.direct_tx:
+                return AnchorRef("direct", tx_hash=row.direct_tx)
+            if row.batch_id is None:
+                return AnchorRef("pending")
+            batch = session.get(BatchRow, row.batch_id)
+            assert batch is not None
+        tree = self._batch_tree(batch.id, batch.root)
+        proof = tuple(hex32(p) for p in tree.proof(parse_hex(uid.lower(), 32, "uid")))
+        return AnchorRef(batch.status, batch.chain_index, batch.root, proof, batch.tx_hash, batch.block_number)
+
+    @lru_cache(maxsize=64)  # noqa: B019 - trees are immutable once a batch is sealed; bounded
+    def _batch_tree(self, batch_id: int, root: str) -> MerkleTree:
+        with self.sessions() as session:
+            uids = session.scalars(
+                select(AttestationRow.uid).where(AttestationRow.batch_id == batch_id).order_by(AttestationRow.id)
+            ).all()
+        tree = MerkleTree.of([parse_hex(u, 32, "uid") for u in uids])
+        if hex32(tree.root) != root:
+            raise RuntimeError(f"batch {batch_id}: stored attestations do not rebuild root {root}")
+        return tree
+
+    def counts(self) -> dict[str, int]:
+        """How many attestations are stored, batched, and anchored."""
+        from sqlalchemy import func
+
+        with self.sessions() as session:
+            total = session.scalar(select(func.count(AttestationRow.id))) or 0
+            anchored = (
+                session.scalar(
+                    select(func.count(AttestationRow.id))
+                    .join(BatchRow, AttestationRow.batch_id == BatchRow.id)
+                    .where(BatchRow.status == ANCHORED)
+                )
+                or 0
+            )
+            batched = session.scalar(select(func.count(AttestationRow.id)).where(AttestationRow.batch_id.isnot(None)))
+        return {"attestations": int(total), "batched": int(batched or 0), "anchored": int(anchored)}
+
+    # ------------------------------------------------------------------ anchoring
+
+    def anchoring_worker(self, **overrides: Any) -> AnchoringWorker:
+        """A worker anchoring with the configured key (dev key 1 on the dev chain)."""
+        if self.settings.anchor_keystore is not None:
+            account = load_keystore(self.settings.anchor_keystore)
+        else:
+            require_dev_chain(self.deployment.manifest.chain_id)
+            account = dev_account(1)
+        options: dict[str, Any] = {
+            "confirmations": self.settings.confirmations,
+            "max_batch": self.settings.batch_max_size,
+            "max_age": self.settings.batch_max_age_seconds,
+        }
+        options.update(overrides)
+        return AnchoringWorker(self.deployment, self.sessions, account, **options)

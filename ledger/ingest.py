@@ -1,0 +1,285 @@
+"""Ingest: validate a signed attestation completely, then store it durably.
+
+Nothing is acknowledged before it is committed, and nothing invalid is stored. The
+checks, in order: shape, EIP-712 typed data of this ledger's own types, domain (chain
+and contract), signature (strict, ERC-1271 for wallets), payload disclosure against the
+signed commitment, the kind's field rules, signing time, the attester's standing in the
+on-chain registry at signing time, and that referenced attestations exist. Submitting
+the same signed attestation again returns the same UID and stores nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .eip712 import Attestation, Domain, parse_typed_data
+from .fields import FieldError, check_fields
+from .hashing import hex32, parse_hex
+from .payload import Disclosure
+from .reasons import Reason
+from .registry_view import RegistryView
+from .sealing import Sealer
+from .signatures import SignatureChecker
+from .store.models import AttestationRefRow, AttestationRow
+
+log = logging.getLogger(__name__)
+
+MAX_CLOCK_SKEW = 300
+SUBMISSION_KEYS = {"typedData", "signature", "payload", "confidential", "uid"}
+
+
+class Rejected(Exception):
+    """An attestation was refused; `reason` is a stable code, `field` names the culprit."""
+
+    def __init__(self, reason: Reason, detail: str, field: str | None = None, uid: str | None = None) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+        self.uid = uid
+        super().__init__(f"{reason.value}: {detail}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": "rejected",
+            "reason": self.reason.value,
+            "field": self.field,
+            "detail": self.detail,
+            "uid": self.uid,
+        }
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An attestation is durably stored (`created`) or was already (`created` False)."""
+
+    uid: str
+    created: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": "created" if self.created else "exists", "uid": self.uid}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    attestation: Attestation
+    uid: bytes
+    signature: bytes
+    disclosure: Disclosure
+    confidential: frozenset[str]
+
+
+class Ingestor:
+    """Validates and stores attestations for one deployment (one EIP-712 domain)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        domain: Domain,
+        registry: RegistryView,
+        checker: SignatureChecker,
+        sealer: Sealer,
+        *,
+        refresh_registry: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._domain = domain
+        self._registry = registry
+        self._checker = checker
+        self._sealer = sealer
+        self._refresh_registry = refresh_registry
+        self._clock = clock
+
+    # ------------------------------------------------------------------ validation
+
+    def prepare(self, raw: object) -> Prepared:
+        """Every check that needs no database; raises `Rejected`."""
+        if not isinstance(raw, dict):
+            raise Rejected(Reason.MALFORMED, "expected an object with typedData, signature and payload")
+        unexpected = set(raw) - SUBMISSION_KEYS
+        if unexpected:
+            raise Rejected(Reason.MALFORMED, f"unexpected fields {sorted(unexpected)}", sorted(unexpected)[0])
+        for required in ("typedData", "signature", "payload"):
+            if required not in raw:
+                raise Rejected(Reason.MALFORMED, f"missing {required}", required)
+        try:
+            attestation, domain = parse_typed_data(raw["typedData"])
+        except ValueError as exc:
+            raise Rejected(Reason.MALFORMED, str(exc), "typedData") from None
+        if domain != self._domain:
+            raise Rejected(
+                Reason.WRONG_DOMAIN,
+                f"signed for chain {domain.chain_id} contract {domain.verifying_contract} ({domain.name} "
+                f"v{domain.version}); this ledger is chain {self._domain.chain_id} contract "
+                f"{self._domain.verifying_contract}",
+                "typedData.domain",
+            )
+        try:
+            signature = parse_hex(raw["signature"], 65, "signature")
+        except ValueError as exc:
+            raise Rejected(Reason.BAD_SIGNATURE, str(exc), "signature") from None
+        try:
+            result = self._checker.check(attestation, domain, signature)
+        except Exception as exc:  # noqa: BLE001 - the ERC-1271 path may hit an unreachable node
+            raise Rejected(Reason.CHAIN_UNAVAILABLE, f"cannot ask the chain about a wallet signer: {exc}") from None
+        uid = hex32(result.uid)
+        if "uid" in raw and str(raw["uid"]).lower() != uid:
+            raise Rejected(Reason.UID_MISMATCH, f"uid given {raw['uid']!r} but the typed data hashes to {uid}", "uid")
+        if not result.valid:
+            assert result.problem is not None
+            raise Rejected(Reason.BAD_SIGNATURE, result.problem.value, "signature", uid)
+        try:
+            disclosure = Disclosure.from_json(raw["payload"])
+        except ValueError as exc:
+            raise Rejected(Reason.MALFORMED, str(exc), "payload", uid) from None
+        problems = disclosure.problems(attestation.payload_hash)
+        if problems:
+            raise Rejected(Reason.PAYLOAD_MISMATCH, "; ".join(problems), "payload", uid)
+        try:
+            check_fields(attestation.kind, disclosure, len(attestation.refs))
+        except FieldError as exc:
+            raise Rejected(Reason.FIELD_INVALID, str(exc), exc.field, uid) from None
+        confidential = raw.get("confidential", [])
+        if not isinstance(confidential, list) or not all(isinstance(n, str) for n in confidential):
+            raise Rejected(Reason.MALFORMED, "confidential: expected a list of field names", "confidential", uid)
+        if not set(confidential) <= set(disclosure.fields):
+            raise Rejected(Reason.MALFORMED, "confidential names fields that are not disclosed", "confidential", uid)
+        now = self._clock()
+        if attestation.issued_at > now + MAX_CLOCK_SKEW:
+            raise Rejected(
+                Reason.ISSUED_IN_FUTURE,
+                f"issuedAt {attestation.issued_at} is after now ({int(now)})",
+                "typedData.message.issuedAt",
+                uid,
+            )
+        if attestation.expires_at and attestation.expires_at <= now:
+            raise Rejected(Reason.EXPIRED, f"expired at {attestation.expires_at}", "typedData.message.expiresAt", uid)
+        self._check_standing(attestation, uid)
+        return Prepared(attestation, result.uid, signature, disclosure, frozenset(confidential))
+
+    def _check_standing(self, attestation: Attestation, uid: str) -> None:
+        if self._refresh_registry is not None:
+            try:
+                self._refresh_registry(attestation.issued_at)
+            except Exception as exc:  # noqa: BLE001 - keep accepting on the indexed history while the chain is down
+                log.warning("registry refresh failed, using indexed history: %s", exc)
+        standing = self._registry.standing(attestation.attester, attestation.issued_at)
+        problem = standing.allows(attestation.kind.required_roles)
+        if problem is not None:
+            needed = ", ".join(attestation.kind.required_roles.names())
+            raise Rejected(
+                problem,
+                f"{attestation.attester} at {attestation.issued_at}: {problem.info.meaning} (a "
+                f"{attestation.kind.type_name} needs one of: {needed})",
+                "typedData.message.attester",
+                uid,
+            )
+
+    # --------------------------------------------------------------------- storing
+
+    def ingest(self, raw: object) -> Accepted:
+        """Validate and store one attestation; raises `Rejected`."""
+        result = self.ingest_many([raw])[0]
+        if isinstance(result, Rejected):
+            raise result
+        return result
+
+    def ingest_many(self, raws: Sequence[object]) -> list[Accepted | Rejected]:
+        """Validate each item and store the valid ones in one transaction.
+
+        Items may reference earlier items of the same call. Returns one result per item,
+        in order; the accepted ones are committed when this returns.
+        """
+        results: list[Accepted | Rejected | Prepared] = []
+        for raw in raws:
+            try:
+                results.append(self.prepare(raw))
+            except Rejected as exc:
+                results.append(exc)
+        prepared = [r for r in results if isinstance(r, Prepared)]
+        if prepared:
+            self._store(results, prepared)
+        final = [r for r in results if isinstance(r, Accepted | Rejected)]
+        assert len(final) == len(raws), "every prepared item was stored or rejected"
+        return final
+
+    def _store(self, results: list[Accepted | Rejected | Prepared], prepared: list[Prepared]) -> None:
+        now = self._clock()
+        uids = {hex32(p.uid) for p in prepared}
+        refs = {hex32(r) for p in prepared for r in p.attestation.refs}
+        with self._sessions.begin() as session:
+            existing = set(session.scalars(select(AttestationRow.uid).where(AttestationRow.uid.in_(uids))))
+            known_refs = set(session.scalars(select(AttestationRow.uid).where(AttestationRow.uid.in_(refs - uids))))
+            stored_now: set[str] = set()
+            rows: list[dict[str, Any]] = []
+            ref_rows: list[dict[str, Any]] = []
+            for i, item in enumerate(results):
+                if not isinstance(item, Prepared):
+                    continue
+                uid = hex32(item.uid)
+                if uid in existing or uid in stored_now:
+                    results[i] = Accepted(uid, created=False)
+                    continue
+                missing = [
+                    hex32(r)
+                    for r in item.attestation.refs
+                    if hex32(r) not in known_refs and hex32(r) not in existing and hex32(r) not in stored_now
+                ]
+                if missing:
+                    results[i] = Rejected(
+                        Reason.UNKNOWN_REFERENCE,
+                        f"references unknown attestation(s) {missing}",
+                        "typedData.message.refs",
+                        uid,
+                    )
+                    continue
+                rows.append(self._row(item, uid, now))
+                ref_rows.extend(
+                    {"uid": uid, "position": pos, "ref": hex32(ref)} for pos, ref in enumerate(item.attestation.refs)
+                )
+                stored_now.add(uid)
+                results[i] = Accepted(uid, created=True)
+            # Parents first: references point at attestation rows by foreign key.
+            if rows:
+                session.execute(insert(AttestationRow), rows)
+            if ref_rows:
+                session.execute(insert(AttestationRefRow), ref_rows)
+
+    def _row(self, item: Prepared, uid: str, now: float) -> dict[str, Any]:
+        a = item.attestation
+        public = {
+            n: {"value": f.value, "salt": hex32(f.salt)}
+            for n, f in item.disclosure.fields.items()
+            if n not in item.confidential
+        }
+        secret = {
+            n: {"value": f.value, "salt": hex32(f.salt)}
+            for n, f in item.disclosure.fields.items()
+            if n in item.confidential
+        }
+        return {
+            "uid": uid,
+            "kind": int(a.kind),
+            "attester": a.attester.lower(),
+            "subject": hex32(a.subject),
+            "payload_hash": hex32(a.payload_hash),
+            "issued_at": a.issued_at,
+            "expires_at": a.expires_at,
+            "signature": "0x" + item.signature.hex(),
+            "chain_id": self._domain.chain_id,
+            "contract": self._domain.verifying_contract.lower(),
+            "field_hashes": json.dumps(sorted(hex32(h) for h in item.disclosure.field_hashes)),
+            "disclosed": json.dumps(public, sort_keys=True),
+            "sealed": self._sealer.seal(secret, item.uid) if secret else None,
+            "received_at": now,
+            "batch_id": None,
+            "direct_tx": None,
+        }

@@ -1,0 +1,89 @@
+"""Who held which role when, answered from the indexed registry history.
+
+Mirrors the registry contract's `rolesAt` exactly (validity window of the key's latest
+record, effective roles of the last checkpoint at or before the time), and also says
+*why* a key had no role: unknown, outside its window or rotated out, or suspended.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .reasons import Reason
+from .roles import Role
+from .store.models import RoleCheckpointRow
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    since: int
+    roles: int
+    granted: int
+    suspended: bool
+    retired: bool
+    valid_from: int
+    valid_until: int
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """The registry's answer for one key at one time."""
+
+    roles: Role
+    problem: Reason | None  # None when the key could sign at that time (roles may still be empty)
+
+    def allows(self, required: Role) -> Reason | None:
+        """The reason a key with this standing may not sign something needing `required`."""
+        if self.problem is not None:
+            return self.problem
+        return None if self.roles & required else Reason.ROLE_MISSING
+
+
+class RegistryView:
+    """Answers role questions from the `role_checkpoints` table (filled by the indexer)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._cache: dict[str, list[Checkpoint]] = {}
+
+    def invalidate(self) -> None:
+        """Forget cached histories (after the indexer stored new checkpoints)."""
+        self._cache.clear()
+
+    def history(self, account: str) -> list[Checkpoint]:
+        key = account.lower()
+        cached = self._cache.get(key)
+        if cached is None:
+            with self._sessions() as session:
+                rows = session.scalars(
+                    select(RoleCheckpointRow).where(RoleCheckpointRow.account == key).order_by(RoleCheckpointRow.id)
+                ).all()
+            cached = [
+                Checkpoint(r.since, r.roles, r.granted, bool(r.suspended), bool(r.retired), r.valid_from, r.valid_until)
+                for r in rows
+            ]
+            self._cache[key] = cached
+        return cached
+
+    def standing(self, account: str, at: int) -> Standing:
+        """The standing of `account` at unix time `at`."""
+        history = self.history(account)
+        if not history:
+            return Standing(Role(0), Reason.UNKNOWN_ATTESTER)
+        latest = history[-1]
+        if not latest.valid_from <= at < latest.valid_until:
+            return Standing(Role(0), Reason.KEY_NOT_VALID)
+        # Checkpoints share a timestamp when several changes land in one block: the last wins.
+        position = bisect.bisect_right([c.since for c in history], at) - 1
+        if position < 0:
+            return Standing(Role(0), Reason.KEY_NOT_VALID)
+        checkpoint = history[position]
+        if checkpoint.retired:
+            return Standing(Role(0), Reason.KEY_NOT_VALID)
+        if checkpoint.suspended:
+            return Standing(Role(0), Reason.ATTESTER_SUSPENDED)
+        return Standing(Role(checkpoint.roles), None)

@@ -1,0 +1,1 @@
+"""Durable storage of attestations, batches, and the mirrored chain history."""

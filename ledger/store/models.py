@@ -1,0 +1,139 @@
+"""SQLAlchemy 2 models. The schema itself is created by the Alembic migrations in
+`ledger/migrations`; `tests/test_store.py` checks the two agree.
+
+Identifiers (UIDs, roots, hashes) are stored as `0x`-prefixed lowercase hex text: the
+same form on SQLite and PostgreSQL, and greppable by an auditor.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AttestationRow(Base):
+    """An acknowledged attestation. Never updated except to assign its batch."""
+
+    __tablename__ = "attestations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(66), unique=True, nullable=False)
+    kind: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    attester: Mapped[str] = mapped_column(String(42), nullable=False, index=True)
+    subject: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
+    payload_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    issued_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    expires_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    signature: Mapped[str] = mapped_column(String(132), nullable=False)
+    chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    contract: Mapped[str] = mapped_column(String(42), nullable=False)
+    field_hashes: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list
+    disclosed: Mapped[str] = mapped_column(Text, nullable=False)  # JSON {name: {value, salt}}
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # AES-GCM confidential fields
+    received_at: Mapped[float] = mapped_column(Float, nullable=False)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True)
+    direct_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+
+    __table_args__ = (Index("ix_attestations_unbatched", "batch_id", "id"),)
+
+
+class AttestationRefRow(Base):
+    """One reference from an attestation to an earlier one (custody inputs, licences...)."""
+
+    __tablename__ = "attestation_refs"
+
+    uid: Mapped[str] = mapped_column(ForeignKey("attestations.uid"), primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
+
+
+class BatchRow(Base):
+    """A batch of attestations and its anchoring state: sealed -> sent -> anchored."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chain_index: Mapped[int] = mapped_column(BigInteger, unique=True, nullable=False)
+    root: Mapped[str] = mapped_column(String(66), nullable=False)
+    previous_root: Mapped[str] = mapped_column(String(66), nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    sealed_at: Mapped[float] = mapped_column(Float, nullable=False)
+    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    anchored_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class WorkerLeaseRow(Base):
+    """Who runs a singleton job (the anchoring worker) and until when."""
+
+    __tablename__ = "worker_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class ChainEventRow(Base):
+    """A log from the registry or the ledger, as indexed (one row per log, ever)."""
+
+    __tablename__ = "chain_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    contract: Mapped[str] = mapped_column(String(42), nullable=False)
+    event: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    block_number: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    block_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    block_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tx_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    log_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    args: Mapped[str] = mapped_column(Text, nullable=False)  # JSON
+
+    __table_args__ = (UniqueConstraint("tx_hash", "log_index", name="uq_chain_events_log"),)
+
+
+class RoleCheckpointRow(Base):
+    """The registry's effective roles of one key from `since` on (from EffectiveRolesChanged)."""
+
+    __tablename__ = "role_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(42), nullable=False, index=True)
+    since: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    roles: Mapped[int] = mapped_column(Integer, nullable=False)
+    granted: Mapped[int] = mapped_column(Integer, nullable=False)
+    suspended: Mapped[bool] = mapped_column(Integer, nullable=False)
+    retired: Mapped[bool] = mapped_column(Integer, nullable=False)
+    valid_from: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    valid_until: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    event_id: Mapped[int] = mapped_column(ForeignKey("chain_events.id"), unique=True, nullable=False)
+
+
+class IndexerCursorRow(Base):
+    """How far the chain indexer has read (next block to read)."""
+
+    __tablename__ = "indexer_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_block: Mapped[int] = mapped_column(BigInteger, nullable=False)

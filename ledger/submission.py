@@ -1,0 +1,61 @@
+"""Building signed submissions: what an exporter or rights holder sends to the ledger."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from .eip712 import Attestation, Domain, attestation_uid, typed_data
+from .hashing import keccak
+from .kinds import Kind
+from .payload import commit
+from .signatures import sign_attestation
+
+
+def subject_id(text: str) -> bytes:
+    """The 32-byte subject of a human identifier (a lot, an asset, a shipment)."""
+    return keccak(text.encode())
+
+
+def build_submission(
+    account: LocalAccount,
+    kind: Kind,
+    domain: Domain,
+    fields: dict[str, Any],
+    *,
+    subject: str | bytes,
+    refs: list[str] | tuple[str, ...] = (),
+    issued_at: int | None = None,
+    expires_at: int = 0,
+    disclose: set[str] | None = None,
+    confidential: list[str] | None = None,
+) -> dict[str, Any]:
+    """Commit to `fields`, sign the attestation with `account`, and return the JSON
+    submission (`typedData`, `signature`, `payload`, `confidential`, `uid`).
+
+    `disclose` limits which fields are revealed to the ledger (default: all); the others
+    stay with the signer as salted hashes. `confidential` fields are revealed to the
+    ledger but stored encrypted.
+    """
+    commitment = commit(fields)
+    disclosure = commitment.disclosure if disclose is None else commitment.disclosure.restricted_to(disclose)
+    attestation = Attestation(
+        kind=kind,
+        attester=account.address,
+        subject=subject if isinstance(subject, bytes) else subject_id(subject),
+        refs=tuple(bytes.fromhex(r.removeprefix("0x")) for r in refs),
+        payload_hash=commitment.payload_hash,
+        issued_at=int(time.time()) if issued_at is None else issued_at,
+        expires_at=expires_at,
+    )
+    signature = sign_attestation(account, attestation, domain)
+
+    return {
+        "typedData": typed_data(attestation, domain),
+        "signature": "0x" + signature.hex(),
+        "payload": disclosure.to_json(),
+        "confidential": list(confidential or []),
+        "uid": "0x" + attestation_uid(attestation, domain).hex(),
+    }
