@@ -8,20 +8,22 @@ It never imports the web framework.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, select
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from .anchoring import ANCHORED, AnchoringWorker
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
-from .chain.client import Deployment
+from .chain.client import Deployment, call_and_send
 from .chain.manifest import Manifest
 from .config import Settings
-from .eip712 import Attestation, Domain, typed_data
+from .eip712 import Attestation, Domain, parse_typed_data, typed_data
 from .hashing import hex32, parse_hex
 from .indexer import ChainIndexer
 from .ingest import Accepted, Ingestor, Rejected
@@ -167,6 +169,15 @@ class Ledger:
             raise RuntimeError(f"batch {batch_id}: stored attestations do not rebuild root {root}")
         return tree
 
+    def _wait_for_chain_time(self, at: int, timeout: float = 60.0) -> None:
+        """Block until the chain's latest block is at or after unix time `at`: the contract
+        refuses signing times later than its block (IssuedInFuture)."""
+        deadline = time.monotonic() + timeout
+        while self.deployment.now() < at:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"chain time is still before {at} after {timeout}s (no new blocks?)")
+            time.sleep(0.25)
+
     def counts(self) -> dict[str, int]:
         """How many attestations are stored, batched, and anchored."""
         from sqlalchemy import func
@@ -185,6 +196,36 @@ class Ledger:
         return {"attestations": int(total), "batched": int(batched or 0), "anchored": int(anchored)}
 
     # ------------------------------------------------------------------ anchoring
+
+    def anchor_direct(self, uid: str, sender: LocalAccount) -> str:
+        """Record a stored attestation directly on chain (the contract checks its signature
+        and role itself), for records other contracts must read. Returns the tx hash.
+
+        Safe to repeat: if the chain already holds the record, its transaction is found
+        and stored instead of sending another.
+        """
+        record = self.get_attestation(uid)
+        if record is None:
+            raise KeyError(f"unknown attestation {uid}")
+        attestation, _domain = parse_typed_data(record["typedData"])
+        signature = parse_hex(record["signature"], 65, "signature")
+        ledger = self.deployment.ledger
+        existing = ledger.functions.getRecord(parse_hex(uid, 32, "uid")).call()
+        if int(existing[0], 16) == 0:
+            self._wait_for_chain_time(attestation.issued_at)
+            receipt = call_and_send(
+                self.deployment.w3, sender, ledger.functions.attest(attestation.contract_args(), signature)
+            )
+            tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        else:
+            logs = ledger.events.Attested().get_logs(
+                from_block=self.deployment.manifest.deployment_block,
+                argument_filters={"uid": parse_hex(uid, 32, "uid")},
+            )
+            tx_hash = "0x" + bytes(logs[0]["transactionHash"]).hex()
+        with self.sessions.begin() as session:
+            session.execute(update(AttestationRow).where(AttestationRow.uid == uid.lower()).values(direct_tx=tx_hash))
+        return tx_hash
 
     def anchoring_worker(self, **overrides: Any) -> AnchoringWorker:
         """A worker anchoring with the configured key (dev key 1 on the dev chain)."""

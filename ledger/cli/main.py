@@ -7,6 +7,7 @@ database was unreachable, 3 a contract rejected the request.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -164,6 +165,29 @@ def deploy_cmd(
     else:
         typer.echo(f"deployed on chain {manifest.chain_id}: registry {manifest.registry}, ledger {manifest.ledger}")
         typer.echo(f"manifest written to {path}")
+
+
+@app.command("worker")
+def worker_cmd(
+    once: Annotated[bool, typer.Option(help="one step, then exit")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between steps")] = 0.5,
+) -> None:
+    """Run the anchoring worker (one leader at a time, elected through the database)."""
+    from ledger.core import Ledger
+
+    settings = Settings()
+    ledger = Ledger.open(settings)
+    worker = ledger.anchoring_worker()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if once:
+        report = worker.step()
+        typer.echo(json.dumps(report.__dict__))
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    typer.echo(f"anchoring worker {worker.holder} started", err=True)
+    worker.run(stop, interval=interval)
 
 
 @app.command("manifest")
