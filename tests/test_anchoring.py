@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from web3 import Web3
 
-from ledger.anchoring import ANCHORED, AnchoringWorker
+from ledger.anchoring import ANCHORED
 from ledger.chain.anvil import start_anvil
 from ledger.chain.client import Deployment
 from ledger.core import Ledger
