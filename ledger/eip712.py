@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from eth_utils import to_checksum_address
-
+from .hashing import checksum_address as to_checksum_address
 from .hashing import hex32, keccak, parse_hex
 from .kinds import Kind
 

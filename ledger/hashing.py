@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 try:  # libkeccak through safe-pysha3: ~25x faster than pycryptodome per small hash
     from sha3 import keccak_256 as _keccak_256
 
@@ -33,3 +35,19 @@ def parse_hex(value: object, length: int, field: str) -> bytes:
         return bytes.fromhex(body)
     except ValueError:
         raise ValueError(f"{field}: not hexadecimal") from None
+
+
+@lru_cache(maxsize=65_536)
+def checksum_address(address: str) -> str:
+    """EIP-55 checksummed form of a 0x-prefixed 20-byte hex address (ValueError if not one).
+
+    Cached: the same few thousand participants sign most attestations, and eth_utils'
+    version costs more than a signature recovery.
+    """
+    body = address[2:] if address[:2] in ("0x", "0X") else ""
+    if len(body) != 40:
+        raise ValueError(f"not a 20-byte address: {address!r}")
+    lower = body.lower()
+    int(lower, 16)  # raises ValueError on non-hex
+    digest = keccak(lower.encode()).hex()
+    return "0x" + "".join(c.upper() if c.isalpha() and int(digest[i], 16) >= 8 else c for i, c in enumerate(lower))

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from coincurve import PublicKey
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
-from eth_utils import to_checksum_address
 
 from .eip712 import Attestation, Domain, attestation_uid
+from .hashing import checksum_address as to_checksum_address
 from .hashing import keccak
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

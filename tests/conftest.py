@@ -16,15 +16,16 @@ from ledger.chain.deploy import deploy
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def anvil() -> Iterator[AnvilNode]:
-    """One anvil node for the session (mines a block per transaction)."""
+    """A fresh anvil node per test (mines a block per transaction). Per test, because
+    snapshots, reverts and block-clock drift in one test must not leak into another."""
     node = start_anvil(state_file=None)
     yield node
     node.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def w3(anvil: AnvilNode) -> Web3:
     return connect(anvil.rpc_url)
 

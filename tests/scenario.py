@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -18,8 +19,19 @@ def actor(name: str) -> LocalAccount:
     return dev_account(ACTORS[name])
 
 
+def signing_time(ledger: Ledger) -> int:
+    """'Now' for a signer: anvil's block clock runs ahead of the wall clock when many
+    blocks are mined per second, and a signature must not predate its key's admission."""
+    try:
+        chain_now = ledger.deployment.now()
+    except Exception:  # noqa: BLE001 - the chain is down in outage tests: the wall clock it is
+        chain_now = 0
+    return max(int(time.time()), chain_now)
+
+
 def productions(ledger: Ledger, count: int, *, prefix: str = "LOT") -> list[dict[str, Any]]:
     """`count` production attestations by the accredited maker, each for its own lot."""
+    now = signing_time(ledger)
     return [
         build_submission(
             actor("maker"),
@@ -27,6 +39,7 @@ def productions(ledger: Ledger, count: int, *, prefix: str = "LOT") -> list[dict
             ledger.domain,
             {"lot": f"{prefix}-{i}", "quantity": 10 + i, "unit": "pcs", "goodsClass": "847130"},
             subject=f"lot:{prefix}-{i}",
+            issued_at=now,
         )
         for i in range(count)
     ]
@@ -36,9 +49,10 @@ def every_kind(ledger: Ledger) -> list[dict[str, Any]]:
     """One attestation of each kind, forming one small story (in dependency order)."""
     d = ledger.domain
     out: list[dict[str, Any]] = []
+    now = signing_time(ledger)
 
     def add(who: str, kind: Kind, fields: dict[str, Any], subject: str, refs: list[str] = ()) -> str:  # type: ignore[assignment]
-        submission = build_submission(actor(who), kind, d, fields, subject=subject, refs=list(refs))
+        submission = build_submission(actor(who), kind, d, fields, subject=subject, refs=list(refs), issued_at=now)
         out.append(submission)
         return str(submission["uid"])
 

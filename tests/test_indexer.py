@@ -26,8 +26,9 @@ def admit_some(ledger: Ledger, n: int, start: int = 10) -> None:
     registry = ledger.deployment.registry
     for i in range(n):
         account = Web3.to_checksum_address("0x" + f"{start + i:040x}")
-        call_and_send(ledger.deployment.w3, dev_account(0),
-                      registry.functions.admit(account, b"\x01" * 32, 8, 0, FOREVER))
+        call_and_send(
+            ledger.deployment.w3, dev_account(0), registry.functions.admit(account, b"\x01" * 32, 8, 0, FOREVER)
+        )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -51,7 +52,8 @@ def test_indexer_stores_each_event_once_and_resumes_from_its_checkpoint(ledger_e
     with ledger.sessions() as session:
         checkpoints = session.scalar(select(func.count(RoleCheckpointRow.id)))
         roles_events = session.scalar(
-            select(func.count(ChainEventRow.id)).where(ChainEventRow.event == "EffectiveRolesChanged"))
+            select(func.count(ChainEventRow.id)).where(ChainEventRow.event == "EffectiveRolesChanged")
+        )
     assert checkpoints == roles_events
 
 
@@ -64,8 +66,10 @@ def test_indexer_reads_only_the_manifest_contracts(ledger_env: Ledger) -> None:
     ledger.indexer.sync()
     with ledger.sessions() as session:
         contracts = set(session.scalars(select(ChainEventRow.contract)))
-    assert {c.lower() for c in contracts} <= {ledger.deployment.manifest.registry.lower(),
-                                              ledger.deployment.manifest.ledger.lower()}
+    assert {c.lower() for c in contracts} <= {
+        ledger.deployment.manifest.registry.lower(),
+        ledger.deployment.manifest.ledger.lower(),
+    }
     assert impostor.registry.lower() not in {c.lower() for c in contracts}
 
 

@@ -20,10 +20,16 @@ from ledger.store.models import AttestationRefRow, AttestationRow
 from ledger.submission import build_submission
 
 from .conftest import ACTORS
+from .scenario import signing_time
 
 
 def actor(name: str):  # type: ignore[no-untyped-def]
     return dev_account(ACTORS[name])
+
+
+def sign(ledger: Ledger, who: str, kind: Kind, fields: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    kw.setdefault("issued_at", signing_time(ledger))
+    return build_submission(actor(who), kind, ledger.domain, fields, **kw)
 
 
 def stored_count(ledger: Ledger) -> int:
@@ -33,9 +39,7 @@ def stored_count(ledger: Ledger) -> int:
 
 def production(ledger: Ledger, **kw: Any) -> dict[str, Any]:
     fields = kw.pop("fields", {"lot": "LOT-42", "quantity": 1000, "unit": "pcs", "goodsClass": "847130"})
-    return build_submission(
-        actor(kw.pop("who", "maker")), Kind.PRODUCTION, ledger.domain, fields, subject="lot:LOT-42", **kw
-    )
+    return sign(ledger, kw.pop("who", "maker"), Kind.PRODUCTION, fields, subject="lot:LOT-42", **kw)
 
 
 def assert_refused(ledger: Ledger, submission: object, reason: Reason, field: str | None = None) -> Rejected:
@@ -65,22 +69,21 @@ def test_a_valid_production_is_stored_and_a_resubmission_is_the_same_record(ledg
 
 def test_every_kind_is_accepted_from_an_accredited_attester(ledger_env: Ledger) -> None:
     ledger = ledger_env
-    d = ledger.domain
     asset = ledger.ingest(
-        build_submission(
-            actor("rights_holder"),
+        sign(
+            ledger,
+            "rights_holder",
             Kind.IP_ASSET,
-            d,
             {"title": "Pump impeller design"},
             subject="asset:impeller",
             disclose=set(),
         )
     )
     licence = ledger.ingest(
-        build_submission(
-            actor("rights_holder"),
+        sign(
+            ledger,
+            "rights_holder",
             Kind.LICENCE,
-            d,
             {
                 "licensee": actor("maker").address,
                 "goodsClasses": ["841370"],
@@ -95,56 +98,50 @@ def test_every_kind_is_accepted_from_an_accredited_attester(ledger_env: Ledger) 
         )
     )
     made = ledger.ingest(
-        build_submission(
-            actor("maker"),
+        sign(
+            ledger,
+            "maker",
             Kind.PRODUCTION,
-            d,
             {"lot": "L1", "quantity": 100, "unit": "pcs", "goodsClass": "841370"},
             subject="lot:L1",
             refs=[licence.uid],
         )
     )
     moved = ledger.ingest(
-        build_submission(
-            actor("maker"),
+        sign(
+            ledger,
+            "maker",
             Kind.TRANSFER,
-            d,
             {"lot": "L1", "quantity": 100, "unit": "pcs", "to": actor("carrier").address},
             subject="lot:L1",
             refs=[made.uid],
         )
     )
     accepted = ledger.ingest(
-        build_submission(
-            actor("carrier"), Kind.TRANSFER_ACCEPTANCE, d, {"note": "received"}, subject="lot:L1", refs=[moved.uid]
-        )
+        sign(ledger, "carrier", Kind.TRANSFER_ACCEPTANCE, {"note": "received"}, subject="lot:L1", refs=[moved.uid])
     )
     shipped = ledger.ingest(
-        build_submission(
-            actor("exporter"),
+        sign(
+            ledger,
+            "exporter",
             Kind.SHIPMENT,
-            d,
             {"quantity": 100, "unit": "pcs", "goodsClass": "841370", "destination": "FR", "shipmentId": "SHP-1"},
             subject="shipment:SHP-1",
             refs=[accepted.uid],
         )
     )
     ledger.ingest(
-        build_submission(
-            actor("customs"),
+        sign(
+            ledger,
+            "customs",
             Kind.CUSTOMS_FINDING,
-            d,
             {"finding": "INSPECTED_OK"},
             subject="shipment:SHP-1",
             refs=[shipped.uid],
         )
     )
-    ledger.ingest(
-        build_submission(actor("rights_holder"), Kind.WATCHLIST, d, {"goodsClasses": ["841370"]}, subject="watch:pumps")
-    )
-    ledger.ingest(
-        build_submission(actor("maker"), Kind.REVOCATION, d, {"reason": "typo"}, subject="lot:L1", refs=[moved.uid])
-    )
+    ledger.ingest(sign(ledger, "rights_holder", Kind.WATCHLIST, {"goodsClasses": ["841370"]}, subject="watch:pumps"))
+    ledger.ingest(sign(ledger, "maker", Kind.REVOCATION, {"reason": "typo"}, subject="lot:L1", refs=[moved.uid]))
     assert stored_count(ledger) == 9
     with ledger.sessions() as session:
         refs = session.scalars(select(AttestationRefRow.ref).where(AttestationRefRow.uid == shipped.uid)).all()
@@ -154,9 +151,7 @@ def test_every_kind_is_accepted_from_an_accredited_attester(ledger_env: Ledger) 
 def test_undisclosed_trade_secret_fields_never_reach_the_store(ledger_env: Ledger) -> None:
     ledger = ledger_env
     secret = {"title": "Impeller", "formula": "blade angle 17.5 deg, alloy X-93"}
-    submission = build_submission(
-        actor("rights_holder"), Kind.IP_ASSET, ledger.domain, secret, subject="asset:x", disclose={"title"}
-    )
+    submission = sign(ledger, "rights_holder", Kind.IP_ASSET, secret, subject="asset:x", disclose={"title"})
     uid = ledger.ingest(submission).uid
     with ledger.sessions() as session:
         row = session.scalars(select(AttestationRow).where(AttestationRow.uid == uid)).one()
@@ -240,7 +235,7 @@ def test_attesters_without_standing_are_refused_with_the_precise_reason(ledger_e
 
 def test_a_signature_made_before_rotation_stays_acceptable(ledger_env: Ledger) -> None:
     ledger = ledger_env
-    early = production(ledger, issued_at=int(time.time()))
+    early = production(ledger, issued_at=signing_time(ledger))
     time.sleep(1.1)
     registry, w3 = ledger.deployment.registry, ledger.deployment.w3
     call_and_send(w3, dev_account(0), registry.functions.rotateKey(actor("maker").address, dev_account(9).address))
@@ -250,10 +245,10 @@ def test_a_signature_made_before_rotation_stays_acceptable(ledger_env: Ledger) -
 def test_future_timestamps_unknown_references_and_bad_fields_are_refused(ledger_env: Ledger) -> None:
     ledger = ledger_env
     assert_refused(ledger, production(ledger, issued_at=int(time.time()) + 3600), Reason.ISSUED_IN_FUTURE)
-    orphan = build_submission(
-        actor("maker"),
+    orphan = sign(
+        ledger,
+        "maker",
         Kind.TRANSFER,
-        ledger.domain,
         {"lot": "L", "quantity": 1, "unit": "pcs", "to": actor("carrier").address},
         subject="lot:L",
         refs=["0x" + "cd" * 32],
@@ -290,10 +285,10 @@ def test_a_batch_stores_the_valid_items_and_reports_each_one(ledger_env: Ledger)
     ledger = ledger_env
     good = production(ledger)
     bad = production(ledger, who="outsider")
-    follow = build_submission(
-        actor("maker"),
+    follow = sign(
+        ledger,
+        "maker",
         Kind.TRANSFER,
-        ledger.domain,
         {"lot": "LOT-42", "quantity": 10, "unit": "pcs", "to": actor("carrier").address},
         subject="lot:LOT-42",
         refs=[good["uid"]],

@@ -1,0 +1,162 @@
+"""Benchmark of the ledger core: signature checks per second and ingest per second.
+
+Run: .venv/bin/python scripts/bench_core.py [--n 5000] [--runs 3] [--postgres]
+Starts its own anvil, deploys, accredits a maker, and prints figures (median of runs,
+with min and max). It reports; it never fails the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from coincurve import PrivateKey, PublicKey
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from web3 import Web3
+
+from ledger.chain.accounts import dev_account
+from ledger.chain.anvil import start_anvil
+from ledger.chain.client import Deployment, call_and_send, connect
+from ledger.chain.deploy import FOREVER, deploy
+from ledger.config import Settings
+from ledger.core import Ledger
+from ledger.eip712 import Attestation, Domain, typed_data
+from ledger.kinds import Kind
+from ledger.roles import Role
+from ledger.signatures import SignatureChecker, sign_attestation
+from ledger.submission import build_submission
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1), "max": round(max(values), 1)}
+
+
+def bench_signatures(n: int, runs: int) -> dict[str, object]:
+    rng = random.Random(1)
+    key = dev_account(3)
+    domain = Domain(31337, "0x" + "11" * 20)
+    items = []
+    for _ in range(n):
+        a = Attestation(
+            Kind.TRANSFER,
+            key.address,
+            rng.randbytes(32),
+            (rng.randbytes(32),),
+            rng.randbytes(32),
+            rng.randint(1, 2**32),
+            0,
+        )
+        items.append((a, sign_attestation(key, a, domain)))
+    checker = SignatureChecker()
+    fast, generic, raw = [], [], []
+    pk = PrivateKey()
+    raw_sigs = [(h, pk.sign_recoverable(h, hasher=None)) for h in (rng.randbytes(32) for _ in range(n))]
+    for _ in range(runs):
+        t = time.perf_counter()
+        for a, sig in items:
+            checker.check(a, domain, sig)
+        fast.append(n / (time.perf_counter() - t))
+        m = min(n, 1500)
+        t = time.perf_counter()
+        for a, sig in items[:m]:
+            Account.recover_message(encode_typed_data(full_message=typed_data(a, domain)), signature=sig)
+        generic.append(m / (time.perf_counter() - t))
+        t = time.perf_counter()
+        for h, s in raw_sigs:
+            PublicKey.from_signature_and_message(s, h, hasher=None)
+        raw.append(n / (time.perf_counter() - t))
+    return {
+        "fast_path_per_s": summary(fast),
+        "eth_account_generic_per_s": summary(generic),
+        "raw_secp256k1_recover_per_s": summary(raw),
+        "fast_over_limit": round(statistics.median(fast) / statistics.median(raw), 3),
+        "fast_over_generic": round(statistics.median(fast) / statistics.median(generic), 2),
+    }
+
+
+def bench_ingest(n: int, runs: int, database_url_factory, label: str, rpc_url: str, manifest) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    rates = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as home:
+            settings = Settings(
+                home=Path(home), database_url=database_url_factory(home), rpc_url=rpc_url, confirmations=1
+            )
+            ledger = Ledger.open(settings, manifest=manifest)
+            maker = dev_account(3)
+            subs = [
+                build_submission(
+                    maker,
+                    Kind.PRODUCTION,
+                    ledger.domain,
+                    {"lot": f"L-{i}", "quantity": 5, "unit": "pcs", "goodsClass": "847130"},
+                    subject=f"lot:{uuid.uuid4().hex}",
+                )
+                for i in range(n)
+            ]
+            ledger.refresh_registry(int(time.time()))
+            t = time.perf_counter()
+            for start in range(0, n, 500):
+                results = ledger.ingest_many(subs[start : start + 500])  # type: ignore[arg-type]
+                assert all(type(r).__name__ == "Accepted" for r in results), results[0]
+            rates.append(n / (time.perf_counter() - t))
+            ledger.close()
+    return {f"ingest_{label}_per_s": summary(rates)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--postgres", action="store_true", help="also ingest into PostgreSQL on 127.0.0.1:5432")
+    parser.add_argument("--out", type=Path, default=Path("build/bench-core.json"))
+    args = parser.parse_args()
+    results: dict[str, object] = {"machine": f"{__import__('os').cpu_count()} cores", "n": args.n, "runs": args.runs}
+    print("signature checks ...", file=sys.stderr)
+    results["signatures"] = bench_signatures(args.n, args.runs)
+    node = start_anvil()
+    try:
+        w3 = connect(node.rpc_url)
+        manifest = deploy(w3, dev_account(0), dev_account(1).address)
+        call_and_send(
+            w3,
+            dev_account(0),
+            Deployment(w3, manifest).registry.functions.admit(
+                dev_account(3).address, Web3.keccak(text="maker"), int(Role.MANUFACTURER), 0, FOREVER
+            ),
+        )
+        time.sleep(1.1)
+        print("ingest into SQLite ...", file=sys.stderr)
+        results.update(
+            bench_ingest(args.n, args.runs, lambda home: f"sqlite:///{home}/b.db", "sqlite", node.rpc_url, manifest)
+        )
+        if args.postgres:
+            import psycopg
+
+            def pg(_home: str) -> str:
+                name = f"pl_bench_{uuid.uuid4().hex[:10]}"
+                with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+                    c.execute(f'CREATE DATABASE "{name}"')
+                return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+            print("ingest into PostgreSQL ...", file=sys.stderr)
+            results.update(bench_ingest(args.n, args.runs, pg, "postgresql", node.rpc_url, manifest))
+    finally:
+        node.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
