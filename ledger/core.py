@@ -71,6 +71,9 @@ class Ledger:
         self.indexer = ChainIndexer(deployment, self.sessions, confirmations=settings.confirmations)
         self.checker = SignatureChecker(web3_erc1271_caller(deployment.w3))
         self.sealer = sealer
+        from .verify.chainview import ChainView
+
+        self._chain_view = ChainView(deployment)
         self.ingestor = Ingestor(
             self.sessions, self.domain, self.registry, self.checker, sealer, refresh_registry=self.refresh_registry
         )
@@ -194,6 +197,20 @@ class Ledger:
             )
             batched = session.scalar(select(func.count(AttestationRow.id)).where(AttestationRow.batch_id.isnot(None)))
         return {"attestations": int(total), "batched": int(batched or 0), "anchored": int(anchored)}
+
+    # --------------------------------------------------------------- verification
+
+    def verify_shipment(self, shipment_uid: str, policy: Any = None) -> Any:
+        """The verdict on a shipment in the store (see `ledger.verify`)."""
+        from .verify.service import verify_in_store
+
+        return verify_in_store(self, shipment_uid, policy, self._chain_view)
+
+    def export_bundle(self, shipment_uid: str) -> dict[str, Any]:
+        """The self-contained proof bundle of a shipment in the store."""
+        from .verify.service import export_bundle
+
+        return export_bundle(self, shipment_uid)
 
     # ------------------------------------------------------------------ anchoring
 

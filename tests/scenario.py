@@ -96,3 +96,129 @@ def every_kind(ledger: Ledger) -> list[dict[str, Any]]:
     add("rights_holder", Kind.WATCHLIST, {"goodsClasses": ["841370"]}, "watch:1")
     add("maker", Kind.REVOCATION, {"reason": "superseded"}, "lot:S1", [moved])
     return out
+
+
+class Story:
+    """A provenance story told through the public core: each step signs and ingests one
+    attestation (times strictly increasing) and returns its UID."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.t = signing_time(ledger)  # later steps count up from here, within the allowed clock skew
+
+    def sign(
+        self,
+        who: str,
+        kind: Kind,
+        fields: dict[str, Any],
+        subject: str,
+        refs: list[str] | tuple[str, ...] = (),
+        *,
+        at: int | None = None,
+        ingest: bool = True,
+        **kw: Any,
+    ) -> str:
+        self.t += 1
+        submission = build_submission(
+            actor(who),
+            kind,
+            self.ledger.domain,
+            fields,
+            subject=subject,
+            refs=list(refs),
+            issued_at=self.t if at is None else at,
+            **kw,
+        )
+        if ingest:
+            self.ledger.ingest(submission)
+        self.last = submission
+        return str(submission["uid"])
+
+    def asset(self, who: str = "rights_holder") -> str:
+        return self.sign(who, Kind.IP_ASSET, {"title": "impeller design"}, "asset:impeller")
+
+    def licence(self, assets: list[str], licensee: str = "maker", who: str = "rights_holder", **terms: Any) -> str:
+        fields = {
+            "licensee": actor(licensee).address,
+            "goodsClasses": ["8413"],
+            "territories": ["FR", "DE"],
+            "validFrom": 0,
+            "validUntil": 2**40,
+            "quantityCap": 10_000,
+            "sublicensing": False,
+        }
+        fields.update(terms)
+        return self.sign(who, Kind.LICENCE, fields, "licence", assets)
+
+    def produce(
+        self, licences: list[str], quantity: int = 1000, who: str = "maker", lot: str = "LOT-1", goods: str = "841370"
+    ) -> str:
+        return self.sign(
+            who,
+            Kind.PRODUCTION,
+            {"lot": lot, "quantity": quantity, "unit": "pcs", "goodsClass": goods},
+            f"lot:{lot}",
+            licences,
+        )
+
+    def transfer(self, inputs: list[str], who: str, to: str, quantity: int, lot: str = "LOT-1", **kw: Any) -> str:
+        return self.sign(
+            who,
+            Kind.TRANSFER,
+            {"lot": lot, "quantity": quantity, "unit": "pcs", "to": actor(to).address},
+            f"lot:{lot}",
+            inputs,
+            **kw,
+        )
+
+    def accept(self, transfer: str, who: str) -> str:
+        return self.sign(who, Kind.TRANSFER_ACCEPTANCE, {"note": "received"}, "lot", [transfer])
+
+    def ship(
+        self,
+        inputs: list[str],
+        quantity: int,
+        destination: str = "FR",
+        who: str = "exporter",
+        goods: str = "841370",
+        **kw: Any,
+    ) -> str:
+        return self.sign(
+            who,
+            Kind.SHIPMENT,
+            {"quantity": quantity, "unit": "pcs", "goodsClass": goods, "destination": destination},
+            "shipment",
+            inputs,
+            **kw,
+        )
+
+    def revoke(self, uid: str, who: str) -> str:
+        return self.sign(who, Kind.REVOCATION, {"reason": "withdrawn"}, "revocation", [uid])
+
+    def watch(self, goods: list[str], who: str = "rights_holder") -> str:
+        return self.sign(who, Kind.WATCHLIST, {"goodsClasses": goods}, "watch")
+
+    def finding(self, uid: str, code: str) -> str:
+        return self.sign("customs", Kind.CUSTOMS_FINDING, {"finding": code}, "finding", [uid])
+
+    def clean_export(self) -> dict[str, str]:
+        """Production under licence, a hand-over to a carrier, a split, export of 600 to FR."""
+        ids: dict[str, str] = {}
+        ids["asset"] = self.asset()
+        ids["licence"] = self.licence([ids["asset"]])
+        ids["watch"] = self.watch(["8413"])
+        ids["made"] = self.produce([ids["licence"]])
+        ids["to_carrier"] = self.transfer([ids["made"]], "maker", "carrier", 1000)
+        ids["carrier_ok"] = self.accept(ids["to_carrier"], "carrier")
+        ids["to_exporter"] = self.transfer([ids["to_carrier"]], "carrier", "exporter", 600)
+        ids["to_importer"] = self.transfer([ids["to_carrier"]], "carrier", "importer", 400)
+        ids["exporter_ok"] = self.accept(ids["to_exporter"], "exporter")
+        ids["shipment"] = self.ship([ids["to_exporter"]], 600)
+        return ids
+
+    def anchor(self, confirmations: int = 1) -> None:
+        w3 = self.ledger.deployment.w3
+        worker = self.ledger.anchoring_worker(confirmations=confirmations, max_age=0.0)
+        worker.drain(mine=lambda: w3.provider.make_request("evm_mine", []))  # type: ignore[arg-type]
+        for _ in range(3):
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]

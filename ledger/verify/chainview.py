@@ -1,0 +1,93 @@
+"""What verification reads from the chain: batch roots and their blocks, the contract that
+emitted an anchor, direct records, and on-chain revocations.
+
+Answers about blocks buried deeper than `cache_depth` are cached (a reorganisation that
+deep is outside any sane confirmation policy); everything shallower is read every time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from web3.exceptions import TransactionNotFound
+
+from ledger.chain.client import Deployment
+from ledger.hashing import hex32
+from ledger.kinds import Kind
+
+
+@dataclass
+class ChainView:
+    deployment: Deployment
+    cache_depth: int = 64
+    _batches: dict[int, tuple[str, int]] = field(default_factory=dict)
+    _tx_checks: dict[tuple[str, int], bool] = field(default_factory=dict)
+
+    @property
+    def ledger_address(self) -> str:
+        return self.deployment.manifest.ledger
+
+    def head(self) -> int:
+        return int(self.deployment.w3.eth.block_number)
+
+    def batch(self, index: int) -> tuple[str, int] | None:
+        """(root, block number) of batch `index` at the ledger contract, or None."""
+        cached = self._batches.get(index)
+        if cached is not None:
+            return cached
+        ledger = self.deployment.ledger
+        root = hex32(bytes(ledger.functions.batchRoot(index).call()))
+        if int(root, 16) == 0:
+            return None
+        logs = ledger.events.BatchAnchored().get_logs(
+            from_block=self.deployment.manifest.deployment_block, argument_filters={"index": index}
+        )
+        blocks = [int(entry["blockNumber"]) for entry in logs if hex32(bytes(entry["args"]["root"])) == root]
+        if not blocks:
+            return None
+        answer = (root, blocks[0])
+        if self.head() - blocks[0] >= self.cache_depth:
+            self._batches[index] = answer
+        return answer
+
+    def tx_emitted_by_ledger(self, tx_hash: str, index: int) -> bool:
+        """True when transaction `tx_hash` emitted BatchAnchored(index) from the ledger contract."""
+        key = (tx_hash.lower(), index)
+        if key in self._tx_checks:
+            return self._tx_checks[key]
+        try:
+            receipt = self.deployment.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        event = self.deployment.ledger.events.BatchAnchored()
+        topic = bytes.fromhex(str(event.topic).removeprefix("0x"))
+        found = any(
+            str(log["address"]).lower() == self.ledger_address.lower()
+            and bytes(log["topics"][0]) == topic
+            and int.from_bytes(bytes(log["topics"][1]), "big") == index
+            for log in receipt["logs"]
+        )
+        if self.head() - int(receipt["blockNumber"]) >= self.cache_depth:
+            self._tx_checks[key] = found
+        return found
+
+    def direct_record(self, uid: str) -> tuple[str, int]:
+        """(attester, revokedAt) of a directly recorded attestation (zero address if none)."""
+        record = self.deployment.ledger.functions.getRecord(bytes.fromhex(uid.removeprefix("0x"))).call()
+        return str(record[0]), int(record[2])
+
+    def revocations(self) -> dict[str, set[str]]:
+        """uid -> revokers: Revocation attestations recorded directly on chain, and direct
+        records revoked through the contract's `revoke`."""
+        ledger = self.deployment.ledger
+        start = self.deployment.manifest.deployment_block
+        found: dict[str, set[str]] = defaultdict(set)
+        for entry in ledger.events.Attested().get_logs(
+            from_block=start, argument_filters={"kind": int(Kind.REVOCATION)}
+        ):
+            for ref in entry["args"]["refs"]:
+                found[hex32(bytes(ref))].add(str(entry["args"]["attester"]))
+        for entry in ledger.events.Revoked().get_logs(from_block=start):
+            found[hex32(bytes(entry["args"]["uid"]))].add(str(entry["args"]["attester"]))
+        return dict(found)

@@ -1,0 +1,112 @@
+"""What a verification returns: checks with statuses, findings with reason codes, a verdict."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.reasons import Reason
+
+
+class CheckStatus(enum.StrEnum):
+    VALID = "VALID"
+    INVALID = "INVALID"
+    ERROR = "ERROR"
+    SKIPPED = "SKIPPED"
+
+
+class Verdict(enum.StrEnum):
+    VERIFIED = "VERIFIED"
+    FLAGGED = "FLAGGED"
+    UNVERIFIABLE = "UNVERIFIABLE"
+
+
+# Findings that mean "the evidence itself cannot be trusted or checked" rather than
+# "the evidence shows a problem with the goods": they make a shipment UNVERIFIABLE.
+EVIDENCE_FAILURES = frozenset(
+    {
+        Reason.MALFORMED,
+        Reason.WRONG_DOMAIN,
+        Reason.BAD_SIGNATURE,
+        Reason.UID_MISMATCH,
+        Reason.PAYLOAD_MISMATCH,
+        Reason.UNKNOWN_ATTESTER,
+        Reason.NOT_ANCHORED,
+        Reason.ANCHOR_UNCONFIRMED,
+        Reason.WRONG_CONTRACT,
+        Reason.CHAIN_UNAVAILABLE,
+        Reason.FIELD_INVALID,
+        Reason.UNKNOWN_REFERENCE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found, under a stable reason code, naming the attestations involved."""
+
+    code: Reason
+    message: str
+    uids: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code.value, "message": self.message, "uids": list(self.uids)}
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check. INVALID carries findings; ERROR says why it could not run."""
+
+    name: str
+    status: CheckStatus
+    findings: list[Finding] = field(default_factory=list)
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.name,
+            "status": self.status.value,
+            "detail": self.detail,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class RiskFactor:
+    name: str
+    points: int
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"factor": self.name, "points": self.points, "why": self.why}
+
+
+@dataclass
+class VerificationResult:
+    shipment: str
+    verdict: Verdict
+    risk_score: int
+    checks: list[CheckResult]
+    risk_factors: list[RiskFactor]
+    evaluated_at: int
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for c in self.checks for f in c.findings]
+
+    @property
+    def codes(self) -> set[Reason]:
+        return {f.code for f in self.findings}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shipment": self.shipment,
+            "verdict": self.verdict.value,
+            "riskScore": self.risk_score,
+            "reasons": sorted({f.code.value for f in self.findings}),
+            "findings": [f.to_json() for f in self.findings],
+            "checks": [c.to_json() for c in self.checks],
+            "riskFactors": [r.to_json() for r in self.risk_factors],
+            "evaluatedAt": self.evaluated_at,
+        }

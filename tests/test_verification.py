@@ -1,0 +1,327 @@
+"""Customs verification, told as stories: each ends in one verdict with precise reasons."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import pytest
+
+from ledger.chain.accounts import dev_account
+from ledger.chain.client import call_and_send
+from ledger.core import Ledger
+from ledger.reasons import Reason
+from ledger.verify import CheckStatus, Verdict, VerificationPolicy
+from ledger.verify.service import verify_bundle
+
+from .scenario import Story, actor
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def verdict_of(ledger: Ledger, uid: str, **policy: object):  # type: ignore[no-untyped-def]
+    result = ledger.verify_shipment(uid, VerificationPolicy(**policy) if policy else None)  # type: ignore[arg-type]
+    return result.verdict, result.codes, result
+
+
+def test_a_clean_multi_hop_licensed_shipment_is_verified(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    story.anchor()
+    verdict, codes, result = verdict_of(ledger_env, ids["shipment"])
+    assert (verdict, codes) == (Verdict.VERIFIED, set()), result.to_json()
+    assert all(c.status is CheckStatus.VALID for c in result.checks)
+    assert [c.name for c in result.checks] == [
+        "integrity",
+        "identity",
+        "anchoring",
+        "status",
+        "custody",
+        "licensing",
+        "watchlist",
+        "prior_findings",
+    ]
+    assert any(f.name == "NEW_EXPORTER" for f in result.risk_factors) and result.risk_score == 10
+
+
+def test_a_carrier_handing_over_goods_it_never_held_is_a_custody_gap(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    asset = story.asset()
+    made = story.produce([story.licence([asset])])
+    to_carrier = story.transfer([made], "maker", "carrier", 1000)
+    # The importer (never given the goods) hands them to the exporter.
+    stolen = story.transfer([to_carrier], "importer", "exporter", 1000)
+    shipment = story.ship([stolen], 1000)
+    story.anchor()
+    verdict, codes, _ = verdict_of(ledger_env, shipment)
+    assert (verdict, codes) == (Verdict.FLAGGED, {Reason.CUSTODY_GAP})
+
+
+def test_a_lot_shipped_twice_is_a_fork(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    made = story.produce([story.licence([story.asset()])], quantity=500)
+    to_exporter = story.transfer([made], "maker", "exporter", 500)
+    first = story.ship([to_exporter], 500)
+    second = story.ship([to_exporter], 500, destination="DE")
+    story.anchor()
+    for shipment in (first, second):
+        verdict, codes, _ = verdict_of(ledger_env, shipment)
+        assert (verdict, codes) == (Verdict.FLAGGED, {Reason.CUSTODY_FORK})
+
+
+def test_shipping_more_than_was_produced_exceeds_the_quantity(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    made = story.produce([story.licence([story.asset()])], quantity=100)
+    moved = story.transfer([made], "maker", "exporter", 100)
+    shipment = story.ship([moved], 250)
+    story.anchor()
+    assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.QUANTITY_EXCEEDED})
+
+
+def test_a_hand_over_dated_before_the_production_is_time_inconsistent(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    story.t += 20  # leave room to backdate a step without predating the participants' admission
+    made = story.produce([story.licence([story.asset()])])
+    moved = story.transfer([made], "maker", "exporter", 1000, at=story.t - 5)
+    shipment = story.ship([moved], 1000)
+    story.anchor()
+    assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.TIME_INCONSISTENT})
+
+
+@pytest.mark.parametrize(
+    "terms, destination, goods, code",
+    [
+        ({"territories": ["DE"]}, "FR", "841370", Reason.LICENCE_TERRITORY),
+        ({"goodsClasses": ["8501"]}, "FR", "841370", Reason.LICENCE_GOODS),
+        ({"validUntil": 1000}, "FR", "841370", Reason.LICENCE_EXPIRED),
+        ({"quantityCap": 10}, "FR", "841370", Reason.LICENCE_QUANTITY),
+    ],
+)
+def test_a_licence_that_does_not_cover_the_shipment_is_flagged(
+    ledger_env: Ledger, terms: dict, destination: str, goods: str, code: Reason
+) -> None:
+    story = Story(ledger_env)
+    made = story.produce([story.licence([story.asset()], **terms)], goods=goods)
+    shipment = story.ship(
+        [story.transfer([made], "maker", "exporter", 1000)], 1000, destination=destination, goods=goods
+    )
+    story.anchor()
+    assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {code})
+
+
+def test_a_licence_revoked_before_production_is_flagged(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    licence = story.licence([story.asset()])
+    story.revoke(licence, "rights_holder")
+    made = story.produce([licence])
+    shipment = story.ship([story.transfer([made], "maker", "exporter", 1000)], 1000)
+    story.anchor()
+    assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.LICENCE_REVOKED})
+
+
+def test_a_sub_licence_the_parent_does_not_permit_is_no_licence(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    asset = story.asset()
+    parent = story.licence([asset], licensee="maker", sublicensing=False)
+    # The maker sub-licenses to the importer, which produces.
+    sub = story.licence([parent], licensee="importer", who="maker")
+    ledger = ledger_env
+    registry, w3 = ledger.deployment.registry, ledger.deployment.w3
+    call_and_send(w3, dev_account(0), registry.functions.grantRoles(actor("importer").address, 4))  # MANUFACTURER
+    time.sleep(1.1)
+    story.t = max(story.t, ledger.deployment.now())
+    made = story.produce([sub], who="importer")
+    moved = story.transfer([made], "importer", "exporter", 1000)
+    shipment = story.ship([moved], 1000)
+    story.anchor()
+    assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.LICENCE_MISSING})
+
+
+def test_watch_listed_goods_without_a_licence_chain_are_a_watchlist_hit(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    story.watch(["8413"])
+    made = story.produce([])  # no licence at all
+    shipment = story.ship([story.transfer([made], "maker", "exporter", 1000)], 1000)
+    story.anchor()
+    assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.WATCHLIST_HIT})
+
+
+def test_a_revoked_hand_over_is_flagged_revoked(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    made = story.produce([story.licence([story.asset()])])
+    moved = story.transfer([made], "maker", "exporter", 1000)
+    story.revoke(moved, "maker")
+    shipment = story.ship([moved], 1000)
+    story.anchor()
+    assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.REVOKED})
+
+
+def test_an_expired_hand_over_is_flagged_expired(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    made = story.produce([story.licence([story.asset()])])
+    expires = story.t + 4
+    moved = story.transfer([made], "maker", "exporter", 1000, expires_at=expires)
+    shipment = story.ship([moved], 1000)
+    story.anchor()
+    while time.time() <= expires:
+        time.sleep(0.2)
+    assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.EXPIRED})
+
+
+def test_an_earlier_customs_finding_is_reported(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    story.finding(ids["to_carrier"], "COUNTERFEIT_SUSPECTED")
+    story.anchor()
+    assert verdict_of(ledger_env, ids["shipment"])[:2] == (Verdict.FLAGGED, {Reason.PRIOR_FINDING})
+
+
+def test_before_anchoring_a_shipment_is_unverifiable_not_anchored(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    assert verdict_of(ledger_env, ids["shipment"])[:2] == (Verdict.UNVERIFIABLE, {Reason.NOT_ANCHORED})
+
+
+def test_an_anchor_without_enough_confirmations_is_unconfirmed(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    story.anchor()
+    assert verdict_of(ledger_env, ids["shipment"], confirmations=50)[:2] == (
+        Verdict.UNVERIFIABLE,
+        {Reason.ANCHOR_UNCONFIRMED},
+    )
+
+
+def test_with_the_chain_unreachable_the_verdict_is_unverifiable_never_verified(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    story.anchor()
+    ledger_env.deployment.w3.provider.endpoint_uri = "http://127.0.0.1:9"  # type: ignore[attr-defined]
+    ledger_env._chain_view._batches.clear()
+    verdict, codes, result = verdict_of(ledger_env, ids["shipment"])
+    assert verdict is Verdict.UNVERIFIABLE and Reason.CHAIN_UNAVAILABLE in codes
+    assert any(c.status is CheckStatus.ERROR for c in result.checks)
+
+
+def test_a_policy_that_requires_acceptance_flags_an_unaccepted_hand_over(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    made = story.produce([story.licence([story.asset()])])
+    moved = story.transfer([made], "maker", "exporter", 1000)  # never accepted
+    shipment = story.ship([moved], 1000)
+    story.anchor()
+    assert verdict_of(ledger_env, shipment, require_acceptance=True)[:2] == (Verdict.FLAGGED, {Reason.CUSTODY_GAP})
+    assert verdict_of(ledger_env, shipment)[0] is Verdict.VERIFIED
+
+
+def test_an_empty_mandatory_policy_never_verifies(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    story.anchor()
+    assert verdict_of(ledger_env, ids["shipment"], mandatory=frozenset())[0] is Verdict.UNVERIFIABLE
+
+
+# ------------------------------------------------------------------- bundles
+
+
+def exported(ledger: Ledger) -> tuple[dict, dict[str, str]]:
+    story = Story(ledger)
+    ids = story.clean_export()
+    story.anchor()
+    return ledger.export_bundle(ids["shipment"]), ids
+
+
+def bundle_verdict(ledger: Ledger, bundle: dict):  # type: ignore[no-untyped-def]
+    result = verify_bundle(
+        bundle, ledger.settings.resolved_rpc_url, ledger.deployment.manifest, VerificationPolicy(confirmations=1)
+    )
+    return result.verdict, result.codes, result
+
+
+def test_an_exported_bundle_verifies_independently_with_the_same_verdict(ledger_env: Ledger) -> None:
+    bundle, ids = exported(ledger_env)
+    verdict, codes, result = bundle_verdict(ledger_env, bundle)
+    service = ledger_env.verify_shipment(ids["shipment"])
+    assert (verdict, codes) == (service.verdict, service.codes) == (Verdict.VERIFIED, set()), result.to_json()
+
+
+def test_re_verifying_an_old_bundle_reflects_a_later_revocation(ledger_env: Ledger) -> None:
+    bundle, ids = exported(ledger_env)
+    # The maker revokes its hand-over later, directly on chain, where any verifier sees it.
+    story = Story(ledger_env)
+    revocation = story.revoke(ids["to_carrier"], "maker")
+    time.sleep(1.1)
+    ledger_env.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    ledger_env.anchor_direct(revocation, actor("maker"))
+    verdict, codes, _ = bundle_verdict(ledger_env, bundle)
+    assert (verdict, codes) == (Verdict.FLAGGED, {Reason.REVOKED})
+
+
+def _entry(bundle: dict, uid: str) -> dict:
+    return next(e for e in bundle["attestations"] if e["uid"] == uid)
+
+
+def test_tampered_bundles_are_unverifiable_with_the_precise_reason(ledger_env: Ledger) -> None:
+    bundle, ids = exported(ledger_env)
+    forged = copy.deepcopy(bundle)
+    sig = _entry(forged, ids["to_exporter"])["signature"]
+    _entry(forged, ids["to_exporter"])["signature"] = sig[:10] + ("0" if sig[10] != "0" else "1") + sig[11:]
+    assert Reason.BAD_SIGNATURE in bundle_verdict(ledger_env, forged)[1]
+    altered = copy.deepcopy(bundle)
+    _entry(altered, ids["made"])["payload"]["fields"]["quantity"]["value"] = 5000
+    assert bundle_verdict(ledger_env, altered)[:2] == (Verdict.UNVERIFIABLE, {Reason.PAYLOAD_MISMATCH})
+    rewritten = copy.deepcopy(bundle)
+    _entry(rewritten, ids["made"])["typedData"]["message"]["issuedAt"] += 1
+    assert Reason.UID_MISMATCH in bundle_verdict(ledger_env, rewritten)[1]
+
+
+def test_a_bundle_naming_another_ledger_or_an_impostor_anchor_is_refused(ledger_env: Ledger) -> None:
+    from ledger.chain.deploy import deploy
+
+    bundle, ids = exported(ledger_env)
+    elsewhere = copy.deepcopy(bundle)
+    elsewhere["deployment"]["ledger"] = "0x" + "44" * 20
+    assert bundle_verdict(ledger_env, elsewhere)[:2] == (Verdict.UNVERIFIABLE, {Reason.WRONG_CONTRACT})
+    # An impostor contract anchors the same root; the bundle points at its transaction.
+    w3 = ledger_env.deployment.w3
+    impostor = deploy(w3, dev_account(0), dev_account(1).address)
+    entry = _entry(bundle, ids["shipment"])
+    from ledger.chain.client import contract_at
+
+    receipt = call_and_send(
+        w3,
+        dev_account(1),
+        contract_at(w3, "ProvenanceLedger", impostor.ledger).functions.anchorBatch(
+            0, bytes.fromhex(entry["anchor"]["root"][2:]), bytes(32), 1
+        ),
+    )
+    pointed = copy.deepcopy(bundle)
+    _entry(pointed, ids["shipment"])["anchor"]["txHash"] = "0x" + bytes(receipt["transactionHash"]).hex()
+    assert Reason.WRONG_CONTRACT in bundle_verdict(ledger_env, pointed)[1]
+
+
+def test_records_signed_without_standing_are_reported_by_their_reason(ledger_env: Ledger) -> None:
+    """Bundles presented at the border may carry records our store would have refused."""
+    bundle, ids = exported(ledger_env)
+    story = Story(ledger_env)
+    registry, w3 = ledger_env.deployment.registry, ledger_env.deployment.w3
+    cases = []
+    # An unknown party, a party without the exporter role, a suspended exporter, a rotated-out key.
+    cases.append(("outsider", Reason.UNKNOWN_ATTESTER, None))
+    cases.append(("carrier", Reason.ROLE_MISSING, None))
+    call_and_send(w3, dev_account(0), registry.functions.suspend(actor("importer").address, b"\x00" * 32))
+    call_and_send(w3, dev_account(0), registry.functions.grantRoles(actor("importer").address, 8))
+    cases.append(("importer", Reason.ATTESTER_SUSPENDED, None))
+    call_and_send(w3, dev_account(0), registry.functions.rotateKey(actor("exporter").address, dev_account(9).address))
+    time.sleep(1.1)
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    cases.append(("exporter", Reason.KEY_NOT_VALID, None))
+    for who, reason, _ in cases:
+        story.t = max(story.t, ledger_env.deployment.now()) + 1
+        shipment = story.ship([ids["to_exporter"]], 600, who=who, ingest=False)
+        presented = copy.deepcopy(bundle)
+        presented["shipment"] = shipment
+        presented["attestations"].append({**story.last, "anchor": None})
+        del presented["attestations"][-1]["confidential"]
+        verdict, codes, result = bundle_verdict(ledger_env, presented)
+        assert verdict is Verdict.UNVERIFIABLE or verdict is Verdict.FLAGGED
+        assert reason in codes, (who, result.to_json())
