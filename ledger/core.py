@@ -73,7 +73,7 @@ class Ledger:
         self.sealer = sealer
         from .verify.chainview import ChainView
 
-        self._chain_view = ChainView(deployment)
+        self._chain_view = ChainView(deployment, cache_depth=max(1, settings.confirmations))
         self.ingestor = Ingestor(
             self.sessions, self.domain, self.registry, self.checker, sealer, refresh_registry=self.refresh_registry
         )
@@ -151,15 +151,25 @@ class Ledger:
             ).first()
             if row is None:
                 raise KeyError(uid)
-            if row.direct_tx:
-                return AnchorRef("direct", tx_hash=row.direct_tx)
-            if row.batch_id is None:
-                return AnchorRef("pending")
-            batch = session.get(BatchRow, row.batch_id)
-            assert batch is not None
+            batch = session.get(BatchRow, row.batch_id) if row.batch_id is not None else None
+        return self.anchor_from(uid, row.batch_id, row.direct_tx, batch)
+
+    def anchor_from(self, uid: str, batch_id: int | None, direct_tx: str | None, batch: BatchRow | None) -> AnchorRef:
+        """The anchor reference of `uid` from its row's batch id / direct tx and its batch row."""
+        if direct_tx:
+            return AnchorRef("direct", tx_hash=direct_tx)
+        if batch_id is None or batch is None:
+            return AnchorRef("pending")
         tree = self._batch_tree(batch.id, batch.root)
         proof = tuple(hex32(p) for p in tree.proof(parse_hex(uid.lower(), 32, "uid")))
         return AnchorRef(batch.status, batch.chain_index, batch.root, proof, batch.tx_hash, batch.block_number)
+
+    def batches_by_id(self, ids: set[int]) -> dict[int, BatchRow]:
+        """Batch rows by id, in one query."""
+        if not ids:
+            return {}
+        with self.sessions() as session:
+            return {b.id: b for b in session.scalars(select(BatchRow).where(BatchRow.id.in_(ids)))}
 
     @lru_cache(maxsize=64)  # noqa: B019 - trees are immutable once a batch is sealed; bounded
     def _batch_tree(self, batch_id: int, root: str) -> MerkleTree:

@@ -325,3 +325,84 @@ def test_records_signed_without_standing_are_reported_by_their_reason(ledger_env
         verdict, codes, result = bundle_verdict(ledger_env, presented)
         assert verdict is Verdict.UNVERIFIABLE or verdict is Verdict.FLAGGED
         assert reason in codes, (who, result.to_json())
+
+
+def test_an_exported_bundle_checks_out_with_ethers_and_openzeppelin_merkle_tree(ledger_env: Ledger, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Third-party code, not ours: SPEC section 5's four invariants, checked in Node.js."""
+    import json
+    import subprocess
+
+    from .conftest import REPO
+
+    bundle, _ids = exported(ledger_env)
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    out = subprocess.run(
+        ["node", "tests/js/verify_bundle.js", str(path), ledger_env.settings.resolved_rpc_url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    report = json.loads(out.stdout)
+    assert len(report) == len(bundle["attestations"]) >= 10
+    for item in report:
+        assert item["signerIsAttester"] and item["uidMatches"], item
+        assert item["inclusion"] is True and item["rootOnChain"] is True, item
+        assert item["disclosedFieldsMatch"] and item["payloadHashMatches"], item
+
+
+def test_exported_bundles_follow_the_published_json_schema(ledger_env: Ledger) -> None:
+    import json
+
+    import jsonschema
+
+    from .conftest import REPO
+
+    bundle, _ids = exported(ledger_env)
+    schema = json.loads((REPO / "docs" / "proof-bundle.schema.json").read_text())
+    jsonschema.validate(bundle, schema)
+    broken = copy.deepcopy(bundle)
+    broken["attestations"][0]["signature"] = "0x1234"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_the_command_line_verifier_needs_only_the_bundle_and_an_rpc_url(ledger_env: Ledger, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    bundle, ids = exported(ledger_env)
+    path, manifest = tmp_path / "bundle.json", tmp_path / "trusted.json"
+    path.write_text(json.dumps(bundle))
+    ledger_env.deployment.manifest.save(manifest)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
+    env["PROVENANCE_HOME"] = str(tmp_path / "empty-home")  # no database anywhere
+    command = [
+        sys.executable,
+        "-m",
+        "ledger.cli",
+        "verify-bundle",
+        str(path),
+        "--rpc-url",
+        ledger_env.settings.resolved_rpc_url,
+        "--manifest",
+        str(manifest),
+        "--confirmations",
+        "1",
+        "--json",
+    ]
+    ok = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["verdict"] == "VERIFIED"
+    assert not (tmp_path / "empty-home" / "ledger.db").exists()
+    flagged = copy.deepcopy(bundle)
+    _entry(flagged, ids["made"])["payload"]["fields"]["quantity"]["value"] = 1
+    path.write_text(json.dumps(flagged))
+    bad = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 11 and json.loads(bad.stdout)["verdict"] == "UNVERIFIABLE"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -145,11 +145,12 @@ class Deployment:
     w3: Web3
     manifest: Manifest
 
-    @property
+    @cached_property
     def registry(self) -> Contract:
+        # Built once: web3 spends ~10 ms validating an ABI into a contract object.
         return contract_at(self.w3, "ParticipantRegistry", self.manifest.registry)
 
-    @property
+    @cached_property
     def ledger(self) -> Contract:
         return contract_at(self.w3, "ProvenanceLedger", self.manifest.ledger)
 

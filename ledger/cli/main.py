@@ -1,7 +1,8 @@
 """Entry point of the `provenance` command.
 
-Exit codes scripts can rely on: 0 success, 1 a usage or input error, 2 the chain or
-database was unreachable, 3 a contract rejected the request.
+Exit codes scripts can rely on: 0 success (or VERIFIED), 1 a usage or input error, 2 the
+chain or database was unreachable, 3 a contract rejected the request, 10 FLAGGED,
+11 UNVERIFIABLE.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from ledger.config import Settings
 EXIT_INPUT = 1
 EXIT_UNAVAILABLE = 2
 EXIT_REVERT = 3
+EXIT_FLAGGED = 10
+EXIT_UNVERIFIABLE = 11
+VERDICT_EXIT = {"VERIFIED": 0, "FLAGGED": EXIT_FLAGGED, "UNVERIFIABLE": EXIT_UNVERIFIABLE}
 
 app = typer.Typer(help="provenance-ledger: signed provenance attestations anchored on chain.", no_args_is_help=True)
 chain_app = typer.Typer(help="The local development chain.", no_args_is_help=True)
@@ -188,6 +192,88 @@ def worker_cmd(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     typer.echo(f"anchoring worker {worker.holder} started", err=True)
     worker.run(stop, interval=interval)
+
+
+def _print_verdict(result: object, as_json: bool) -> None:
+    from ledger.verify import VerificationResult
+
+    assert isinstance(result, VerificationResult)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        colour = {"VERIFIED": typer.colors.GREEN, "FLAGGED": typer.colors.YELLOW}.get(
+            result.verdict.value, typer.colors.RED
+        )
+        typer.secho(
+            f"{result.verdict.value}  risk {result.risk_score}/100  shipment {result.shipment}", fg=colour, bold=True
+        )
+        for check in result.checks:
+            typer.echo(f"  {check.name:<15} {check.status.value:<8} {check.detail}")
+            for finding in check.findings:
+                typer.echo(f"      {finding.code.value}: {finding.message}")
+        for factor in result.risk_factors:
+            typer.echo(f"  risk +{factor.points:<3} {factor.name}: {factor.why}")
+    raise typer.Exit(VERDICT_EXIT[result.verdict.value])
+
+
+@app.command("verify")
+def verify_cmd(
+    shipment: Annotated[str, typer.Argument(help="shipment attestation UID (0x...)")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Verify a shipment recorded in this ledger (exit 0 verified, 10 flagged, 11 unverifiable)."""
+    from ledger.core import Ledger
+    from ledger.verify.evidence import EvidenceError
+
+    ledger = Ledger.open(Settings())
+    try:
+        result = ledger.verify_shipment(shipment)
+    except EvidenceError as exc:
+        raise _fail(str(exc), EXIT_INPUT) from exc
+    _print_verdict(result, as_json)
+
+
+@app.command("export-bundle")
+def export_bundle_cmd(
+    shipment: Annotated[str, typer.Argument(help="shipment attestation UID (0x...)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="bundle file to write")] = Path("bundle.json"),
+) -> None:
+    """Export a shipment's self-contained proof bundle (JSON)."""
+    from ledger.core import Ledger
+    from ledger.verify.evidence import EvidenceError
+
+    ledger = Ledger.open(Settings())
+    try:
+        bundle = ledger.export_bundle(shipment)
+    except EvidenceError as exc:
+        raise _fail(str(exc), EXIT_INPUT) from exc
+    out.write_text(json.dumps(bundle, indent=1))
+    typer.echo(f"wrote {out} ({len(bundle['attestations'])} attestations)")
+
+
+@app.command("verify-bundle")
+def verify_bundle_cmd(
+    bundle: Annotated[Path, typer.Argument(help="proof bundle file")],
+    rpc_url: Annotated[str | None, typer.Option(help="chain RPC URL (default $PROVENANCE_RPC_URL)")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="manifest of the trusted deployment")] = None,
+    confirmations: Annotated[int | None, typer.Option(help="confirmations an anchor needs")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Verify a proof bundle with only the chain: no database, no service needed."""
+    from ledger.verify import VerificationPolicy
+    from ledger.verify.service import verify_bundle
+
+    settings = Settings()
+    try:
+        data = json.loads(bundle.read_text())
+        trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot read input: {exc}", EXIT_INPUT) from exc
+    policy = VerificationPolicy.from_env()
+    if confirmations is not None:
+        policy = VerificationPolicy(confirmations, policy.require_acceptance, policy.mandatory)
+    result = verify_bundle(data, rpc_url or settings.resolved_rpc_url, trusted, policy)
+    _print_verdict(result, as_json)
 
 
 @app.command("manifest")

@@ -1,12 +1,16 @@
 """What verification reads from the chain: batch roots and their blocks, the contract that
 emitted an anchor, direct records, and on-chain revocations.
 
-Answers about blocks buried deeper than `cache_depth` are cached (a reorganisation that
-deep is outside any sane confirmation policy); everything shallower is read every time.
+Answers about blocks with at least `cache_depth` confirmations are cached: the contract
+never changes a batch root once set, so only a reorganisation deeper than the
+confirmation policy could change them, and the policy already counts on that not
+happening. Everything shallower is read every time. Revocations are scanned
+incrementally: confirmed blocks once, the unconfirmed tail on every call.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -20,16 +24,27 @@ from ledger.kinds import Kind
 @dataclass
 class ChainView:
     deployment: Deployment
-    cache_depth: int = 64
+    cache_depth: int = 2
     _batches: dict[int, tuple[str, int]] = field(default_factory=dict)
     _tx_checks: dict[tuple[str, int], bool] = field(default_factory=dict)
+    _revocations: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _revocations_scanned_to: int = -1
+    _head: tuple[float, int] = (0.0, -1)
 
     @property
     def ledger_address(self) -> str:
         return self.deployment.manifest.ledger
 
-    def head(self) -> int:
-        return int(self.deployment.w3.eth.block_number)
+    def head(self, max_age: float = 0.25) -> int:
+        """The chain head, re-read at most every `max_age` seconds. A slightly old head can
+        only under-count confirmations: the safe direction for a fail-closed verdict."""
+        now = time.monotonic()
+        if now - self._head[0] > max_age:
+            self._head = (now, int(self.deployment.w3.eth.block_number))
+        return self._head[1]
+
+    def _confirmed(self, block: int, head: int | None = None) -> bool:
+        return (self.head() if head is None else head) - block + 1 >= self.cache_depth
 
     def batch(self, index: int) -> tuple[str, int] | None:
         """(root, block number) of batch `index` at the ledger contract, or None."""
@@ -47,7 +62,7 @@ class ChainView:
         if not blocks:
             return None
         answer = (root, blocks[0])
-        if self.head() - blocks[0] >= self.cache_depth:
+        if self._confirmed(blocks[0]):
             self._batches[index] = answer
         return answer
 
@@ -68,7 +83,7 @@ class ChainView:
             and int.from_bytes(bytes(log["topics"][1]), "big") == index
             for log in receipt["logs"]
         )
-        if self.head() - int(receipt["blockNumber"]) >= self.cache_depth:
+        if self._confirmed(int(receipt["blockNumber"])):
             self._tx_checks[key] = found
         return found
 

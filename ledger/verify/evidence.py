@@ -155,62 +155,54 @@ def _missing_ancestors(evidence: Evidence) -> set[str]:
 
 
 def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
-    """Evidence for a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`)."""
+    """Evidence for a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`).
+
+    Three round trips whatever the number of hops: the shipment's whole history by one
+    recursive query, what refers to that history, and the rows with their batches.
+    """
+    from sqlalchemy import literal, union
+
     from ledger.store.models import AttestationRefRow, AttestationRow
 
     shipment_uid = shipment_uid.lower()
-    records: dict[str, Record] = {}
-    sessions = ledger.sessions
-
-    def load(uids: set[str]) -> set[str]:
-        """Load `uids` into records; returns the refs they name."""
-        if not uids:
-            return set()
-        with sessions() as session:
-            rows = session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(uids))).all()
-            refs = session.execute(
-                select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
-                    AttestationRefRow.uid.in_(uids)
-                )
-            ).all()
-        by_uid: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        for r in refs:
-            by_uid[r.uid].append((r.position, r.ref))
-        named: set[str] = set()
-        for row in rows:
-            ordered = [ref for _pos, ref in sorted(by_uid.get(row.uid, []))]
-            records[row.uid] = _record_from_row(ledger, row, ordered)
-            named.update(ordered)
-        return named
-
-    load({shipment_uid})
+    with ledger.sessions() as session:
+        # Ancestors: everything the shipment rests on, transitively.
+        history = select(literal(shipment_uid).label("uid")).cte("history", recursive=True)
+        history = history.union(
+            select(AttestationRefRow.ref.label("uid")).join(history, AttestationRefRow.uid == history.c.uid)
+        )
+        ancestors = set(session.scalars(select(history.c.uid)))
+        # What refers to the history (acceptances, forks, revocations, findings, sibling
+        # productions under the same licences), what refers to those, and watch lists.
+        first = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(ancestors))
+        second = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(first))
+        watch = select(AttestationRow.uid).where(AttestationRow.kind == int(Kind.WATCHLIST))
+        related = set(session.scalars(union(first, second, watch)))
+        wanted = ancestors | related
+        rows = session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(wanted))).all()
+        refs = session.execute(
+            select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
+                AttestationRefRow.uid.in_(wanted)
+            )
+        ).all()
+    by_uid: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for r in refs:
+        by_uid[r.uid].append((r.position, r.ref))
+    batches = ledger.batches_by_id({row.batch_id for row in rows if row.batch_id is not None})
+    records = {
+        row.uid: _record_from_row(ledger, row, [ref for _p, ref in sorted(by_uid.get(row.uid, []))], batches)
+        for row in rows
+    }
     if shipment_uid not in records:
         raise EvidenceError(f"unknown shipment {shipment_uid}")
     if records[shipment_uid].kind is not Kind.SHIPMENT:
         raise EvidenceError(f"{shipment_uid} is a {records[shipment_uid].kind.type_name}, not a Shipment")
-    # Ancestors: everything the shipment rests on.
-    frontier = set(records[shipment_uid].refs)
-    while frontier - set(records):
-        frontier = load(frontier - set(records)) - set(records)
-    ancestors = set(records)
-    # One level of descendants of the history: acceptances, forks, revocations, findings,
-    # sibling productions under the same licences.
-    with sessions() as session:
-        referencing = set(session.scalars(select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(ancestors))))
-        watch = set(session.scalars(select(AttestationRow.uid).where(AttestationRow.kind == int(Kind.WATCHLIST))))
-    load((referencing | watch) - set(records))
-    # Revocations and findings of those descendants too (a revoked competing transfer is no fork).
-    with sessions() as session:
-        second = set(
-            session.scalars(select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(set(records) - ancestors)))
-        )
-    load(second - set(records))
     evidence = Evidence(shipment_uid, records)
     evidence.missing = _missing_ancestors(evidence)
     return evidence
 
 
-def _record_from_row(ledger: Any, row: Any, refs: list[str]) -> Record:
+def _record_from_row(ledger: Any, row: Any, refs: list[str], batches: dict[int, Any]) -> Record:
     attestation = Attestation(
         kind=Kind(row.kind),
         attester=row.attester,
@@ -225,7 +217,7 @@ def _record_from_row(ledger: Any, row: Any, refs: list[str]) -> Record:
     if row.sealed is not None:
         fields.update(ledger.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
     disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": fields})
-    anchor = ledger.anchor_of(row.uid)
+    anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batches.get(row.batch_id))
     anchor_json: dict[str, Any] | None
     if anchor.status == "direct":
         anchor_json = {"type": "direct", "txHash": anchor.tx_hash}
