@@ -68,11 +68,13 @@ def ensure_deployed(settings: Settings, rpc_url: str) -> Manifest:
 @app.command()
 def up(
     port: Annotated[int | None, typer.Option(help="anvil port (default $PROVENANCE_ANVIL_PORT or 8545)")] = None,
+    api_port: Annotated[int | None, typer.Option(help="HTTP port (default $PROVENANCE_API_PORT or 8000)")] = None,
     block_time: Annotated[float, typer.Option(help="seconds between blocks on the dev chain")] = 1.0,
     exit_after_deploy: Annotated[bool, typer.Option(help="stop once deployed (for scripts)")] = False,
 ) -> None:
     """Start the embedded system: local chain (state kept in $PROVENANCE_HOME), contracts
-    deployed once, manifest printed. Runs until interrupted."""
+    deployed once, database migrated, demo story seeded once, anchoring worker and HTTP
+    API running. Runs until interrupted."""
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
@@ -84,6 +86,7 @@ def up(
         )
     except AnvilError as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
+    stop = threading.Event()
     try:
         manifest = ensure_deployed(settings, node.rpc_url)
         typer.echo(f"chain      {node.rpc_url} (chain id {manifest.chain_id}, state {settings.chain_state_file})")
@@ -91,20 +94,62 @@ def up(
         typer.echo(f"ledger     {manifest.ledger}")
         typer.echo(f"manifest   {settings.resolved_manifest_path}")
         typer.echo(manifest.to_json(), nl=False)
-        typer.echo("ready", err=True)
         sys.stdout.flush()
         if exit_after_deploy:
+            typer.echo("ready", err=True)
             return
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        while not stop.is_set() and node.process.poll() is None:
-            stop.wait(0.5)
-        if node.process.poll() is not None:
-            raise _fail(f"anvil exited with code {node.process.returncode}", EXIT_UNAVAILABLE)
+        _run_service(Settings(rpc_url=node.rpc_url), api_port or settings.api_port, stop)
     finally:
+        stop.set()
         node.stop()
         typer.echo("stopped", err=True)
+
+
+def _run_service(settings: Settings, api_port: int, stop: threading.Event) -> None:
+    """Migrate, seed the demo once, run the anchoring worker and the HTTP API until stopped."""
+    import os
+
+    import uvicorn
+
+    from ledger.access import create_api_key
+    from ledger.core import Ledger
+    from ledger.demo import seed_demo
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    ledger = Ledger.open(settings)
+    demo_file = settings.home / "demo.json"
+    if not demo_file.exists():
+        ids = seed_demo(ledger)
+        _key, token = create_api_key(ledger.sessions, "demo customs officer", {"customs", "auditor"})
+        demo_file.write_text(json.dumps({"shipment": ids["shipment"], "customsKey": token}, indent=2))
+        demo_file.chmod(0o600)
+    demo = json.loads(demo_file.read_text())
+    worker = ledger.anchoring_worker()
+    threading.Thread(target=worker.run, args=(stop,), name="anchoring-worker", daemon=True).start()
+    # The service is loaded by name, not imported: the core never depends on the web layer.
+    os.environ["PROVENANCE_RPC_URL"] = settings.resolved_rpc_url
+    server = uvicorn.Server(
+        uvicorn.Config("api.app:create_app", factory=True, host="127.0.0.1", port=api_port, log_level="warning")
+    )
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def stop_server() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=stop_server, daemon=True).start()
+    base = f"http://127.0.0.1:{api_port}"
+    typer.echo(f"api        {base}  (OpenAPI: {base}/docs)")
+    typer.echo(f"demo       shipment {demo['shipment']}")
+    typer.echo(
+        f"           curl -X POST -H 'Authorization: Bearer {demo['customsKey']}' "
+        f"{base}/v1/shipments/{demo['shipment']}/verify"
+    )
+    typer.echo("ready", err=True)
+    sys.stdout.flush()
+    server.run()
+    ledger.close()
 
 
 @chain_app.command("start")
@@ -274,6 +319,78 @@ def verify_bundle_cmd(
         policy = VerificationPolicy(confirmations, policy.require_acceptance, policy.mandatory)
     result = verify_bundle(data, rpc_url or settings.resolved_rpc_url, trusted, policy)
     _print_verdict(result, as_json)
+
+
+@app.command("serve")
+def serve_cmd(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default $PROVENANCE_API_PORT or 8000)")] = None,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="API processes (stateless; share the database)")] = 1,
+) -> None:
+    """Run the HTTP API only (run `provenance worker` separately for anchoring)."""
+    import uvicorn
+
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port or Settings().api_port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+apikey_app = typer.Typer(help="Scoped API keys for customs, auditors and admins.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="who holds it (e.g. 'FR customs, Le Havre lane 3')")],
+    scopes: Annotated[str, typer.Option(help="comma-separated: customs, auditor, admin")],
+) -> None:
+    """Create a key; the token is printed once and never stored."""
+    from ledger.access import create_api_key
+    from ledger.core import Ledger
+
+    ledger = Ledger.open(Settings())
+    try:
+        key, token = create_api_key(ledger.sessions, name, {s.strip() for s in scopes.split(",") if s.strip()})
+    except ValueError as exc:
+        raise _fail(str(exc), EXIT_INPUT) from exc
+    typer.echo(f"key {key.id} ({', '.join(sorted(key.scopes))}) for {name}")
+    typer.echo(token)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="key id")]) -> None:
+    """Revoke a key at once."""
+    from ledger.access import revoke_api_key
+    from ledger.core import Ledger
+
+    if not revoke_api_key(Ledger.open(Settings()).sessions, key_id):
+        raise _fail(f"no live key {key_id}", EXIT_INPUT)
+    typer.echo(f"revoked {key_id}")
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List keys (ids, names, scopes; never secrets)."""
+    from ledger.access import list_api_keys
+    from ledger.core import Ledger
+
+    for key in list_api_keys(Ledger.open(Settings()).sessions):
+        typer.echo(f"{key['id']}  {key['scopes']:<24} {'REVOKED ' if key['revoked'] else ''}{key['name']}")
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Bring the database schema to the latest version."""
+    from ledger.store.db import make_engine, migrate
+
+    settings = Settings()
+    migrate(make_engine(settings.resolved_database_url))
+    typer.echo(f"migrated {settings.resolved_database_url.split('@')[-1]}")
 
 
 @app.command("manifest")

@@ -137,3 +137,30 @@ class IndexerCursorRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_block: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ApiKeyRow(Base):
+    """A scoped API credential. Only a SHA-256 of the secret is stored: the secrets are
+    256-bit random tokens, so a fast hash is enough and a leaked table reveals no key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    scopes: Mapped[str] = mapped_column(String(256), nullable=False)  # comma-separated
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class AccessLogRow(Base):
+    """Every customs verification: who asked, when, about which shipment, and the verdict."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    at: Mapped[float] = mapped_column(Float, nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    shipment: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
+    verdict: Mapped[str] = mapped_column(String(16), nullable=False)

@@ -1,0 +1,128 @@
+"""The HTTP service. `create_app()` is the factory (uvicorn `api.app:create_app --factory`).
+
+Configuration comes from the same environment variables as the core (see the README),
+plus PROVENANCE_MAX_BODY_BYTES, PROVENANCE_MAX_BATCH and PROVENANCE_RATE_LIMIT
+(requests per second per credential).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.config import Settings
+from ledger.core import Ledger
+from ledger.ingest import Rejected
+from ledger.reasons import markdown_table
+
+from .limits import BodySizeLimit, RateLimiter
+from .problems import on_http, on_rejected, on_unparseable, on_validation, problem
+from .routes import router
+
+DESCRIPTION = f"""Signed provenance attestations for goods and IP licences, anchored on an
+Ethereum-compatible chain; verification of shipments for customs; evidence for auditors.
+
+Submissions are authenticated by their EIP-712 signatures. Customs (`customs`), auditor
+(`auditor`) and admin (`admin`) endpoints need an API key: `Authorization: Bearer <key>`.
+No key gives 401, a key without the scope 403. Errors are `application/problem+json`.
+
+## Reason codes
+
+{markdown_table()}"""
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry
+    requests: Histogram
+    ingested: Counter
+    verdicts: Counter
+
+
+def make_metrics() -> Metrics:
+    registry = CollectorRegistry()
+    return Metrics(
+        registry,
+        Histogram("provenance_http_request_seconds", "HTTP request latency", ["route", "status"], registry=registry),
+        Counter("provenance_attestations_total", "Attestations submitted, by outcome", ["outcome"], registry=registry),
+        Counter("provenance_verifications_total", "Shipment verifications, by verdict", ["verdict"], registry=registry),
+    )
+
+
+def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -> FastAPI:
+    """The FastAPI application over one ledger (opened from `settings` if not given)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = ledger is None
+        app.state.ledger = ledger or Ledger.open(settings)
+        yield
+        if opened:
+            app.state.ledger.close()
+
+    app = FastAPI(title="provenance-ledger", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.max_batch = int(os.environ.get("PROVENANCE_MAX_BATCH", "500"))
+    rate = float(os.environ.get("PROVENANCE_RATE_LIMIT", "500"))
+    app.state.rate_limiter = RateLimiter(rate=rate, burst=int(rate * 2))
+    app.state.metrics = make_metrics()
+    app.include_router(router)
+    app.add_exception_handler(Rejected, on_rejected)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RecursionError, on_unparseable)  # absurdly deep JSON
+    app.add_exception_handler(UnicodeDecodeError, on_unparseable)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Any:
+        import time
+
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # noqa: BLE001 - last resort: never a bare 500 page
+            response = problem(500, "Internal error", "the request failed; it was not stored")
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        app.state.metrics.requests.labels(path, str(response.status_code)).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", tags=["system"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["system"], summary="Readiness: database and chain reachable")
+    def readyz(request: Request) -> JSONResponse:
+        the_ledger: Ledger = request.app.state.ledger
+        checks: dict[str, str] = {}
+        try:
+            with the_ledger.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        try:
+            the_ledger.deployment.check_chain()
+            checks["chain"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["chain"] = f"unavailable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["system"], summary="Prometheus metrics")
+    def metrics(request: Request) -> Response:
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    max_body = int(os.environ.get("PROVENANCE_MAX_BODY_BYTES", str(8 * 1024 * 1024)))
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    return app

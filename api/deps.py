@@ -1,0 +1,66 @@
+"""Request dependencies: the ledger, the caller's credential and its scope, rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, HTTPException, Request
+
+from ledger.access import ApiKey, authenticate
+from ledger.core import Ledger
+
+
+def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def _limit(request: Request, who: str) -> None:
+    allowed, wait = request.app.state.rate_limiter.allow(who)
+    if not allowed:
+        raise HTTPException(
+            429,
+            f"rate limit exceeded for {who}; retry in {wait:.2f}s",
+            headers={"Retry-After": f"{max(1, round(wait))}"},
+        )
+
+
+def optional_key(request: Request, ledger: Ledger = Depends(get_ledger)) -> ApiKey | None:
+    """Submissions are authenticated by their signatures; a key is optional (and, when
+    given, must be valid). Rate-limited per key, else per client address."""
+    token = _token(request)
+    if token is None:
+        _limit(request, f"ip:{request.client.host if request.client else 'unknown'}")
+        return None
+    key = authenticate(ledger.sessions, token)
+    if key is None:
+        raise HTTPException(401, "unknown, malformed or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    _limit(request, f"key:{key.id}")
+    return key
+
+
+def require(*scopes: str) -> Callable[..., ApiKey]:
+    """A dependency admitting keys holding any of `scopes` (admin holds all)."""
+
+    def dependency(request: Request, ledger: Ledger = Depends(get_ledger)) -> ApiKey:
+        token = _token(request)
+        if token is None:
+            raise HTTPException(
+                401, "an API key is required (Authorization: Bearer <key>)", headers={"WWW-Authenticate": "Bearer"}
+            )
+        key = authenticate(ledger.sessions, token)
+        if key is None:
+            raise HTTPException(401, "unknown, malformed or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        if not any(key.allows(s) for s in scopes):
+            raise HTTPException(403, f"this key lacks the scope: needs one of {', '.join(scopes)}")
+        _limit(request, f"key:{key.id}")
+        return key
+
+    return dependency

@@ -1,0 +1,72 @@
+"""RFC 9457 problem details: every error the API returns is `application/problem+json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.ingest import Rejected
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"https://provenance-ledger.example/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+async def on_rejected(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Rejected)
+    status = 503 if exc.reason.value == "CHAIN_UNAVAILABLE" else 422
+    return problem(status, "Attestation rejected", exc.detail, reason=exc.reason.value, field=exc.field, uid=exc.uid)
+
+
+async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body", "reason": e.get("msg")}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"field": "body", "reason": "invalid"}
+    return problem(
+        422,
+        "Invalid request",
+        f"{first['field']}: {first['reason']}",
+        reason="MALFORMED",
+        field=first["field"],
+        errors=errors[:20],
+    )
+
+
+async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    titles = {
+        400: "Bad request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Payload too large",
+        429: "Too many requests",
+        503: "Unavailable",
+    }
+    response = problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def on_unparseable(_request: Request, exc: Exception) -> JSONResponse:
+    return problem(
+        400, "Bad request", f"the body could not be parsed: {type(exc).__name__}", reason="MALFORMED", field="body"
+    )

@@ -1,0 +1,271 @@
+"""The `/v1` endpoints. Each one parses, authorises through a dependency, calls the
+ledger core, and shapes the response; none holds domain logic."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
+from sqlalchemy import select
+
+from ledger.access import ApiKey, log_access
+from ledger.core import Ledger
+from ledger.hashing import checksum_address
+from ledger.ingest import Accepted, Rejected
+from ledger.kinds import Kind
+from ledger.reasons import Reason
+from ledger.roles import Role
+from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow
+from ledger.submission import subject_id
+from ledger.verify.evidence import EvidenceError
+from ledger.verify.service import verify_bundle
+
+from .deps import get_ledger, optional_key, require
+from .schemas import BatchResult, Submission, SubmissionResult, Verification
+
+router = APIRouter(prefix="/v1")
+UID = Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="attestation UID (EIP-712 digest)")
+
+
+def _metrics(request: Request) -> Any:
+    return request.app.state.metrics
+
+
+def _result(item: Accepted | Rejected) -> SubmissionResult:
+    return SubmissionResult(**item.to_json())
+
+
+@router.post(
+    "/attestations",
+    status_code=201,
+    response_model=SubmissionResult,
+    tags=["attestations"],
+    summary="Submit one signed attestation",
+    responses={
+        200: {"description": "already stored (same UID, nothing new stored)"},
+        422: {"description": "rejected with a reason code; nothing stored"},
+    },
+)
+def submit_attestation(
+    submission: Submission,
+    response: Response,
+    request: Request,
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey | None = Depends(optional_key),
+) -> SubmissionResult:
+    """Validated completely, then committed durably before this answers 201."""
+    accepted = ledger.ingest(submission.model_dump(exclude_none=True))
+    _metrics(request).ingested.labels("created" if accepted.created else "exists").inc()
+    if not accepted.created:
+        response.status_code = 200
+    return _result(accepted)
+
+
+@router.post(
+    "/attestations/batch",
+    status_code=201,
+    response_model=BatchResult,
+    tags=["attestations"],
+    summary="Submit many signed attestations",
+    responses={207: {"description": "some items rejected (see each result); the others are stored"}},
+)
+def submit_batch(
+    request: Request,
+    response: Response,
+    submissions: list[Submission] = Body(..., max_length=1000),
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey | None = Depends(optional_key),
+) -> BatchResult:
+    """Items may reference earlier items of the same batch. 201 when every item is stored."""
+    max_batch = request.app.state.max_batch
+    if len(submissions) > max_batch:
+        raise HTTPException(413, f"a batch holds at most {max_batch} attestations")
+    if not submissions:
+        raise HTTPException(422, "an empty batch")
+    results = ledger.ingest_many([s.model_dump(exclude_none=True) for s in submissions])
+    created = sum(1 for r in results if isinstance(r, Accepted) and r.created)
+    existing = sum(1 for r in results if isinstance(r, Accepted) and not r.created)
+    rejected = len(results) - created - existing
+    for label, count in (("created", created), ("exists", existing), ("rejected", rejected)):
+        _metrics(request).ingested.labels(label).inc(count)
+    if rejected:
+        response.status_code = 207
+    return BatchResult(results=[_result(r) for r in results], created=created, existing=existing, rejected=rejected)
+
+
+@router.get("/attestations/{uid}", tags=["attestations"], summary="An attestation with its anchor and proof")
+def get_attestation(
+    uid: str = UID,
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey = Depends(require("auditor", "customs")),
+) -> dict[str, Any]:
+    record = ledger.get_attestation(uid)
+    if record is None:
+        raise HTTPException(404, f"no attestation {uid}")
+    return record
+
+
+@router.get("/lots/{lot}/custody", tags=["custody"], summary="The custody graph of a lot")
+def lot_custody(
+    lot: str = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9:._/#+-]{0,199}$"),
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey = Depends(require("auditor", "customs")),
+) -> dict[str, Any]:
+    """Attestations whose subject is `lot:<lot>` and the references between them."""
+    subject = "0x" + subject_id(f"lot:{lot}").hex()
+    with ledger.sessions() as session:
+        rows = session.scalars(select(AttestationRow).where(AttestationRow.subject == subject)).all()
+        uids = [r.uid for r in rows]
+        edges = (
+            session.execute(
+                select(AttestationRefRow.uid, AttestationRefRow.ref).where(AttestationRefRow.uid.in_(uids))
+            ).all()
+            if uids
+            else []
+        )
+    nodes = [
+        {
+            "uid": r.uid,
+            "kind": Kind(r.kind).name,
+            "attester": checksum_address(r.attester),
+            "issuedAt": r.issued_at,
+            "fields": {k: v["value"] for k, v in json.loads(r.disclosed).items()},
+        }
+        for r in rows
+    ]
+    return {"lot": lot, "nodes": nodes, "edges": [{"from": e.ref, "to": e.uid} for e in edges]}
+
+
+def _log_and_shape(request: Request, ledger: Ledger, key: ApiKey, action: str, result: Any) -> dict[str, Any]:
+    log_access(ledger.sessions, key, action, result.shipment or "-", result.verdict.value)
+    _metrics(request).verdicts.labels(result.verdict.value).inc()
+    shaped: dict[str, Any] = result.to_json()
+    return shaped
+
+
+@router.post(
+    "/shipments/{uid}/verify", response_model=Verification, tags=["customs"], summary="Verify a shipment recorded here"
+)
+def verify_shipment(
+    request: Request,
+    uid: str = UID,
+    ledger: Ledger = Depends(get_ledger),
+    key: ApiKey = Depends(require("customs")),
+) -> dict[str, Any]:
+    """One fail-closed verdict (VERIFIED, FLAGGED, UNVERIFIABLE) with findings and risk.
+    Every call is recorded in the access log (who, when, which shipment, verdict)."""
+    try:
+        result = ledger.verify_shipment(uid)
+    except EvidenceError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return _log_and_shape(request, ledger, key, "verify", result)
+
+
+@router.post(
+    "/bundles/verify",
+    response_model=Verification,
+    tags=["customs"],
+    summary="Verify a proof bundle presented by an exporter",
+)
+def verify_presented_bundle(
+    request: Request,
+    bundle: dict[str, Any] = Body(...),
+    ledger: Ledger = Depends(get_ledger),
+    key: ApiKey = Depends(require("customs")),
+) -> dict[str, Any]:
+    result = verify_bundle(
+        bundle, ledger.settings.resolved_rpc_url, ledger.deployment.manifest, w3=ledger.deployment.w3
+    )
+    return _log_and_shape(request, ledger, key, "verify-bundle", result)
+
+
+@router.get("/shipments/{uid}/bundle", tags=["customs", "audit"], summary="Export a shipment's proof bundle")
+def shipment_bundle(
+    uid: str = UID,
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey = Depends(require("customs", "auditor")),
+) -> dict[str, Any]:
+    try:
+        return ledger.export_bundle(uid)
+    except EvidenceError as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+@router.post(
+    "/findings",
+    status_code=201,
+    response_model=SubmissionResult,
+    tags=["customs"],
+    summary="Record a signed customs finding",
+)
+def record_finding(
+    submission: Submission,
+    request: Request,
+    response: Response,
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey = Depends(require("customs")),
+) -> SubmissionResult:
+    """A CustomsFinding attestation signed by a customs officer's key; other administrations see it."""
+    if submission.typedData.get("primaryType") != Kind.CUSTOMS_FINDING.type_name:
+        raise Rejected(Reason.MALFORMED, "this endpoint takes CustomsFinding attestations", "typedData.primaryType")
+    return submit_attestation(submission, response, request, ledger, _key)
+
+
+@router.get("/participants/{address}", tags=["registry"], summary="A participant's roles and history")
+def participant(
+    address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$"),
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey = Depends(require("customs", "auditor")),
+) -> dict[str, Any]:
+    ledger.refresh_registry(2**62)
+    history = ledger.registry.history(address)
+    if not history:
+        raise HTTPException(404, f"{address} is not a registered participant")
+    latest = history[-1]
+    return {
+        "address": checksum_address(address),
+        "roles": Role(latest.roles).names(),
+        "granted": Role(latest.granted).names(),
+        "suspended": latest.suspended,
+        "retired": latest.retired,
+        "validFrom": latest.valid_from,
+        "validUntil": latest.valid_until,
+        "history": [
+            {"since": c.since, "roles": Role(c.roles).names(), "suspended": c.suspended, "retired": c.retired}
+            for c in history
+        ],
+    }
+
+
+@router.get("/batches", tags=["audit"], summary="Anchored batches, newest first")
+def batches(
+    limit: int = Query(50, ge=1, le=500),
+    before: int | None = Query(None, ge=0),
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey = Depends(require("auditor", "customs")),
+) -> dict[str, Any]:
+    with ledger.sessions() as session:
+        query = select(BatchRow).order_by(BatchRow.chain_index.desc()).limit(limit)
+        if before is not None:
+            query = query.where(BatchRow.chain_index < before)
+        rows = session.scalars(query).all()
+    return {
+        "batches": [
+            {
+                "index": b.chain_index,
+                "root": b.root,
+                "previousRoot": b.previous_root,
+                "count": b.count,
+                "status": b.status,
+                "txHash": b.tx_hash,
+                "blockNumber": b.block_number,
+            }
+            for b in rows
+        ]
+    }
+
+
+@router.get("/reason-codes", tags=["reference"], summary="The stable reason codes")
+def reason_codes() -> list[dict[str, str]]:
+    return [{"code": r.value, "meaning": r.info.meaning, "officerAction": r.info.officer_action} for r in Reason]

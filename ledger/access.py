@@ -1,0 +1,91 @@
+"""Credentials and the customs access log.
+
+API keys look like `pl_<id>_<secret>`; the store keeps the id, the scopes and a SHA-256
+of the secret. Scopes: `customs` (verify shipments, record findings), `auditor` (read
+attestations, export bundles, history), `admin` (everything, manage participants).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from .store.models import AccessLogRow, ApiKeyRow
+
+SCOPES = frozenset({"customs", "auditor", "admin"})
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(sessions: sessionmaker[Session], name: str, scopes: set[str]) -> tuple[ApiKey, str]:
+    """Create a key; returns it and the token to hand over (shown once, never stored)."""
+    unknown = scopes - SCOPES
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be some of {sorted(SCOPES)}; got {sorted(scopes)}")
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    with sessions.begin() as session:
+        session.add(
+            ApiKeyRow(
+                id=key_id,
+                name=name,
+                secret_hash=_digest(secret),
+                scopes=",".join(sorted(scopes)),
+                created_at=time.time(),
+            )
+        )
+    return ApiKey(key_id, name, frozenset(scopes)), f"pl_{key_id}_{secret}"
+
+
+def authenticate(sessions: sessionmaker[Session], token: str) -> ApiKey | None:
+    """The live key for `token`, or None (unknown, malformed, wrong secret, or revoked)."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pl":
+        return None
+    with sessions() as session:
+        row = session.get(ApiKeyRow, parts[1])
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.secret_hash, _digest(parts[2])):
+        return None
+    return ApiKey(row.id, row.name, frozenset(row.scopes.split(",")))
+
+
+def revoke_api_key(sessions: sessionmaker[Session], key_id: str) -> bool:
+    with sessions.begin() as session:
+        result = session.execute(
+            update(ApiKeyRow)
+            .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+            .values(revoked_at=time.time())
+        )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_api_keys(sessions: sessionmaker[Session]) -> list[dict[str, object]]:
+    with sessions() as session:
+        rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)).all()
+    return [{"id": r.id, "name": r.name, "scopes": r.scopes, "revoked": r.revoked_at is not None} for r in rows]
+
+
+def log_access(sessions: sessionmaker[Session], key: ApiKey, action: str, shipment: str, verdict: str) -> None:
+    """Record a customs query durably before its answer is returned."""
+    with sessions.begin() as session:
+        session.add(AccessLogRow(key_id=key.id, at=time.time(), action=action, shipment=shipment, verdict=verdict))

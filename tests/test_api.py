@@ -1,0 +1,218 @@
+"""The HTTP API, over a real server on loopback: status codes, problem details, scopes."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+
+from api.app import create_app
+from ledger.access import create_api_key, revoke_api_key
+from ledger.chain.anvil import free_port
+from ledger.core import Ledger
+from ledger.kinds import Kind
+from ledger.store.models import AccessLogRow, AttestationRow
+
+from .scenario import Story, productions
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+class Server:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(ledger.settings, ledger), host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        _, self.customs = create_api_key(ledger.sessions, "customs lane", {"customs"})
+        _, self.auditor = create_api_key(ledger.sessions, "auditor", {"auditor"})
+
+    def stop(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def api(ledger_env: Ledger) -> Iterator[Server]:
+    server = Server(ledger_env)
+    yield server
+    server.stop()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def stored(ledger: Ledger) -> int:
+    with ledger.sessions() as session:
+        return int(session.scalar(select(func.count(AttestationRow.id))) or 0)
+
+
+def assert_problem(response: httpx.Response, status: int, reason: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    if reason is not None:
+        assert body["reason"] == reason, body
+    return body
+
+
+def test_a_submission_is_201_once_durable_and_200_when_repeated(api: Server) -> None:
+    submission = productions(api.ledger, 1)[0]
+    first = api.http.post("/v1/attestations", json=submission)
+    assert first.status_code == 201 and first.json() == {
+        "status": "created",
+        "uid": submission["uid"],
+        "reason": None,
+        "field": None,
+        "detail": None,
+    }
+    assert stored(api.ledger) == 1  # committed before the answer
+    again = api.http.post("/v1/attestations", json=submission)
+    assert again.status_code == 200 and again.json()["status"] == "exists"
+    assert stored(api.ledger) == 1
+
+
+def test_rejections_are_problem_details_with_reason_and_field_and_store_nothing(api: Server) -> None:
+    forged = productions(api.ledger, 1)[0]
+    forged["signature"] = forged["signature"][:-2] + ("1c" if forged["signature"][-2:] == "1b" else "1b")
+    body = assert_problem(api.http.post("/v1/attestations", json=forged), 422, "BAD_SIGNATURE")
+    assert body["field"] == "signature"
+    submission = productions(api.ledger, 1, prefix="X")[0]
+    submission["payload"]["fields"]["lot"]["value"] = "LOT\u0000X"
+    assert_problem(api.http.post("/v1/attestations", json=submission), 422, "PAYLOAD_MISMATCH")
+    assert_problem(api.http.post("/v1/attestations", json={"typedData": {}}), 422, "MALFORMED")
+    assert_problem(
+        api.http.post("/v1/attestations", content=b"{not json", headers={"content-type": "application/json"}), 422
+    )
+    deep = ("[" * 100_000) + ("]" * 100_000)
+    response = api.http.post("/v1/attestations", content=deep.encode(), headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422) and response.headers["content-type"].startswith("application/problem")
+    assert stored(api.ledger) == 0
+
+
+def test_oversized_bodies_and_batches_are_refused(api: Server) -> None:
+    huge = b'{"typedData": "' + b"x" * (9 * 1024 * 1024) + b'"}'
+    assert_problem(api.http.post("/v1/attestations", content=huge, headers={"content-type": "application/json"}), 413)
+    many = productions(api.ledger, 1)[0]
+    response = api.http.post("/v1/attestations/batch", json=[many] * 1001)
+    assert response.status_code in (413, 422)
+    assert stored(api.ledger) == 0
+
+
+def test_a_batch_answers_each_item_and_stores_the_valid_ones(api: Server) -> None:
+    items = productions(api.ledger, 3)
+    response = api.http.post("/v1/attestations/batch", json=items)
+    assert response.status_code == 201 and response.json()["created"] == 3
+    broken = productions(api.ledger, 2, prefix="B")
+    broken[1]["signature"] = "0x" + "00" * 65
+    mixed = api.http.post("/v1/attestations/batch", json=[*broken, items[0]])
+    assert mixed.status_code == 207
+    assert [r["status"] for r in mixed.json()["results"]] == ["created", "rejected", "exists"]
+    assert stored(api.ledger) == 4
+
+
+def test_customs_endpoints_need_a_key_with_the_customs_scope(api: Server) -> None:
+    story = Story(api.ledger)
+    ids = story.clean_export()
+    story.anchor()
+    url = f"/v1/shipments/{ids['shipment']}/verify"
+    assert_problem(api.http.post(url), 401)
+    assert_problem(api.http.post(url, headers=auth("pl_nope_nope")), 401)
+    assert_problem(api.http.post(url, headers=auth(api.auditor)), 403)
+    ok = api.http.post(url, headers=auth(api.customs))
+    assert ok.status_code == 200 and ok.json()["verdict"] == "VERIFIED"
+    with api.ledger.sessions() as session:
+        log = session.scalars(select(AccessLogRow)).all()
+    assert [(row.shipment, row.verdict, row.action) for row in log] == [(ids["shipment"], "VERIFIED", "verify")]
+    key_id = api.customs.split("_")[1]
+    assert revoke_api_key(api.ledger.sessions, key_id)
+    assert_problem(api.http.post(url, headers=auth(api.customs)), 401)
+
+
+def test_auditors_read_attestations_bundles_batches_and_participants(api: Server) -> None:
+    story = Story(api.ledger)
+    ids = story.clean_export()
+    story.anchor()
+    record = api.http.get(f"/v1/attestations/{ids['made']}", headers=auth(api.auditor))
+    assert record.status_code == 200 and record.json()["anchor"]["status"] == "anchored"
+    assert record.json()["anchor"]["proof"]
+    assert_problem(api.http.get(f"/v1/attestations/0x{'00' * 32}", headers=auth(api.auditor)), 404)
+    assert_problem(api.http.get("/v1/attestations/not-a-uid", headers=auth(api.auditor)), 422)
+    bundle = api.http.get(f"/v1/shipments/{ids['shipment']}/bundle", headers=auth(api.auditor))
+    assert bundle.status_code == 200 and len(bundle.json()["attestations"]) >= 10
+    verdict = api.http.post("/v1/bundles/verify", json=bundle.json(), headers=auth(api.customs))
+    assert verdict.status_code == 200 and verdict.json()["verdict"] == "VERIFIED"
+    batches = api.http.get("/v1/batches", headers=auth(api.auditor)).json()["batches"]
+    assert batches and batches[0]["status"] == "anchored"
+    maker = json.loads(json.dumps(story.last["typedData"]["message"]["attester"]))
+    participant = api.http.get(f"/v1/participants/{maker}", headers=auth(api.auditor))
+    assert participant.status_code == 200 and participant.json()["roles"] == ["exporter"]
+    custody = api.http.get("/v1/lots/LOT-1/custody", headers=auth(api.auditor)).json()
+    assert len(custody["nodes"]) >= 4 and custody["edges"]
+
+
+def test_customs_findings_are_recorded_by_customs_only(api: Server) -> None:
+    story = Story(api.ledger)
+    ids = story.clean_export()
+    story.sign(
+        "customs", Kind.CUSTOMS_FINDING, {"finding": "COUNTERFEIT_SUSPECTED"}, "f", [ids["shipment"]], ingest=False
+    )
+    finding = {k: v for k, v in story.last.items()}
+    assert_problem(api.http.post("/v1/findings", json=finding, headers=auth(api.auditor)), 403)
+    assert api.http.post("/v1/findings", json=finding, headers=auth(api.customs)).status_code == 201
+    not_a_finding = productions(api.ledger, 1)[0]
+    assert_problem(api.http.post("/v1/findings", json=not_a_finding, headers=auth(api.customs)), 422, "MALFORMED")
+
+
+def test_health_readiness_metrics_reason_codes_and_openapi(api: Server) -> None:
+    assert api.http.get("/healthz").json() == {"status": "ok"}
+    assert api.http.get("/readyz").json() == {"ready": True, "database": "ok", "chain": "ok"}
+    api.http.post("/v1/attestations", json=productions(api.ledger, 1)[0])
+    metrics = api.http.get("/metrics").text
+    assert 'provenance_attestations_total{outcome="created"} 1.0' in metrics
+    codes = api.http.get("/v1/reason-codes").json()
+    assert {"code": "CUSTODY_FORK"}.items() <= next(c for c in codes if c["code"] == "CUSTODY_FORK").items()
+    spec = api.http.get("/openapi.json").json()
+    for path in [
+        "/v1/attestations",
+        "/v1/attestations/batch",
+        "/v1/attestations/{uid}",
+        "/v1/lots/{lot}/custody",
+        "/v1/shipments/{uid}/verify",
+        "/v1/bundles/verify",
+        "/v1/shipments/{uid}/bundle",
+        "/v1/findings",
+        "/v1/participants/{address}",
+        "/v1/batches",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ]:
+        assert path in spec["paths"], path
+    assert "WATCHLIST_HIT" in spec["info"]["description"]
+
+
+def test_requests_beyond_the_rate_limit_get_429(api: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.limits import RateLimiter
+
+    api.server.config.app.state.rate_limiter = RateLimiter(rate=1, burst=3)  # type: ignore[attr-defined]
+    codes = [api.http.get("/v1/batches", headers=auth(api.auditor)).status_code for _ in range(6)]
+    assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
