@@ -216,3 +216,98 @@ def test_requests_beyond_the_rate_limit_get_429(api: Server, monkeypatch: pytest
     api.server.config.app.state.rate_limiter = RateLimiter(rate=1, burst=3)  # type: ignore[attr-defined]
     codes = [api.http.get("/v1/batches", headers=auth(api.auditor)).status_code for _ in range(6)]
     assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
+
+
+def test_an_exporter_signs_and_submits_from_the_command_line(api: Server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Real subprocesses: a new encrypted key is admitted, signs a YAML payload, submits."""
+    import os
+    import subprocess
+    import sys
+
+    from web3 import Web3
+
+    from ledger.chain.accounts import dev_account
+    from ledger.chain.client import call_and_send
+    from ledger.chain.deploy import FOREVER
+    from ledger.roles import Role
+
+    from .conftest import REPO
+
+    env = {**os.environ, "PROVENANCE_HOME": str(tmp_path), "PROVENANCE_KEY_PASSWORD": "s3cret-pass"}
+    cli = [sys.executable, "-m", "ledger.cli"]
+    made = subprocess.run(
+        [*cli, "keys", "new", "--out", str(tmp_path / "maker.json")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    address = made.stdout.strip()
+    assert (tmp_path / "maker.json").stat().st_mode & 0o777 == 0o600
+    ledger = api.ledger
+    call_and_send(
+        ledger.deployment.w3,
+        dev_account(0),
+        ledger.deployment.registry.functions.admit(
+            Web3.to_checksum_address(address), b"\x07" * 32, int(Role.MANUFACTURER), 0, FOREVER
+        ),
+    )
+    time.sleep(1.1)
+    ledger.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    ledger.deployment.manifest.save(tmp_path / "deployment.json")
+    (tmp_path / "lot.yaml").write_text(
+        "lot: LOT-CLI-1\nquantity: 250\nunit: pcs\ngoodsClass: '841370'\nunitCost: 12.5\n"
+    )
+    command = [
+        *cli,
+        "sign",
+        "production",
+        "--fields",
+        str(tmp_path / "lot.yaml"),
+        "--subject",
+        "lot:LOT-CLI-1",
+        "--keystore",
+        str(tmp_path / "maker.json"),
+        "--confidential",
+        "unitCost",
+        "--submit",
+        f"http://127.0.0.1:{api.port}",
+        "--json",
+    ]
+    signed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert signed.returncode == 0, signed.stderr + signed.stdout
+    uid = json.loads(signed.stdout)["uid"]
+    record = ledger.get_attestation(uid, include_confidential=True)
+    assert record is not None and record["payload"]["fields"]["unitCost"]["value"] == 12.5
+    status = subprocess.run(
+        [*cli, "status", uid, "--api", f"http://127.0.0.1:{api.port}", "--key", api.auditor],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0 and status.stdout.strip() == "pending"
+    wrong = subprocess.run(
+        [
+            *cli,
+            "sign",
+            "shipment",
+            "--fields",
+            str(tmp_path / "lot.yaml"),
+            "--subject",
+            "s",
+            "--keystore",
+            str(tmp_path / "maker.json"),
+            "--submit",
+            f"http://127.0.0.1:{api.port}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong.returncode == 1 and "rejected: FIELD_INVALID" in wrong.stderr

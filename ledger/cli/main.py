@@ -87,6 +87,12 @@ def up(
     except AnvilError as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
     stop = threading.Event()
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+        raise KeyboardInterrupt  # interrupts set-up (deploy, seeding) too; the finally stops the chain
+
+    signal.signal(signal.SIGTERM, request_stop)
     try:
         manifest = ensure_deployed(settings, node.rpc_url)
         typer.echo(f"chain      {node.rpc_url} (chain id {manifest.chain_id}, state {settings.chain_state_file})")
@@ -99,6 +105,8 @@ def up(
             typer.echo("ready", err=True)
             return
         _run_service(Settings(rpc_url=node.rpc_url), api_port or settings.api_port, stop)
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
         node.stop()
@@ -391,6 +399,164 @@ def migrate_cmd() -> None:
     settings = Settings()
     migrate(make_engine(settings.resolved_database_url))
     typer.echo(f"migrated {settings.resolved_database_url.split('@')[-1]}")
+
+
+keys_app = typer.Typer(help="Signing keys in encrypted keystore files.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _password(confirm: bool) -> str:
+    import os
+
+    password = os.environ.get("PROVENANCE_KEY_PASSWORD")
+    if password:
+        return password
+    return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
+
+
+@keys_app.command("new")
+def keys_new(out: Annotated[Path, typer.Option(help="keystore file to create (mode 0600)")]) -> None:
+    """Create a new key and save it encrypted; prints its address."""
+    from eth_account import Account
+
+    from ledger.chain.accounts import write_keystore
+
+    account = Account.create()
+    try:
+        write_keystore(account, out, _password(confirm=True))
+    except (KeyLoadError, FileExistsError) as exc:
+        raise _fail(str(exc), EXIT_INPUT) from exc
+    typer.echo(account.address)
+
+
+@keys_app.command("import")
+def keys_import(
+    private_key_file: Annotated[Path, typer.Option(help="file holding a 0x-hex private key")],
+    out: Annotated[Path, typer.Option(help="keystore file to create (mode 0600)")],
+) -> None:
+    """Encrypt an existing private key into a keystore file."""
+    from eth_account import Account
+
+    from ledger.chain.accounts import write_keystore
+
+    try:
+        account = Account.from_key(private_key_file.read_text().strip())
+        write_keystore(account, out, _password(confirm=True))
+    except (OSError, ValueError, KeyLoadError) as exc:
+        raise _fail(f"cannot import: {exc}", EXIT_INPUT) from exc
+    typer.echo(account.address)
+
+
+def _load_fields(path: Path) -> dict[str, object]:
+    import yaml
+
+    text = path.read_text()
+    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object of fields")
+    return data
+
+
+@app.command("sign")
+def sign_cmd(
+    kind: Annotated[str, typer.Argument(help="production, transfer, shipment, licence, ... (or the EIP-712 name)")],
+    fields: Annotated[Path, typer.Option(help="JSON or YAML file with the payload fields")],
+    subject: Annotated[str, typer.Option(help="what it is about, e.g. lot:LOT-42 or shipment:SHP-1")],
+    ref: Annotated[list[str] | None, typer.Option(help="UID of an earlier attestation (repeatable)")] = None,
+    keystore: Annotated[Path | None, typer.Option(help="encrypted keystore of the signer")] = None,
+    dev_key: Annotated[int | None, typer.Option(help="well-known dev account index (dev chain only)")] = None,
+    disclose: Annotated[str | None, typer.Option(help="comma-separated fields to reveal (default: all)")] = None,
+    confidential: Annotated[str | None, typer.Option(help="revealed fields to store encrypted")] = None,
+    expires_at: Annotated[int, typer.Option(help="unix time it expires (0: never)")] = 0,
+    manifest: Annotated[Path | None, typer.Option(help="deployment manifest (the EIP-712 domain)")] = None,
+    submit: Annotated[str | None, typer.Option(help="API base URL to submit to, e.g. http://127.0.0.1:8000")] = None,
+    out: Annotated[Path | None, typer.Option(help="also write the signed submission here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Sign an attestation (and optionally submit it). Undisclosed fields never leave this
+    machine; keep the printed submission to disclose them later."""
+    from ledger.eip712 import Domain
+    from ledger.kinds import Kind
+    from ledger.submission import build_submission
+
+    settings = Settings()
+    try:
+        the_kind = Kind.parse(kind)
+        trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+        if keystore is not None:
+            account = load_keystore(keystore, _password(confirm=False))
+        elif dev_key is not None:
+            require_dev_chain(trusted.chain_id)
+            account = dev_account(dev_key)
+        else:
+            raise ValueError("give --keystore (or --dev-key on the development chain)")
+        values = _load_fields(fields)
+        submission = build_submission(
+            account,
+            the_kind,
+            Domain(trusted.chain_id, trusted.ledger),
+            values,
+            subject=subject,
+            refs=ref or [],
+            expires_at=expires_at,
+            disclose={n.strip() for n in disclose.split(",") if n.strip()} if disclose is not None else None,
+            confidential=[n.strip() for n in (confidential or "").split(",") if n.strip()],
+        )
+    except (OSError, ValueError, KeyLoadError, FileNotFoundError) as exc:
+        raise _fail(str(exc), EXIT_INPUT) from exc
+    if out is not None:
+        out.write_text(json.dumps(submission, indent=1))
+    if submit is None:
+        typer.echo(json.dumps(submission, indent=1) if as_json else f"signed {the_kind.type_name} {submission['uid']}")
+        return
+    import httpx
+
+    try:
+        answer = httpx.post(f"{submit.rstrip('/')}/v1/attestations", json=submission, timeout=30)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach {submit}: {exc}", EXIT_UNAVAILABLE) from exc
+    body = answer.json()
+    if as_json:
+        typer.echo(json.dumps(body, indent=1))
+    elif answer.status_code in (200, 201):
+        typer.echo(f"{body['status']} {the_kind.type_name} {body['uid']}")
+    else:
+        typer.secho(f"rejected: {body.get('reason')} ({body.get('field')}): {body.get('detail')}", fg="red", err=True)
+    if answer.status_code not in (200, 201):
+        raise typer.Exit(EXIT_INPUT if answer.status_code < 500 else EXIT_UNAVAILABLE)
+
+
+@app.command("status")
+def status_cmd(
+    uid: Annotated[str, typer.Argument(help="attestation UID")],
+    api: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
+    key: Annotated[str | None, typer.Option(help="API key (or $PROVENANCE_API_KEY)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Anchoring status of a submitted attestation (pending, sealed, sent, anchored)."""
+    import os
+
+    import httpx
+
+    token = key or os.environ.get("PROVENANCE_API_KEY", "")
+    try:
+        answer = httpx.get(
+            f"{api.rstrip('/')}/v1/attestations/{uid}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach {api}: {exc}", EXIT_UNAVAILABLE) from exc
+    if answer.status_code != 200:
+        raise _fail(answer.json().get("detail", answer.text), EXIT_INPUT)
+    anchor = answer.json()["anchor"]
+    if as_json:
+        typer.echo(json.dumps(anchor, indent=1))
+    else:
+        where = (
+            f" in batch {anchor['batchIndex']} (block {anchor['blockNumber']})"
+            if anchor["batchIndex"] is not None
+            else ""
+        )
+        typer.echo(f"{anchor['status']}{where}")
 
 
 @app.command("manifest")
