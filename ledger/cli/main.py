@@ -559,6 +559,81 @@ def status_cmd(
         typer.echo(f"{anchor['status']}{where}")
 
 
+audit_app = typer.Typer(help="Auditor tools: replay the whole history from the chain.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("replay")
+def audit_replay(
+    archive: Annotated[Path | None, typer.Option(help="replay an exported archive instead of the database")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="deployment manifest")] = None,
+    rpc_url: Annotated[str | None, typer.Option(help="chain RPC URL (default $PROVENANCE_RPC_URL)")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+    html_out: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
+    unanchored_limit: Annotated[float, typer.Option(help="seconds a record may wait to be anchored")] = 3600.0,
+    progress: Annotated[bool, typer.Option(help="force the progress bar even when not a terminal")] = False,
+) -> None:
+    """Rebuild history from the chain and re-verify every record. Exit 0 only when there
+    are no discrepancies (4 otherwise)."""
+    from ledger import audit
+
+    settings = Settings()
+    trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+    deployment = audit.replay_deployment(trusted, rpc_url or settings.resolved_rpc_url)
+    store_registry = store_batches = None
+    total = 0
+    if archive is not None:
+        data = audit.archive_source(archive)
+    else:
+        from sqlalchemy import func, select
+
+        from ledger.core import Ledger
+        from ledger.registry_view import RegistryView
+        from ledger.store.models import AttestationRow, BatchRow
+
+        ledger = Ledger.open(settings, manifest=trusted, create_key=False)
+        with ledger.sessions() as session:
+            total = int(session.scalar(select(func.count(AttestationRow.id))) or 0)
+            store_batches = dict(session.execute(select(BatchRow.chain_index, BatchRow.root)).tuples().all())
+        store_registry = RegistryView(ledger.sessions)
+        data = audit.store_source(ledger)
+    try:
+        report = audit.replay(
+            deployment,
+            data,
+            expected_total=total,
+            unanchored_limit=unanchored_limit,
+            store_registry=store_registry,
+            store_batches=store_batches,
+            progress=audit.Progress(total, "replay", force=progress),
+        )
+    except Exception as exc:
+        raise _fail(f"replay failed: {exc}", EXIT_UNAVAILABLE) from exc
+    result = report.to_json()
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1))
+    if html_out:
+        html_out.write_text(audit.html_report(report))
+    summary = result["summary"]
+    typer.echo(
+        f"{summary['attestations']} attestations, {summary['batches']} batches, "
+        f"{summary['discrepancies']} discrepancies ({summary['ratePerSecond']}/s)"
+    )
+    for d in report.discrepancies:
+        typer.secho(f"  {d.kind}: {d.message} {' '.join(d.uids[:3])}", fg=typer.colors.RED)
+    raise typer.Exit(0 if report.clean else 4)
+
+
+@audit_app.command("export")
+def audit_export(out: Annotated[Path, typer.Option(help="archive file (.jsonl.gz)")]) -> None:
+    """Export the ledger data (no confidential plaintext) for a replay without the database."""
+    from ledger import audit
+    from ledger.core import Ledger
+
+    count = audit.export_archive(Ledger.open(Settings(), create_key=False), out)
+    typer.echo(f"wrote {count} attestations to {out}")
+
+
 @app.command("manifest")
 def show_manifest(path: Annotated[Path | None, typer.Argument(help="manifest file")] = None) -> None:
     """Print the deployment manifest."""
