@@ -58,6 +58,19 @@ class AnchorRef:
         }
 
 
+def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:
+    """The signed message of a stored attestation, from its row and its ordered references."""
+    return Attestation(
+        kind=Kind(row.kind),
+        attester=row.attester,
+        subject=parse_hex(row.subject, 32, "subject"),
+        refs=tuple(parse_hex(r, 32, "ref") for r in refs),
+        payload_hash=parse_hex(row.payload_hash, 32, "payloadHash"),
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+    )
+
+
 class Ledger:
     """One deployment's ledger: store + chain. Thread-safe for concurrent ingest."""
 
@@ -120,15 +133,7 @@ class Ledger:
             refs = session.scalars(
                 select(AttestationRefRow.ref).where(AttestationRefRow.uid == key).order_by(AttestationRefRow.position)
             ).all()
-        attestation = Attestation(
-            kind=Kind(row.kind),
-            attester=row.attester,
-            subject=parse_hex(row.subject, 32, "subject"),
-            refs=tuple(parse_hex(r, 32, "ref") for r in refs),
-            payload_hash=parse_hex(row.payload_hash, 32, "p"),
-            issued_at=row.issued_at,
-            expires_at=row.expires_at,
-        )
+        attestation = attestation_from_row(row, list(refs))
         fields = json.loads(row.disclosed)
         if include_confidential and row.sealed is not None:
             fields.update(self.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))

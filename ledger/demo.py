@@ -1,8 +1,10 @@
 """The demo story the embedded setup starts with (development chain only).
 
-A rights holder records an IP asset and licenses it; a manufacturer produces a lot under
-the licence, hands it to a carrier, which splits it between an exporter and an importer;
-the exporter ships 600 pieces to France. Verified, that shipment is VERIFIED.
+A rights holder records an IP asset, licenses it for FR/DE/NL and puts pumps on its watch
+list; a manufacturer produces a lot under the licence and hands it to a carrier, which
+splits it between an exporter and an importer. The exporter ships 600 pieces to France:
+VERIFIED. The importer's 400 pieces go back to the exporter, who ships them to the United
+States, outside the licensed territories: FLAGGED (LICENCE_TERRITORY, WATCHLIST_HIT).
 """
 
 from __future__ import annotations
@@ -143,5 +145,21 @@ def seed_demo(ledger: Ledger) -> dict[str, str]:
         {"quantity": 600, "unit": "pcs", "goodsClass": "841370", "destination": "FR", "shipmentId": "SHP-FR-0001"},
         "shipment:SHP-FR-0001",
         [ids["exporter_ok"]],
+    )
+    sign(
+        "importer_back",
+        "importer",
+        Kind.TRANSFER,
+        {"lot": "LOT-2026-0042", "quantity": 400, "unit": "pcs", "to": dev_account(4).address},
+        "lot:LOT-2026-0042",
+        [ids["to_importer"]],
+    )
+    sign(
+        "flagged_shipment",
+        "exporter",
+        Kind.SHIPMENT,
+        {"quantity": 400, "unit": "pcs", "goodsClass": "841370", "destination": "US", "shipmentId": "SHP-US-0002"},
+        "shipment:SHP-US-0002",
+        [ids["importer_back"]],
     )
     return ids

@@ -19,15 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchenv import bench_chain
 from coincurve import PrivateKey, PublicKey
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from web3 import Web3
 
 from ledger.chain.accounts import dev_account
-from ledger.chain.anvil import start_anvil
-from ledger.chain.client import Deployment, call_and_send, connect
-from ledger.chain.deploy import FOREVER, deploy
 from ledger.config import Settings
 from ledger.core import Ledger
 from ledger.eip712 import Attestation, Domain, typed_data
@@ -123,18 +120,7 @@ def main() -> int:
     results: dict[str, object] = {"machine": f"{__import__('os').cpu_count()} cores", "n": args.n, "runs": args.runs}
     print("signature checks ...", file=sys.stderr)
     results["signatures"] = bench_signatures(args.n, args.runs)
-    node = start_anvil()
-    try:
-        w3 = connect(node.rpc_url)
-        manifest = deploy(w3, dev_account(0), dev_account(1).address)
-        call_and_send(
-            w3,
-            dev_account(0),
-            Deployment(w3, manifest).registry.functions.admit(
-                dev_account(3).address, Web3.keccak(text="maker"), int(Role.MANUFACTURER), 0, FOREVER
-            ),
-        )
-        time.sleep(1.1)
+    with bench_chain({3: Role.MANUFACTURER}) as (node, _w3, manifest):
         print("ingest into SQLite ...", file=sys.stderr)
         results.update(
             bench_ingest(args.n, args.runs, lambda home: f"sqlite:///{home}/b.db", "sqlite", node.rpc_url, manifest)
@@ -150,8 +136,6 @@ def main() -> int:
 
             print("ingest into PostgreSQL ...", file=sys.stderr)
             results.update(bench_ingest(args.n, args.runs, pg, "postgresql", node.rpc_url, manifest))
-    finally:
-        node.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

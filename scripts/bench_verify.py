@@ -17,12 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from web3 import Web3
+from benchenv import bench_chain
 
 from ledger.chain.accounts import dev_account
-from ledger.chain.anvil import start_anvil
-from ledger.chain.client import Deployment, call_and_send, connect
-from ledger.chain.deploy import FOREVER, deploy
 from ledger.config import Settings
 from ledger.core import Ledger
 from ledger.kinds import Kind
@@ -89,52 +86,37 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("build/bench-verify.json"))
     args = parser.parse_args()
-    node = start_anvil()
     results: dict[str, object] = {}
-    try:
-        w3 = connect(node.rpc_url)
-        manifest = deploy(w3, dev_account(0), dev_account(1).address)
-        registry = Deployment(w3, manifest).registry
-        for who, role in [(RIGHTS, Role.RIGHTS_HOLDER), (MAKER, Role.MANUFACTURER), (EXPORTER, Role.EXPORTER)] + [
-            (c, Role.CARRIER) for c in CARRIERS
-        ]:
-            call_and_send(
-                w3,
-                dev_account(0),
-                registry.functions.admit(dev_account(who).address, Web3.keccak(text=str(who)), int(role), 0, FOREVER),
-            )
-        with tempfile.TemporaryDirectory() as home:
-            settings = Settings(
-                home=Path(home),
-                database_url=f"sqlite:///{home}/v.db",
-                rpc_url=node.rpc_url,
-                confirmations=1,
-                batch_max_age_seconds=0.0,
-            )
-            ledger = Ledger.open(settings, manifest=manifest)
-            t0 = max(int(time.time()), ledger.deployment.now())
-            shipments = {
-                hops: build_shipment(ledger, hops, t0 + 100 * i, f"H{hops}") for i, hops in enumerate((1, 10, 50))
+    cast = {RIGHTS: Role.RIGHTS_HOLDER, MAKER: Role.MANUFACTURER, EXPORTER: Role.EXPORTER}
+    cast.update({c: Role.CARRIER for c in CARRIERS})
+    with bench_chain(cast) as (node, w3, manifest), tempfile.TemporaryDirectory() as home:
+        settings = Settings(
+            home=Path(home),
+            database_url=f"sqlite:///{home}/v.db",
+            rpc_url=node.rpc_url,
+            confirmations=1,
+            batch_max_age_seconds=0.0,
+        )
+        ledger = Ledger.open(settings, manifest=manifest)
+        t0 = max(int(time.time()), ledger.deployment.now())
+        shipments = {hops: build_shipment(ledger, hops, t0 + 100 * i, f"H{hops}") for i, hops in enumerate((1, 10, 50))}
+        worker = ledger.anchoring_worker(confirmations=1, max_age=0.0)
+        worker.drain(mine=lambda: w3.provider.make_request("evm_mine", []))  # type: ignore[arg-type]
+        for hops, uid in shipments.items():
+            first = ledger.verify_shipment(uid)
+            assert first.verdict is Verdict.VERIFIED, first.to_json()
+            times = []
+            for _ in range(args.runs):
+                t = time.perf_counter()
+                ledger.verify_shipment(uid)
+                times.append((time.perf_counter() - t) * 1000)
+            times.sort()
+            results[f"{hops}_hops"] = {
+                "p50_ms": round(statistics.median(times), 2),
+                "p99_ms": round(times[int(len(times) * 0.99) - 1], 2),
+                "attestations": len(ledger.export_bundle(uid)["attestations"]),
             }
-            worker = ledger.anchoring_worker(confirmations=1, max_age=0.0)
-            worker.drain(mine=lambda: w3.provider.make_request("evm_mine", []))  # type: ignore[arg-type]
-            for hops, uid in shipments.items():
-                first = ledger.verify_shipment(uid)
-                assert first.verdict is Verdict.VERIFIED, first.to_json()
-                times = []
-                for _ in range(args.runs):
-                    t = time.perf_counter()
-                    ledger.verify_shipment(uid)
-                    times.append((time.perf_counter() - t) * 1000)
-                times.sort()
-                results[f"{hops}_hops"] = {
-                    "p50_ms": round(statistics.median(times), 2),
-                    "p99_ms": round(times[int(len(times) * 0.99) - 1], 2),
-                    "attestations": len(ledger.export_bundle(uid)["attestations"]),
-                }
-            ledger.close()
-    finally:
-        node.stop()
+        ledger.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -52,6 +52,22 @@ def test_up_brings_up_a_working_system_whose_demo_shipment_verifies(tmp_path: Pa
             except httpx.HTTPError:
                 continue
             verdict = answer.json().get("verdict")  # UNVERIFIABLE until the demo batch is anchored
+        flagged = httpx.post(
+            f"http://127.0.0.1:{api_port}/v1/shipments/{demo['flaggedShipment']}/verify",
+            headers={"Authorization": f"Bearer {demo['customsKey']}"},
+            timeout=10,
+        ).json()
+        assert flagged["verdict"] == "FLAGGED" and set(flagged["reasons"]) == {"LICENCE_TERRITORY", "WATCHLIST_HIT"}
+        # The printed `provenance verify` command: exit code 10 for FLAGGED.
+        cli = subprocess.run(
+            [*PROVENANCE, "verify", demo["flaggedShipment"]],
+            cwd=REPO,
+            env={**env, "PROVENANCE_RPC_URL": f"http://127.0.0.1:{port}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 10 and "FLAGGED" in cli.stdout, cli.stderr
         manifest = Manifest.load(tmp_path / "deployment.json")
         w3 = connect(f"http://127.0.0.1:{port}")
         Deployment(w3, manifest).check_chain()
@@ -59,7 +75,7 @@ def test_up_brings_up_a_working_system_whose_demo_shipment_verifies(tmp_path: Pa
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert manifest.ledger in out
+    assert manifest.ledger in out and demo["customsKey"] in out and "provenance verify" in out
     # A second start reuses the chain state and the deployment instead of redeploying.
     again = subprocess.run(
         [*PROVENANCE, "up", "--exit-after-deploy"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60

@@ -129,7 +129,11 @@ def _run_service(settings: Settings, api_port: int, stop: threading.Event) -> No
     if not demo_file.exists():
         ids = seed_demo(ledger)
         _key, token = create_api_key(ledger.sessions, "demo customs officer", {"customs", "auditor"})
-        demo_file.write_text(json.dumps({"shipment": ids["shipment"], "customsKey": token}, indent=2))
+        demo_file.write_text(
+            json.dumps(
+                {"shipment": ids["shipment"], "flaggedShipment": ids["flagged_shipment"], "customsKey": token}, indent=2
+            )
+        )
         demo_file.chmod(0o600)
     demo = json.loads(demo_file.read_text())
     worker = ledger.anchoring_worker()
@@ -149,11 +153,18 @@ def _run_service(settings: Settings, api_port: int, stop: threading.Event) -> No
     threading.Thread(target=stop_server, daemon=True).start()
     base = f"http://127.0.0.1:{api_port}"
     typer.echo(f"api        {base}  (OpenAPI: {base}/docs)")
-    typer.echo(f"demo       shipment {demo['shipment']}")
-    typer.echo(
-        f"           curl -X POST -H 'Authorization: Bearer {demo['customsKey']}' "
-        f"{base}/v1/shipments/{demo['shipment']}/verify"
-    )
+    typer.echo(f"customs key {demo['customsKey']}")
+    for label, uid in (
+        ("clean shipment (VERIFIED)", demo["shipment"]),
+        ("flagged shipment (FLAGGED)", demo["flaggedShipment"]),
+    ):
+        typer.echo(f"demo {label}: {uid}")
+        typer.echo(
+            f"  curl -s -X POST -H 'Authorization: Bearer {demo['customsKey']}' {base}/v1/shipments/{uid}/verify"
+        )
+        typer.echo(f"  PROVENANCE_HOME={settings.home} PROVENANCE_RPC_URL={settings.resolved_rpc_url} "
+                   f".venv/bin/provenance verify {uid}")
+    typer.echo("(anchoring takes a few seconds after the first start: until then both are UNVERIFIABLE)")
     typer.echo("ready", err=True)
     sys.stdout.flush()
     server.run()

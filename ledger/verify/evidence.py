@@ -203,15 +203,9 @@ def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
 
 
 def _record_from_row(ledger: Any, row: Any, refs: list[str], batches: dict[int, Any]) -> Record:
-    attestation = Attestation(
-        kind=Kind(row.kind),
-        attester=row.attester,
-        subject=parse_hex(row.subject, 32, "subject"),
-        refs=tuple(parse_hex(r, 32, "ref") for r in refs),
-        payload_hash=parse_hex(row.payload_hash, 32, "payload"),
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-    )
+    from ledger.core import attestation_from_row
+
+    attestation = attestation_from_row(row, refs)
     domain = Domain(row.chain_id, row.contract)
     fields = json.loads(row.disclosed)
     if row.sealed is not None:

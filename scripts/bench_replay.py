@@ -1,0 +1,112 @@
+"""Benchmark: auditor replay rate and peak memory.
+
+Run: .venv/bin/python scripts/bench_replay.py [--n 100000]
+Builds a ledger of N production attestations on a fresh anvil chain and SQLite store,
+anchors them in batches of 4,096, then runs `provenance audit replay` as its own process
+and reports attestations per second and that process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+from benchenv import bench_chain
+
+from ledger.chain.accounts import dev_account
+from ledger.config import Settings
+from ledger.core import Ledger
+from ledger.kinds import Kind
+from ledger.roles import Role
+from ledger.submission import build_submission
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=Path("build/bench-replay.json"))
+    args = parser.parse_args()
+    with bench_chain({3: Role.MANUFACTURER}) as (node, w3, manifest), tempfile.TemporaryDirectory() as home:
+        settings = Settings(
+            home=Path(home),
+            database_url=f"sqlite:///{home}/r.db",
+            rpc_url=node.rpc_url,
+            confirmations=1,
+            batch_max_size=4096,
+            batch_max_age_seconds=0.0,
+        )
+        ledger = Ledger.open(settings, manifest=manifest)
+        t0 = max(int(time.time()), ledger.deployment.now())
+        maker = dev_account(3)
+        started = time.perf_counter()
+        for start in range(0, args.n, 2000):
+            batch = [
+                build_submission(
+                    maker,
+                    Kind.PRODUCTION,
+                    ledger.domain,
+                    {"lot": f"L{i}", "quantity": 1 + i % 50, "unit": "pcs", "goodsClass": "847130"},
+                    subject=f"lot:L{i}",
+                    issued_at=t0,
+                )
+                for i in range(start, min(args.n, start + 2000))
+            ]
+            ledger.ingest_many(batch)  # type: ignore[arg-type]
+            print(f"\rbuilt {min(args.n, start + 2000)}/{args.n}", end="", file=sys.stderr)
+        build_seconds = time.perf_counter() - started
+        ledger.anchoring_worker(confirmations=1, max_age=0.0).drain(
+            timeout=600, mine=lambda: w3.provider.make_request("evm_mine", [])
+        )  # type: ignore[arg-type]
+        manifest_path = manifest.save(Path(home) / "deployment.json")
+        env = {
+            **os.environ,
+            "PROVENANCE_HOME": home,
+            "PROVENANCE_MANIFEST": str(manifest_path),
+            "PROVENANCE_DATABASE_URL": settings.resolved_database_url,
+            "PROVENANCE_RPC_URL": node.rpc_url,
+        }
+        report_path = Path(home) / "report.json"
+        print("\nreplaying ...", file=sys.stderr)
+        t = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger.cli", "audit", "replay", "--json-out", str(report_path)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - t
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        report = json.loads(report_path.read_text())
+        ledger.close()
+    result = {
+        "attestations": args.n,
+        "batches": report["summary"]["batches"],
+        "discrepancies": report["summary"]["discrepancies"],
+        "exit_code": done.returncode,
+        "replay_seconds_including_startup": round(seconds, 2),
+        "replay_rate_per_s_reported": report["summary"]["ratePerSecond"],
+        "replay_rate_per_s_wall": round(args.n / seconds, 1),
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "build_ingest_seconds": round(build_seconds, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""Shared set-up of the benchmarks: a fresh anvil chain with the contracts deployed and
+the given dev accounts accredited. One place, so every benchmark measures the same thing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from web3 import Web3
+
+from ledger.chain.accounts import dev_account
+from ledger.chain.anvil import AnvilNode, start_anvil
+from ledger.chain.client import Deployment, call_and_send, connect
+from ledger.chain.deploy import FOREVER, deploy
+from ledger.chain.manifest import Manifest
+from ledger.roles import Role
+
+
+@contextmanager
+def bench_chain(accredit: dict[int, Role]) -> Iterator[tuple[AnvilNode, Web3, Manifest]]:
+    """Anvil + deployment; dev account index -> role for each participant to admit."""
+    node = start_anvil()
+    try:
+        w3 = connect(node.rpc_url)
+        manifest = deploy(w3, dev_account(0), dev_account(1).address)
+        registry = Deployment(w3, manifest).registry
+        for index, role in accredit.items():
+            call_and_send(
+                w3,
+                dev_account(0),
+                registry.functions.admit(
+                    dev_account(index).address, Web3.keccak(text=f"bench:{index}"), int(role), 0, FOREVER
+                ),
+            )
+        time.sleep(1.1)  # signatures must come after the admissions' block time
+        yield node, w3, manifest
+    finally:
+        node.stop()
