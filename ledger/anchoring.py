@@ -30,10 +30,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 
-from .chain.client import Deployment, decode_revert
+from .chain.client import ChainRevert, Deployment, call_and_send, decode_revert
 from .hashing import hex32, parse_hex
+from .kinds import Kind
 from .merkle import MerkleTree
-from .store.models import AttestationRow, BatchRow, WorkerLeaseRow
+from .store.models import AttestationRefRow, AttestationRow, BatchRow, WorkerLeaseRow
+from .store.rows import attestation_from_row
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ class AnchoringWorker:
     max_age: float = 5.0
     resend_after: float = 30.0
     lease_seconds: float = 15.0
+    # Revocations younger than this are recorded directly (under the contract's maxSignatureAge).
+    direct_revocation_window: float = 3600.0
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     clock: Callable[[], float] = time.time
     # Test hook: called with a step name ("sealed", "persisted", "broadcast", ...) so
@@ -110,6 +114,7 @@ class AnchoringWorker:
         if not acquire_lease(self.sessions, LEASE_NAME, self.holder, self.lease_seconds, self.clock()):
             return report
         report.leader = True
+        report.sent += self._record_revocations_directly()
         while self._seal_one():
             report.sealed += 1
         self._advance(report)
@@ -152,6 +157,70 @@ class AnchoringWorker:
             open_batch = session.scalar(select(BatchRow.id).where(BatchRow.status != ANCHORED).limit(1))
         return unbatched is not None or open_batch is not None
 
+    # ------------------------------------------------------- revocations, directly
+
+    def _not_direct_candidate(self) -> Any:
+        """Rows that go into batches: all but fresh revocations, which are recorded directly
+        (and fall back to batches once older than the contract accepts, or if refused)."""
+        cutoff = self.clock() - self.direct_revocation_window
+        return (AttestationRow.kind != int(Kind.REVOCATION)) | (AttestationRow.received_at < cutoff)
+
+    def _record_revocations_directly(self) -> int:
+        """Record fresh revocations on chain with their signatures checked by the contract,
+        so that any verifier holding only a bundle and the chain sees them. Returns how many."""
+        cutoff = self.clock() - self.direct_revocation_window
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(AttestationRow)
+                .where(
+                    AttestationRow.kind == int(Kind.REVOCATION),
+                    AttestationRow.batch_id.is_(None),
+                    AttestationRow.direct_tx.is_(None),
+                    AttestationRow.received_at >= cutoff,
+                )
+                .order_by(AttestationRow.id)
+                .limit(20)
+            ).all()
+            refs = {
+                r.uid: r.ref
+                for r in session.execute(
+                    select(AttestationRefRow.uid, AttestationRefRow.ref).where(
+                        AttestationRefRow.uid.in_([row.uid for row in rows])
+                    )
+                )
+            }
+        recorded = 0
+        ledger = self.deployment.ledger
+        for row in rows:
+            attestation = attestation_from_row(row, [refs[row.uid]] if row.uid in refs else [])
+            uid = parse_hex(row.uid, 32, "uid")
+            if int(ledger.functions.getRecord(uid).call()[0], 16) == 0:
+                if self.deployment.now() < attestation.issued_at:
+                    continue  # the contract refuses signing times after its block; next step
+                try:
+                    receipt = call_and_send(
+                        self.deployment.w3,
+                        self.account,
+                        ledger.functions.attest(attestation.contract_args(), parse_hex(row.signature, 65, "signature")),
+                    )
+                except ChainRevert as exc:
+                    log.warning("revocation %s not recordable directly (%s); it will be batched", row.uid, exc)
+                    with self.sessions.begin() as session:  # age it out of the direct window
+                        session.execute(
+                            update(AttestationRow).where(AttestationRow.id == row.id).values(received_at=cutoff - 1)
+                        )
+                    continue
+                tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+            else:
+                logs = ledger.events.Attested().get_logs(
+                    from_block=self.deployment.manifest.deployment_block, argument_filters={"uid": uid}
+                )
+                tx_hash = "0x" + bytes(logs[0]["transactionHash"]).hex()
+            with self.sessions.begin() as session:
+                session.execute(update(AttestationRow).where(AttestationRow.id == row.id).values(direct_tx=tx_hash))
+            recorded += 1
+        return recorded
+
     # --------------------------------------------------------------------- sealing
 
     def _seal_one(self) -> bool:
@@ -160,6 +229,7 @@ class AnchoringWorker:
             rows = session.execute(
                 select(AttestationRow.id, AttestationRow.uid, AttestationRow.received_at)
                 .where(AttestationRow.batch_id.is_(None), AttestationRow.direct_tx.is_(None))
+                .where(self._not_direct_candidate())
                 .order_by(AttestationRow.id)
                 .limit(self.max_batch)
             ).all()

@@ -23,7 +23,7 @@ from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment, call_and_send
 from .chain.manifest import Manifest
 from .config import Settings
-from .eip712 import Attestation, Domain, parse_typed_data, typed_data
+from .eip712 import Domain, parse_typed_data, typed_data
 from .hashing import hex32, parse_hex
 from .indexer import ChainIndexer
 from .ingest import Accepted, Ingestor, Rejected
@@ -34,6 +34,7 @@ from .sealing import Sealer
 from .signatures import SignatureChecker, web3_erc1271_caller
 from .store.db import make_engine, migrate, session_factory
 from .store.models import AttestationRefRow, AttestationRow, BatchRow
+from .store.rows import attestation_from_row
 
 
 @dataclass(frozen=True)
@@ -56,19 +57,6 @@ class AnchorRef:
             "txHash": self.tx_hash,
             "blockNumber": self.block_number,
         }
-
-
-def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:
-    """The signed message of a stored attestation, from its row and its ordered references."""
-    return Attestation(
-        kind=Kind(row.kind),
-        attester=row.attester,
-        subject=parse_hex(row.subject, 32, "subject"),
-        refs=tuple(parse_hex(r, 32, "ref") for r in refs),
-        payload_hash=parse_hex(row.payload_hash, 32, "payloadHash"),
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-    )
 
 
 class Ledger:

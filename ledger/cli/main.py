@@ -162,8 +162,10 @@ def _run_service(settings: Settings, api_port: int, stop: threading.Event) -> No
         typer.echo(
             f"  curl -s -X POST -H 'Authorization: Bearer {demo['customsKey']}' {base}/v1/shipments/{uid}/verify"
         )
-        typer.echo(f"  PROVENANCE_HOME={settings.home} PROVENANCE_RPC_URL={settings.resolved_rpc_url} "
-                   f".venv/bin/provenance verify {uid}")
+        typer.echo(
+            f"  PROVENANCE_HOME={settings.home} PROVENANCE_RPC_URL={settings.resolved_rpc_url} "
+            f".venv/bin/provenance verify {uid}"
+        )
     typer.echo("(anchoring takes a few seconds after the first start: until then both are UNVERIFIABLE)")
     typer.echo("ready", err=True)
     sys.stdout.flush()

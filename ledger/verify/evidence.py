@@ -203,7 +203,7 @@ def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
 
 
 def _record_from_row(ledger: Any, row: Any, refs: list[str], batches: dict[int, Any]) -> Record:
-    from ledger.core import attestation_from_row
+    from ledger.store.rows import attestation_from_row
 
     attestation = attestation_from_row(row, refs)
     domain = Domain(row.chain_id, row.contract)

@@ -1,0 +1,155 @@
+"""Benchmark over HTTP: ingest and verification rates against `provenance serve`.
+
+Run: .venv/bin/python scripts/bench_http.py [--seconds 10] [--clients 8] [--api-workers 2]
+The API runs as its own processes (uvicorn workers over one SQLite store); the load comes
+from separate client processes on loopback, each bounded in time. Prints rates and
+latency percentiles; writes build/bench-http.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchenv import bench_chain
+
+from ledger.access import create_api_key
+from ledger.chain.accounts import dev_account
+from ledger.chain.anvil import free_port
+from ledger.config import Settings
+from ledger.core import Ledger
+from ledger.demo import CAST, seed_demo
+from ledger.kinds import Kind
+from ledger.submission import build_submission
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load(args: tuple[str, str, dict, list, float]) -> list[float]:
+    """One client process: send requests until the time is up; returns latencies (s)."""
+    import httpx
+
+    base, path, headers, bodies, seconds = args
+    latencies: list[float] = []
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        deadline = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < deadline:
+            body = bodies[i % len(bodies)] if bodies else None
+            i += 1
+            t = time.perf_counter()
+            response = client.post(path, json=body)
+            latencies.append(time.perf_counter() - t)
+            if response.status_code >= 300:
+                raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
+            if bodies and i >= len(bodies):
+                break
+    return latencies
+
+
+def run(base: str, path: str, headers: dict, per_client_bodies: list[list], seconds: float) -> tuple[float, list]:
+    started = time.perf_counter()
+    with multiprocessing.Pool(len(per_client_bodies)) as pool:
+        results = pool.map(load, [(base, path, headers, bodies, seconds) for bodies in per_client_bodies])
+    return time.perf_counter() - started, [x for r in results for x in r]
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--ingest", type=int, default=8000, help="attestations to ingest over HTTP")
+    parser.add_argument("--out", type=Path, default=Path("build/bench-http.json"))
+    args = parser.parse_args()
+    results: dict[str, object] = {"api_workers": args.api_workers, "clients": args.clients}
+    cast = dict(CAST.values())
+    with bench_chain(cast) as (node, w3, manifest), tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home), rpc_url=node.rpc_url, confirmations=1, batch_max_age_seconds=0.0)
+        ledger = Ledger.open(settings, manifest=manifest)
+        ids = seed_demo(ledger)
+        ledger.anchoring_worker(confirmations=1, max_age=0.0).drain(
+            mine=lambda: w3.provider.make_request("evm_mine", [])
+        )  # type: ignore[arg-type]
+        _key, token = create_api_key(ledger.sessions, "bench", {"customs"})
+        t0 = max(int(time.time()), ledger.deployment.now())
+        maker = dev_account(3)
+        subs = [
+            build_submission(
+                maker,
+                Kind.PRODUCTION,
+                ledger.domain,
+                {"lot": f"H{i}", "quantity": 5, "unit": "pcs", "goodsClass": "847130"},
+                subject=f"lot:H{i}",
+                issued_at=t0,
+            )
+            for i in range(args.ingest)
+        ]
+        ledger.close()
+        port = free_port()
+        env = {
+            **os.environ,
+            "PROVENANCE_HOME": home,
+            "PROVENANCE_RPC_URL": node.rpc_url,
+            "PROVENANCE_MANIFEST": str(manifest.save(Path(home) / "deployment.json")),
+            "PROVENANCE_CONFIRMATIONS": "1",
+            "PROVENANCE_RATE_LIMIT": "1000000",
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", str(args.api_workers)],
+            cwd=REPO,
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            import httpx
+
+            for _ in range(200):
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            # Ingest: batches of 100 attestations, split across the clients.
+            batches = [subs[i : i + 100] for i in range(0, len(subs), 100)]
+            per_client = [batches[c :: args.clients] for c in range(args.clients)]
+            seconds, lat = run(base, "/v1/attestations/batch", {}, per_client, 600)
+            results["ingest_batch100_per_s"] = round(args.ingest / seconds, 1)
+            results["ingest_batch100_request_latency"] = percentiles(lat)
+            # Verification of the demo's clean shipment.
+            path = f"/v1/shipments/{ids['shipment']}/verify"
+            seconds, lat = run(
+                base, path, {"Authorization": f"Bearer {token}"}, [[] for _ in range(args.clients)], args.seconds
+            )
+            results["verify_per_s"] = round(len(lat) / seconds, 1)
+            results["verify_latency"] = percentiles(lat)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
