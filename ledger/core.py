@@ -75,6 +75,7 @@ class Ledger:
         from .verify.chainview import ChainView
 
         self._chain_view = ChainView(deployment, cache_depth=max(1, settings.confirmations))
+        self._verdicts: dict[tuple[str, int, int, str], tuple[Any, float]] = {}
         self.ingestor = Ingestor(
             self.sessions, self.domain, self.registry, self.checker, sealer, refresh_registry=self.refresh_registry
         )
@@ -204,10 +205,33 @@ class Ledger:
     # --------------------------------------------------------------- verification
 
     def verify_shipment(self, shipment_uid: str, policy: Any = None) -> Any:
-        """The verdict on a shipment in the store (see `ledger.verify`)."""
+        """The verdict on a shipment in the store (see `ledger.verify`).
+
+        A verdict depends only on the chain (its head), the store (its newest row), the
+        policy and the time; it is reused while none of those has changed and no
+        attestation in its evidence has expired. A new block — a revocation, a registry
+        change, an anchor — or a new record invalidates it at once.
+        """
+        from sqlalchemy import func
+
         from .verify.service import verify_in_store
 
-        return verify_in_store(self, shipment_uid, policy, self._chain_view)
+        with self.sessions() as session:
+            newest = session.scalar(select(func.max(AttestationRow.id))) or 0
+        try:
+            head = self._chain_view.head()
+        except Exception:  # noqa: BLE001 - the verification itself reports the chain as unavailable
+            head = -1
+        key = (shipment_uid.lower(), head, newest, repr(policy))
+        cached = self._verdicts.get(key)
+        if cached is not None and head >= 0 and time.time() < cached[1]:
+            return cached[0]
+        result = verify_in_store(self, shipment_uid, policy, self._chain_view)
+        if head >= 0:
+            if len(self._verdicts) > 1024:
+                self._verdicts.clear()
+            self._verdicts[key] = (result, result.valid_until)
+        return result
 
     def export_bundle(self, shipment_uid: str) -> dict[str, Any]:
         """The self-contained proof bundle of a shipment in the store."""

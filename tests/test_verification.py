@@ -24,6 +24,17 @@ def verdict_of(ledger: Ledger, uid: str, **policy: object):  # type: ignore[no-u
     return result.verdict, result.codes, result
 
 
+def test_a_repeated_verification_is_reused_until_the_chain_or_the_store_changes(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    story.anchor()
+    first = ledger_env.verify_shipment(ids["shipment"])
+    assert ledger_env.verify_shipment(ids["shipment"]) is first  # nothing changed: the same verdict
+    story.finding(ids["to_carrier"], "COUNTERFEIT_SUSPECTED")  # a new record in the store
+    after = ledger_env.verify_shipment(ids["shipment"])
+    assert after is not first and after.verdict is Verdict.FLAGGED
+
+
 def test_a_clean_multi_hop_licensed_shipment_is_verified(ledger_env: Ledger) -> None:
     story = Story(ledger_env)
     ids = story.clean_export()
@@ -198,6 +209,7 @@ def test_with_the_chain_unreachable_the_verdict_is_unverifiable_never_verified(l
     story.anchor()
     ledger_env.deployment.w3.provider.endpoint_uri = "http://127.0.0.1:9"  # type: ignore[attr-defined]
     ledger_env._chain_view._batches.clear()
+    time.sleep(0.3)  # past the 250 ms for which a chain head is reused
     verdict, codes, result = verdict_of(ledger_env, ids["shipment"])
     assert verdict is Verdict.UNVERIFIABLE and Reason.CHAIN_UNAVAILABLE in codes
     assert any(c.status is CheckStatus.ERROR for c in result.checks)

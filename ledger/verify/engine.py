@@ -654,7 +654,10 @@ def verify_evidence(
             checks.append(CheckResult(name, CheckStatus.ERROR, detail=f"{type(exc).__name__}: {exc}"))
     verdict = decide(checks, policy)
     score, factors = risk(checks, evidence, history)
-    return VerificationResult(evidence.shipment, verdict, score, checks, factors, ctx.now)
+    expiries = [r.attestation.expires_at for r in evidence.records.values() if r.attestation.expires_at > ctx.now]
+    return VerificationResult(
+        evidence.shipment, verdict, score, checks, factors, ctx.now, float(min(expiries)) if expiries else float("inf")
+    )
 
 
 def decide(checks: list[CheckResult], policy: VerificationPolicy) -> Verdict:

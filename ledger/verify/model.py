@@ -90,6 +90,8 @@ class VerificationResult:
     checks: list[CheckResult]
     risk_factors: list[RiskFactor]
     evaluated_at: int
+    # The verdict may change by itself at this time (an attestation in the evidence expires).
+    valid_until: float = float("inf")
 
     @property
     def findings(self) -> list[Finding]:
