@@ -154,6 +154,21 @@ describe("ProvenanceLedger: direct attestation", function () {
       expect(await env.ledger.typeHashOf(Kinds[kindName][0])).to.equal(ethers.id(typeString));
     }
     expect(await env.ledger.typeHashOf(0)).to.equal(ethers.ZeroHash);
+    const custody = Roles.MANUFACTURER | Roles.EXPORTER | Roles.CARRIER | Roles.IMPORTER;
+    const expectedRoles = {
+      IP_ASSET: Roles.RIGHTS_HOLDER,
+      LICENCE: Roles.RIGHTS_HOLDER | Roles.MANUFACTURER,
+      PRODUCTION: Roles.MANUFACTURER,
+      TRANSFER: custody,
+      TRANSFER_ACCEPTANCE: custody,
+      SHIPMENT: Roles.EXPORTER,
+      REVOCATION: Roles.RIGHTS_HOLDER | custody | Roles.CUSTOMS,
+      CUSTOMS_FINDING: Roles.CUSTOMS,
+      WATCHLIST: Roles.RIGHTS_HOLDER,
+    };
+    for (const [name, roles] of Object.entries(expectedRoles)) {
+      expect(await env.ledger.requiredRolesOf(Kinds[name][0])).to.equal(roles, name);
+    }
     expect(await env.ledger.requiredRolesOf(Kinds.SHIPMENT[0])).to.equal(Roles.EXPORTER);
     expect(await env.ledger.requiredRolesOf(42)).to.equal(0);
   });
