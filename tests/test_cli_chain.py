@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from web3 import Web3
+
 from ledger.chain.anvil import AnvilNode, free_port
 from ledger.chain.client import Deployment, connect
 from ledger.chain.manifest import Manifest
@@ -111,3 +113,26 @@ def test_deploy_to_an_unreachable_node_fails_with_exit_code_2(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "no answer" in result.stderr
+
+
+def test_the_registrar_manages_participants_from_the_command_line(deployment: Deployment, tmp_path: Path) -> None:
+    from ledger.roles import Role
+
+    manifest = deployment.manifest.save(tmp_path / "deployment.json")
+    env = _env(tmp_path, PROVENANCE_MANIFEST=str(manifest), PROVENANCE_RPC_URL=deployment.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    newcomer = Web3.to_checksum_address("0x" + "5a" * 20)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*PROVENANCE, "participant", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    admitted = run("admit", newcomer, "--roles", "exporter,carrier", "--name", "EORI:FR123")
+    assert admitted.returncode == 0, admitted.stderr
+    registry = deployment.registry
+    assert registry.functions.rolesAt(newcomer, deployment.now()).call() == int(Role.EXPORTER | Role.CARRIER)
+    assert run("suspend", newcomer, "--reason", "audit").returncode == 0
+    assert registry.functions.participant(newcomer).call()[2] is True
+    again = run("suspend", newcomer, "--reason", "twice")
+    assert again.returncode == 3 and "SuspensionUnchanged" in again.stderr
+    assert run("admit", newcomer, "--roles", "pilot", "--name", "x").returncode == 1

@@ -12,8 +12,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -645,6 +646,147 @@ def audit_export(out: Annotated[Path, typer.Option(help="archive file (.jsonl.gz
 
     count = audit.export_archive(Ledger.open(Settings(), create_key=False), out)
     typer.echo(f"wrote {count} attestations to {out}")
+
+
+participant_app = typer.Typer(help="Registrar actions on the participant registry.", no_args_is_help=True)
+app.add_typer(participant_app, name="participant")
+
+
+def _registrar_call(
+    action: str, build: Callable[[Any], Any], registrar_keystore: Path | None, rpc_url: str | None
+) -> None:
+    """Send one registry transaction as the registrar; prints the transaction hash."""
+    from ledger.chain.client import call_and_send
+
+    settings = Settings()
+    try:
+        manifest = Manifest.load(settings.resolved_manifest_path)
+        w3 = connect(rpc_url or settings.resolved_rpc_url)
+        if registrar_keystore is not None:
+            registrar = load_keystore(registrar_keystore, _password(confirm=False))
+        else:
+            require_dev_chain(w3.eth.chain_id)
+            registrar = dev_account(0)
+        fn = build(Deployment(w3, manifest).registry.functions)
+        receipt = call_and_send(w3, registrar, fn)
+    except (FileNotFoundError, KeyLoadError, ValueError) as exc:
+        raise _fail(str(exc), EXIT_INPUT) from exc
+    except ChainUnavailable as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
+    except ChainRevert as exc:
+        raise _fail(f"the registry refused {action}: {exc}", EXIT_REVERT) from exc
+    typer.echo(f"{action}: tx 0x{bytes(receipt['transactionHash']).hex()} (block {receipt['blockNumber']})")
+
+
+RegistrarKey = Annotated[Path | None, typer.Option(help="registrar keystore (dev key on the dev chain if omitted)")]
+RpcUrl = Annotated[str | None, typer.Option(help="chain RPC URL (default $PROVENANCE_RPC_URL)")]
+
+
+@participant_app.command("admit")
+def participant_admit(
+    address: Annotated[str, typer.Argument(help="the participant's key address")],
+    roles: Annotated[str, typer.Option(help="comma-separated: rights_holder, manufacturer, exporter, ...")],
+    name: Annotated[str, typer.Option(help="stable identifier of the participant (e.g. its EORI number)")],
+    valid_days: Annotated[int, typer.Option(help="validity window from now, in days (0: no end)")] = 0,
+    registrar_keystore: RegistrarKey = None,
+    rpc_url: RpcUrl = None,
+) -> None:
+    """Admit a key with roles and a validity window (starting now: never backdated)."""
+    import time as _time
+
+    from web3 import Web3
+
+    from ledger.chain.deploy import FOREVER
+    from ledger.roles import Role
+
+    try:
+        mask = int(Role.parse(roles))
+        account = Web3.to_checksum_address(address)
+    except ValueError as exc:
+        raise _fail(str(exc), EXIT_INPUT) from exc
+    until = FOREVER if valid_days == 0 else int(_time.time()) + valid_days * 86400
+    _registrar_call(
+        "admit", lambda f: f.admit(account, Web3.keccak(text=name), mask, 0, until), registrar_keystore, rpc_url
+    )
+
+
+@participant_app.command("grant")
+def participant_grant(
+    address: str, roles: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None
+) -> None:
+    """Add roles to a key, from now on."""
+    from web3 import Web3
+
+    from ledger.roles import Role
+
+    mask = int(Role.parse(roles))
+    _registrar_call(
+        "grant", lambda f: f.grantRoles(Web3.to_checksum_address(address), mask), registrar_keystore, rpc_url
+    )
+
+
+@participant_app.command("revoke-roles")
+def participant_revoke(
+    address: str, roles: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None
+) -> None:
+    """Take roles from a key, from now on."""
+    from web3 import Web3
+
+    from ledger.roles import Role
+
+    mask = int(Role.parse(roles))
+    _registrar_call(
+        "revoke roles", lambda f: f.revokeRoles(Web3.to_checksum_address(address), mask), registrar_keystore, rpc_url
+    )
+
+
+@participant_app.command("suspend")
+def participant_suspend(
+    address: str,
+    reason: Annotated[str, typer.Option(help="why (recorded as a hash)")],
+    registrar_keystore: RegistrarKey = None,
+    rpc_url: RpcUrl = None,
+) -> None:
+    """Suspend a key from now on."""
+    from web3 import Web3
+
+    _registrar_call(
+        "suspend",
+        lambda f: f.suspend(Web3.to_checksum_address(address), Web3.keccak(text=reason)),
+        registrar_keystore,
+        rpc_url,
+    )
+
+
+@participant_app.command("reinstate")
+def participant_reinstate(address: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None) -> None:
+    """Lift a suspension from now on."""
+    from web3 import Web3
+
+    _registrar_call("reinstate", lambda f: f.reinstate(Web3.to_checksum_address(address)), registrar_keystore, rpc_url)
+
+
+@participant_app.command("rotate")
+def participant_rotate(old: str, new: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None) -> None:
+    """Replace a key: the new one takes over from now; the old one's past signatures stay valid."""
+    from web3 import Web3
+
+    _registrar_call(
+        "rotate",
+        lambda f: f.rotateKey(Web3.to_checksum_address(old), Web3.to_checksum_address(new)),
+        registrar_keystore,
+        rpc_url,
+    )
+
+
+@app.command("demo")
+def demo_cmd() -> None:
+    """Seed the demo story into the configured ledger (development chain only)."""
+    from ledger.core import Ledger
+    from ledger.demo import seed_demo
+
+    ids = seed_demo(Ledger.open(Settings()))
+    typer.echo(f"clean shipment   {ids['shipment']}\nflagged shipment {ids['flagged_shipment']}")
 
 
 @app.command("manifest")
