@@ -24,7 +24,39 @@ from ledger.verify.service import verify_bundle
 from .deps import get_ledger, optional_key, require
 from .schemas import BatchResult, Submission, SubmissionResult, Verification
 
-router = APIRouter(prefix="/v1")
+PROBLEM_RESPONSE = {
+    "content": {
+        "application/problem+json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "field": {"type": "string"},
+                },
+            }
+        }
+    }
+}
+router = APIRouter(
+    prefix="/v1",
+    responses={
+        status: {"description": description, **PROBLEM_RESPONSE}
+        for status, description in [
+            (400, "unparseable or absurdly nested body"),
+            (401, "no, unknown or revoked API key"),
+            (403, "the key lacks the scope"),
+            (404, "not found"),
+            (413, "body or batch too large"),
+            (422, "invalid or rejected (reason code and field given)"),
+            (429, "rate limit exceeded"),
+            (503, "chain unavailable"),
+        ]
+    },
+)
 UID = Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="attestation UID (EIP-712 digest)")
 
 
