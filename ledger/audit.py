@@ -78,6 +78,45 @@ class ChainBatch:
 
 
 @dataclass
+class ReplayState:
+    """What a replay has established from the chain, saved as a checkpoint to resume from:
+    the next block to read, the registry history, the batch sequence, direct records,
+    on-chain revocations, and the batches whose data was already checked."""
+
+    next_block: int
+    history: dict[str, list[Checkpoint]] = field(default_factory=dict)
+    batches: dict[int, ChainBatch] = field(default_factory=dict)
+    direct: set[str] = field(default_factory=set)
+    revocations: dict[str, set[str]] = field(default_factory=dict)
+    checked_batches: set[int] = field(default_factory=set)
+
+    def save(self, path: Path) -> None:
+        data = {
+            "nextBlock": self.next_block,
+            "history": {a: [asdict(c) for c in cs] for a, cs in self.history.items()},
+            "batches": [asdict(b) for b in self.batches.values()],
+            "direct": sorted(self.direct),
+            "revocations": {u: sorted(r) for u, r in self.revocations.items()},
+            "checkedBatches": sorted(self.checked_batches),
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> ReplayState:
+        data = json.loads(path.read_text())
+        return cls(
+            next_block=data["nextBlock"],
+            history={a: [Checkpoint(**c) for c in cs] for a, cs in data["history"].items()},
+            batches={b["index"]: ChainBatch(**b) for b in data["batches"]},
+            direct=set(data["direct"]),
+            revocations={u: set(r) for u, r in data["revocations"].items()},
+            checked_batches=set(data["checkedBatches"]),
+        )
+
+
+@dataclass
 class ReplayReport:
     deployment: dict[str, Any]
     from_block: int
@@ -85,6 +124,8 @@ class ReplayReport:
     batches: list[dict[str, Any]] = field(default_factory=list)
     discrepancies: list[Discrepancy] = field(default_factory=list)
     attestations: int = 0
+    skipped: int = 0
+    revoked: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -100,6 +141,8 @@ class ReplayReport:
             "blocks": [self.from_block, self.to_block],
             "summary": {
                 "attestations": self.attestations,
+                "skippedAlreadyChecked": self.skipped,
+                "revoked": len(self.revoked),
                 "batches": len(self.batches),
                 "discrepancies": len(self.discrepancies),
                 "byKind": dict(counts),
@@ -107,6 +150,7 @@ class ReplayReport:
                 "ratePerSecond": round(self.attestations / self.seconds, 1) if self.seconds else None,
             },
             "batches": self.batches,
+            "revoked": self.revoked[:1000],
             "discrepancies": [d.to_json() for d in self.discrepancies],
         }
 
@@ -236,36 +280,48 @@ def replay(
     deployment: Deployment,
     data: Iterator[DataRecord],
     *,
+    state: ReplayState | None = None,
     expected_total: int = 0,
     unanchored_limit: float = 3600.0,
     store_registry: RegistryView | None = None,
     store_batches: dict[int, str] | None = None,
     progress: Progress | None = None,
     now: float | None = None,
-) -> ReplayReport:
-    """Replay `deployment`'s chain history against `data` and report every discrepancy."""
+) -> tuple[ReplayReport, ReplayState]:
+    """Replay `deployment`'s chain history against `data` and report every discrepancy.
+
+    With `state` (a checkpoint of an earlier replay), only new blocks are read and the
+    data of batches already checked is skipped. Returns the report and the new state.
+    """
     started = time.monotonic()
     now = time.time() if now is None else now
     manifest = deployment.manifest
-    w3 = deployment.w3
-    head = int(w3.eth.block_number)
+    head = int(deployment.w3.eth.block_number)
+    state = state or ReplayState(next_block=manifest.deployment_block)
     report = ReplayReport(
         {"chainId": manifest.chain_id, "ledger": manifest.ledger, "registry": manifest.registry},
-        manifest.deployment_block,
+        state.next_block,
         head,
     )
-    history, chain_batches, direct = _read_chain(deployment, head, report)
-    registry = _ReplayedRegistry(history)
+    _read_chain(deployment, state, head)
+    _check_sequence(state, report)
+    registry = _ReplayedRegistry(state.history)
     if store_registry is not None:
-        _compare_registry(history, store_registry, report)
+        _compare_registry(state.history, store_registry, report)
     domain = Domain(manifest.chain_id, manifest.ledger)
     checker = SignatureChecker()
     seen_per_batch: dict[int, list[bytes]] = defaultdict(list)
     oldest: dict[int, float] = {}
     done = 0
     for record in data:
+        if record.batch_index is not None and record.batch_index in state.checked_batches:
+            report.skipped += 1
+            continue
         done += 1
-        _check_record(record, domain, checker, registry, chain_batches, direct, unanchored_limit, now, report)
+        _check_record(record, domain, checker, registry, state.batches, state.direct, unanchored_limit, now, report)
+        revokers = state.revocations.get(record.uid)
+        if revokers and record.attester.lower() in {r.lower() for r in revokers}:
+            report.revoked.append(record.uid)  # revoked by its own attester, on chain
         if record.batch_index is not None:
             seen_per_batch[record.batch_index].append(parse_hex(record.uid, 32, "uid"))
             oldest[record.batch_index] = min(oldest.get(record.batch_index, now), record.received_at)
@@ -275,41 +331,11 @@ def replay(
     if progress:
         progress.close()
     # Batch by batch: the data must rebuild each root the chain holds.
-    for batch in chain_batches.values():
+    for batch in state.batches.values():
+        if batch.index in state.checked_batches:
+            continue
         uids = seen_per_batch.pop(batch.index, [])
-        rebuilt = hex32(MerkleTree.of(uids).root) if uids and len(set(uids)) == len(uids) else None
-        status = "ok"
-        if len(uids) < batch.count:
-            status = "missing data"
-            report.discrepancies.append(
-                Discrepancy(
-                    "ANCHORED_UID_WITHOUT_DATA",
-                    f"batch {batch.index} anchors {batch.count} UIDs but the data holds {len(uids)}",
-                    batch=batch.index,
-                    evidence={"anchored": batch.count, "present": len(uids)},
-                )
-            )
-        elif rebuilt != batch.root:
-            status = "root mismatch"
-            report.discrepancies.append(
-                Discrepancy(
-                    "BATCH_ROOT_MISMATCH",
-                    f"the data of batch {batch.index} rebuilds {rebuilt}, the chain holds {batch.root}",
-                    batch=batch.index,
-                    evidence={"rebuilt": rebuilt, "onChain": batch.root},
-                )
-            )
-        if store_batches is not None and store_batches.get(batch.index) not in (None, batch.root):
-            status = "store row altered"
-            report.discrepancies.append(
-                Discrepancy(
-                    "BATCH_ROOT_MISMATCH",
-                    f"the store's batch row {batch.index} says root {store_batches[batch.index]}, "
-                    f"the chain holds {batch.root}",
-                    batch=batch.index,
-                    evidence={"store": store_batches[batch.index], "onChain": batch.root},
-                )
-            )
+        status = _check_batch(batch, uids, store_batches, report)
         report.batches.append(
             {
                 "index": batch.index,
@@ -321,6 +347,8 @@ def replay(
                 "status": status,
             }
         )
+        if status == "ok":
+            state.checked_batches.add(batch.index)
     for index, uids in seen_per_batch.items():
         if now - oldest[index] <= unanchored_limit:
             continue  # sealed recently; its anchoring may still be under way
@@ -333,26 +361,69 @@ def replay(
             )
         )
     report.seconds = time.monotonic() - started
-    return report
+    return report, state
 
 
-def _read_chain(
-    deployment: Deployment, head: int, report: ReplayReport
-) -> tuple[dict[str, list[Checkpoint]], dict[int, ChainBatch], set[str]]:
+def _check_batch(
+    batch: ChainBatch, uids: list[bytes], store_batches: dict[int, str] | None, report: ReplayReport
+) -> str:
+    rebuilt = hex32(MerkleTree.of(uids).root) if uids and len(set(uids)) == len(uids) else None
+    status = "ok"
+    if len(uids) < batch.count:
+        status = "missing data"
+        report.discrepancies.append(
+            Discrepancy(
+                "ANCHORED_UID_WITHOUT_DATA",
+                f"batch {batch.index} anchors {batch.count} UIDs but the data holds {len(uids)}",
+                batch=batch.index,
+                evidence={"anchored": batch.count, "present": len(uids)},
+            )
+        )
+    elif rebuilt != batch.root:
+        status = "root mismatch"
+        report.discrepancies.append(
+            Discrepancy(
+                "BATCH_ROOT_MISMATCH",
+                f"the data of batch {batch.index} rebuilds {rebuilt}, the chain holds {batch.root}",
+                batch=batch.index,
+                evidence={"rebuilt": rebuilt, "onChain": batch.root},
+            )
+        )
+    if store_batches is not None and store_batches.get(batch.index) not in (None, batch.root):
+        status = "store row altered"
+        report.discrepancies.append(
+            Discrepancy(
+                "BATCH_ROOT_MISMATCH",
+                f"the store's batch row {batch.index} says root {store_batches[batch.index]}, "
+                f"the chain holds {batch.root}",
+                batch=batch.index,
+                evidence={"store": store_batches[batch.index], "onChain": batch.root},
+            )
+        )
+    return status
+
+
+def _read_chain(deployment: Deployment, state: ReplayState, head: int) -> None:
+    """Extend `state` with the registry and ledger events of blocks [state.next_block, head]."""
     manifest = deployment.manifest
     registry_events = {
         bytes.fromhex(str(e().topic)[2:]): e for e in (deployment.registry.events.EffectiveRolesChanged,)
     }
     ledger_events = {
         bytes.fromhex(str(e().topic)[2:]): e
-        for e in (deployment.ledger.events.BatchAnchored, deployment.ledger.events.Attested)
+        for e in (
+            deployment.ledger.events.BatchAnchored,
+            deployment.ledger.events.Attested,
+            deployment.ledger.events.Revoked,
+        )
     }
-    history: dict[str, list[Checkpoint]] = defaultdict(list)
-    batches: dict[int, ChainBatch] = {}
-    direct: set[str] = set()
+    history: dict[str, list[Checkpoint]] = defaultdict(list, state.history)
+    revocations: dict[str, set[str]] = defaultdict(set, state.revocations)
     block_times: dict[int, int] = {}
+    if head < state.next_block:
+        return
     fetcher = AdaptiveLogFetcher(deployment.w3, [manifest.registry, manifest.ledger])
-    for _low, _high, logs in fetcher.fetch(manifest.deployment_block, head):
+    for _low, _high, logs in fetcher.fetch(state.next_block, head):
         for log in logs:
             topic = bytes(log["topics"][0])
             address = str(log["address"]).lower()
@@ -373,12 +444,18 @@ def _read_chain(
                 decoded = ledger_events[topic]().process_log(log)
                 args = decoded["args"]
                 if decoded["event"] == "Attested":
-                    direct.add(hex32(bytes(args["uid"])))
+                    state.direct.add(hex32(bytes(args["uid"])))
+                    if int(args["kind"]) == int(Kind.REVOCATION):
+                        for ref in args["refs"]:
+                            revocations[hex32(bytes(ref))].add(str(args["attester"]))
+                    continue
+                if decoded["event"] == "Revoked":
+                    revocations[hex32(bytes(args["uid"]))].add(str(args["attester"]))
                     continue
                 number = int(log["blockNumber"])
                 if number not in block_times:
                     block_times[number] = int(deployment.w3.eth.get_block(number)["timestamp"])
-                batches[int(args["index"])] = ChainBatch(
+                state.batches[int(args["index"])] = ChainBatch(
                     int(args["index"]),
                     hex32(bytes(args["root"])),
                     hex32(bytes(args["previousRoot"])),
@@ -386,9 +463,16 @@ def _read_chain(
                     number,
                     block_times[number],
                 )
+    state.history = dict(history)
+    state.revocations = dict(revocations)
+    state.batches = dict(sorted(state.batches.items()))
+    state.next_block = head + 1
+
+
+def _check_sequence(state: ReplayState, report: ReplayReport) -> None:
     previous = "0x" + "00" * 32
-    for expected, index in enumerate(sorted(batches)):
-        batch = batches[index]
+    for expected, index in enumerate(sorted(state.batches)):
+        batch = state.batches[index]
         if index != expected or batch.previous_root != previous:
             report.discrepancies.append(
                 Discrepancy(
@@ -398,7 +482,6 @@ def _read_chain(
                 )
             )
         previous = batch.root
-    return dict(history), dict(sorted(batches.items())), direct
 
 
 class _ReplayedRegistry(RegistryView):

@@ -148,3 +148,23 @@ def test_the_archive_replays_the_same_without_the_database(populated: dict[str, 
     code, report = replay(ctx, "--archive", str(archive))
     assert code == 0 and report["summary"]["attestations"] == 30
     assert not (populated["dir"] / "no-db" / "ledger.db").exists()
+
+
+def test_revocations_are_applied_and_a_checkpoint_resumes_with_new_blocks_only(populated: dict[str, Any]) -> None:
+    ledger, ids = populated["ledger"], populated["ids"]
+    checkpoint = populated["dir"] / "replay.checkpoint"
+    code, first = replay(populated, "--checkpoint", str(checkpoint))
+    assert code == 0 and first["summary"]["attestations"] == 30 and checkpoint.exists()
+    # Later: the maker revokes a hand-over (recorded on chain) and more goods are made.
+    story = Story(ledger)
+    story.revoke(ids["to_carrier"], "maker")
+    ledger.ingest_many(productions(ledger, 5, prefix="LATER"))  # type: ignore[arg-type]
+    time.sleep(1.1)
+    story.anchor()
+    code, second = replay(populated, "--checkpoint", str(checkpoint))
+    assert code == 0, second["discrepancies"]
+    assert second["summary"]["skippedAlreadyChecked"] == 30  # the first replay's batches are not redone
+    assert second["summary"]["attestations"] == 6  # five productions and the revocation
+    assert second["blocks"][0] == first["blocks"][1] + 1  # only new blocks read
+    code, full = replay(populated)
+    assert code == 0 and full["summary"]["revoked"] == 1 and full["revoked"] == [ids["to_carrier"]]
