@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 
 from .chain.client import ChainRevert, Deployment, call_and_send, decode_revert
+from .eip712 import Attestation
 from .hashing import hex32, parse_hex
 from .kinds import Kind
 from .merkle import MerkleTree
@@ -84,6 +85,25 @@ def release_lease(sessions: sessionmaker[Session], name: str, holder: str) -> No
             .where(WorkerLeaseRow.name == name, WorkerLeaseRow.holder == holder)
             .values(expires_at=0.0)
         )
+
+
+def record_directly(
+    deployment: Deployment, sender: LocalAccount, attestation: Attestation, signature: bytes, uid: bytes
+) -> str | None:
+    """Record one attestation directly at the ledger contract (which checks its signature
+    and role itself) and return the transaction hash. Safe to repeat: if the chain already
+    holds it, the transaction that recorded it is returned instead. None while the chain's
+    clock is still before the signing time (the contract would refuse it)."""
+    ledger = deployment.ledger
+    if int(ledger.functions.getRecord(uid).call()[0], 16) != 0:
+        logs = ledger.events.Attested().get_logs(
+            from_block=deployment.manifest.deployment_block, argument_filters={"uid": uid}
+        )
+        return "0x" + bytes(logs[0]["transactionHash"]).hex()
+    if deployment.now() < attestation.issued_at:
+        return None
+    receipt = call_and_send(deployment.w3, sender, ledger.functions.attest(attestation.contract_args(), signature))
+    return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
 @dataclass
@@ -190,32 +210,25 @@ class AnchoringWorker:
                 )
             }
         recorded = 0
-        ledger = self.deployment.ledger
         for row in rows:
             attestation = attestation_from_row(row, [refs[row.uid]] if row.uid in refs else [])
-            uid = parse_hex(row.uid, 32, "uid")
-            if int(ledger.functions.getRecord(uid).call()[0], 16) == 0:
-                if self.deployment.now() < attestation.issued_at:
-                    continue  # the contract refuses signing times after its block; next step
-                try:
-                    receipt = call_and_send(
-                        self.deployment.w3,
-                        self.account,
-                        ledger.functions.attest(attestation.contract_args(), parse_hex(row.signature, 65, "signature")),
-                    )
-                except ChainRevert as exc:
-                    log.warning("revocation %s not recordable directly (%s); it will be batched", row.uid, exc)
-                    with self.sessions.begin() as session:  # age it out of the direct window
-                        session.execute(
-                            update(AttestationRow).where(AttestationRow.id == row.id).values(received_at=cutoff - 1)
-                        )
-                    continue
-                tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-            else:
-                logs = ledger.events.Attested().get_logs(
-                    from_block=self.deployment.manifest.deployment_block, argument_filters={"uid": uid}
+            try:
+                tx_hash = record_directly(
+                    self.deployment,
+                    self.account,
+                    attestation,
+                    parse_hex(row.signature, 65, "signature"),
+                    parse_hex(row.uid, 32, "uid"),
                 )
-                tx_hash = "0x" + bytes(logs[0]["transactionHash"]).hex()
+            except ChainRevert as exc:
+                log.warning("revocation %s not recordable directly (%s); it will be batched", row.uid, exc)
+                with self.sessions.begin() as session:  # age it out of the direct window
+                    session.execute(
+                        update(AttestationRow).where(AttestationRow.id == row.id).values(received_at=cutoff - 1)
+                    )
+                continue
+            if tx_hash is None:
+                continue  # the chain's clock has not reached the signing time yet; next step
             with self.sessions.begin() as session:
                 session.execute(update(AttestationRow).where(AttestationRow.id == row.id).values(direct_tx=tx_hash))
             recorded += 1

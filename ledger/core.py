@@ -18,9 +18,9 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
-from .anchoring import ANCHORED, AnchoringWorker
+from .anchoring import ANCHORED, AnchoringWorker, record_directly
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
-from .chain.client import Deployment, call_and_send
+from .chain.client import Deployment
 from .chain.manifest import Manifest
 from .config import Settings
 from .eip712 import Domain, parse_typed_data, typed_data
@@ -253,20 +253,11 @@ class Ledger:
             raise KeyError(f"unknown attestation {uid}")
         attestation, _domain = parse_typed_data(record["typedData"])
         signature = parse_hex(record["signature"], 65, "signature")
-        ledger = self.deployment.ledger
-        existing = ledger.functions.getRecord(parse_hex(uid, 32, "uid")).call()
-        if int(existing[0], 16) == 0:
-            self._wait_for_chain_time(attestation.issued_at)
-            receipt = call_and_send(
-                self.deployment.w3, sender, ledger.functions.attest(attestation.contract_args(), signature)
-            )
-            tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-        else:
-            logs = ledger.events.Attested().get_logs(
-                from_block=self.deployment.manifest.deployment_block,
-                argument_filters={"uid": parse_hex(uid, 32, "uid")},
-            )
-            tx_hash = "0x" + bytes(logs[0]["transactionHash"]).hex()
+        tx_hash = None
+        while tx_hash is None:  # waits for the chain's clock to reach the signing time
+            tx_hash = record_directly(self.deployment, sender, attestation, signature, parse_hex(uid, 32, "uid"))
+            if tx_hash is None:
+                self._wait_for_chain_time(attestation.issued_at)
         with self.sessions.begin() as session:
             session.execute(update(AttestationRow).where(AttestationRow.uid == uid.lower()).values(direct_tx=tx_hash))
         return tx_hash
