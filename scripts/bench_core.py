@@ -8,7 +8,6 @@ with min and max). It reports; it never fails the build.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import bench_chain
+from benchenv import bench_chain, write_results
 from coincurve import PrivateKey, PublicKey
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -136,9 +135,7 @@ def main() -> int:
 
             print("ingest into PostgreSQL ...", file=sys.stderr)
             results.update(bench_ingest(args.n, args.runs, pg, "postgresql", node.rpc_url, manifest))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

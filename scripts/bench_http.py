@@ -9,7 +9,6 @@ latency percentiles; writes build/bench-http.json.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import bench_chain
+from benchenv import bench_chain, write_results
 
 from ledger.access import create_api_key
 from ledger.chain.accounts import dev_account
@@ -145,9 +144,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from benchenv import bench_chain
+from benchenv import bench_chain, write_results
 
 from ledger.chain.accounts import dev_account
 from ledger.config import Settings
@@ -102,9 +102,7 @@ def main() -> int:
         "peak_rss_mib": round(peak_kib / 1024, 1),
         "build_ingest_seconds": round(build_seconds, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_results(args.out, result)
     return 0
 
 

@@ -8,7 +8,6 @@ Prints p50/p99 per hop count (after warm-up), and writes build/bench-verify.json
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import bench_chain
+from benchenv import bench_chain, write_results
 
 from ledger.chain.accounts import dev_account
 from ledger.config import Settings
@@ -121,9 +120,7 @@ def main() -> int:
                 figures[f"{mode}_p99_ms"] = round(times[int(len(times) * 0.99) - 1], 2)
             results[f"{hops}_hops"] = figures
         ledger.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

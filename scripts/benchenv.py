@@ -41,3 +41,12 @@ def bench_chain(accredit: dict[int, Role]) -> Iterator[tuple[AnvilNode, Web3, Ma
         yield node, w3, manifest
     finally:
         node.stop()
+
+
+def write_results(path: Path, results: dict[str, object]) -> None:
+    """Write a benchmark's results as JSON and print them."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
