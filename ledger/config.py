@@ -7,24 +7,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: float, cast: type[int] | type[float]) -> float:
+    """The environment variable `name` converted by `cast`, or `default` when unset."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ValueError(f"{name} must be {'an integer' if cast is int else 'a number'}, got {raw!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return int(_number(name, default, int))
 
 
 def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    return _number(name, default, float)
 
 
 @dataclass(frozen=True)

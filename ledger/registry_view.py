@@ -78,7 +78,7 @@ class RegistryView:
         if not latest.valid_from <= at < latest.valid_until:
             return Standing(Role(0), Reason.KEY_NOT_VALID)
         # Checkpoints share a timestamp when several changes land in one block: the last wins.
-        position = bisect.bisect_right([c.since for c in history], at) - 1
+        position = bisect.bisect_right(history, at, key=lambda c: c.since) - 1
         if position < 0:
             return Standing(Role(0), Reason.KEY_NOT_VALID)
         checkpoint = history[position]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import bench_chain, write_results
+from benchenv import bench_chain, productions, write_results
 from coincurve import PrivateKey, PublicKey
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -30,7 +30,6 @@ from ledger.eip712 import Attestation, Domain, typed_data
 from ledger.kinds import Kind
 from ledger.roles import Role
 from ledger.signatures import SignatureChecker, sign_attestation
-from ledger.submission import build_submission
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -88,17 +87,7 @@ def bench_ingest(n: int, runs: int, database_url_factory, label: str, rpc_url: s
                 home=Path(home), database_url=database_url_factory(home), rpc_url=rpc_url, confirmations=1
             )
             ledger = Ledger.open(settings, manifest=manifest)
-            maker = dev_account(3)
-            subs = [
-                build_submission(
-                    maker,
-                    Kind.PRODUCTION,
-                    ledger.domain,
-                    {"lot": f"L-{i}", "quantity": 5, "unit": "pcs", "goodsClass": "847130"},
-                    subject=f"lot:{uuid.uuid4().hex}",
-                )
-                for i in range(n)
-            ]
+            subs = productions(ledger.domain, n, "L-")
             ledger.refresh_registry(int(time.time()))
             t = time.perf_counter()
             for start in range(0, n, 500):

@@ -20,16 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import bench_chain, write_results
+from benchenv import bench_chain, productions, write_results
 
 from ledger.access import create_api_key
-from ledger.chain.accounts import dev_account
 from ledger.chain.anvil import free_port
 from ledger.config import Settings
 from ledger.core import Ledger
 from ledger.demo import CAST, seed_demo
-from ledger.kinds import Kind
-from ledger.submission import build_submission
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,18 +87,7 @@ def main() -> int:
         )  # type: ignore[arg-type]
         _key, token = create_api_key(ledger.sessions, "bench", {"customs"})
         t0 = max(int(time.time()), ledger.deployment.now())
-        maker = dev_account(3)
-        subs = [
-            build_submission(
-                maker,
-                Kind.PRODUCTION,
-                ledger.domain,
-                {"lot": f"H{i}", "quantity": 5, "unit": "pcs", "goodsClass": "847130"},
-                subject=f"lot:H{i}",
-                issued_at=t0,
-            )
-            for i in range(args.ingest)
-        ]
+        subs = productions(ledger.domain, args.ingest, "H", t0)
         ledger.close()
         port = free_port()
         env = {

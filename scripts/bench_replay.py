@@ -21,14 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from benchenv import bench_chain, write_results
+from benchenv import bench_chain, productions, write_results
 
-from ledger.chain.accounts import dev_account
 from ledger.config import Settings
 from ledger.core import Ledger
-from ledger.kinds import Kind
 from ledger.roles import Role
-from ledger.submission import build_submission
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,20 +46,9 @@ def main() -> int:
         )
         ledger = Ledger.open(settings, manifest=manifest)
         t0 = max(int(time.time()), ledger.deployment.now())
-        maker = dev_account(3)
         started = time.perf_counter()
         for start in range(0, args.n, 2000):
-            batch = [
-                build_submission(
-                    maker,
-                    Kind.PRODUCTION,
-                    ledger.domain,
-                    {"lot": f"L{i}", "quantity": 1 + i % 50, "unit": "pcs", "goodsClass": "847130"},
-                    subject=f"lot:L{i}",
-                    issued_at=t0,
-                )
-                for i in range(start, min(args.n, start + 2000))
-            ]
+            batch = productions(ledger.domain, min(args.n, start + 2000) - start, f"L{start}-", t0)
             ledger.ingest_many(batch)  # type: ignore[arg-type]
             print(f"\rbuilt {min(args.n, start + 2000)}/{args.n}", end="", file=sys.stderr)
         build_seconds = time.perf_counter() - started

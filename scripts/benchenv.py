@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,3 +51,22 @@ def write_results(path: Path, results: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+
+
+def productions(domain: Any, count: int, prefix: str, issued_at: int | None = None) -> list[dict[str, Any]]:
+    """`count` signed Production submissions by the maker (dev account 3), one lot each."""
+    from ledger.kinds import Kind
+    from ledger.submission import build_submission
+
+    maker = dev_account(3)
+    return [
+        build_submission(
+            maker,
+            Kind.PRODUCTION,
+            domain,
+            {"lot": f"{prefix}{i}", "quantity": 1 + i % 50, "unit": "pcs", "goodsClass": "847130"},
+            subject=f"lot:{prefix}{i}",
+            issued_at=issued_at,
+        )
+        for i in range(count)
+    ]

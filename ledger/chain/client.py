@@ -107,9 +107,7 @@ def send_transaction(
             # change in a new second writes a fresh checkpoint slot (+22,100 gas) the
             # estimate did not see. Unused gas is not charged.
             tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2) + 40_000  # type: ignore[arg-type]
-    except ContractCustomError as exc:
-        raise decode_revert(exc.data if isinstance(exc.data, str) else None) from exc
-    except ContractLogicError as exc:
+    except (ContractCustomError, ContractLogicError) as exc:
         raise decode_revert(exc.data if isinstance(exc.data, str) else None) from exc
     if "maxFeePerGas" not in tx and "gasPrice" not in tx:
         base = w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0

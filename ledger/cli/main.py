@@ -699,6 +699,18 @@ RegistrarKey = Annotated[Path | None, typer.Option(help="registrar keystore (dev
 RpcUrl = Annotated[str | None, typer.Option(help="chain RPC URL (default $PROVENANCE_RPC_URL)")]
 
 
+def _address(text: str) -> str:
+    from web3 import Web3
+
+    return str(Web3.to_checksum_address(text))  # ValueError on a malformed address
+
+
+def _roles(text: str) -> int:
+    from ledger.roles import Role
+
+    return int(Role.parse(text))  # ValueError on an unknown role
+
+
 @participant_app.command("admit")
 def participant_admit(
     address: Annotated[str, typer.Argument(help="the participant's key address")],
@@ -714,16 +726,13 @@ def participant_admit(
     from web3 import Web3
 
     from ledger.chain.deploy import FOREVER
-    from ledger.roles import Role
 
-    try:
-        mask = int(Role.parse(roles))
-        account = Web3.to_checksum_address(address)
-    except ValueError as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
     until = FOREVER if valid_days == 0 else int(_time.time()) + valid_days * 86400
     _registrar_call(
-        "admit", lambda f: f.admit(account, Web3.keccak(text=name), mask, 0, until), registrar_keystore, rpc_url
+        "admit",
+        lambda f: f.admit(_address(address), Web3.keccak(text=name), _roles(roles), 0, until),
+        registrar_keystore,
+        rpc_url,
     )
 
 
@@ -732,14 +741,7 @@ def participant_grant(
     address: str, roles: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None
 ) -> None:
     """Add roles to a key, from now on."""
-    from web3 import Web3
-
-    from ledger.roles import Role
-
-    mask = int(Role.parse(roles))
-    _registrar_call(
-        "grant", lambda f: f.grantRoles(Web3.to_checksum_address(address), mask), registrar_keystore, rpc_url
-    )
+    _registrar_call("grant", lambda f: f.grantRoles(_address(address), _roles(roles)), registrar_keystore, rpc_url)
 
 
 @participant_app.command("revoke-roles")
@@ -747,13 +749,8 @@ def participant_revoke(
     address: str, roles: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None
 ) -> None:
     """Take roles from a key, from now on."""
-    from web3 import Web3
-
-    from ledger.roles import Role
-
-    mask = int(Role.parse(roles))
     _registrar_call(
-        "revoke roles", lambda f: f.revokeRoles(Web3.to_checksum_address(address), mask), registrar_keystore, rpc_url
+        "revoke roles", lambda f: f.revokeRoles(_address(address), _roles(roles)), registrar_keystore, rpc_url
     )
 
 
@@ -768,32 +765,20 @@ def participant_suspend(
     from web3 import Web3
 
     _registrar_call(
-        "suspend",
-        lambda f: f.suspend(Web3.to_checksum_address(address), Web3.keccak(text=reason)),
-        registrar_keystore,
-        rpc_url,
+        "suspend", lambda f: f.suspend(_address(address), Web3.keccak(text=reason)), registrar_keystore, rpc_url
     )
 
 
 @participant_app.command("reinstate")
 def participant_reinstate(address: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None) -> None:
     """Lift a suspension from now on."""
-    from web3 import Web3
-
-    _registrar_call("reinstate", lambda f: f.reinstate(Web3.to_checksum_address(address)), registrar_keystore, rpc_url)
+    _registrar_call("reinstate", lambda f: f.reinstate(_address(address)), registrar_keystore, rpc_url)
 
 
 @participant_app.command("rotate")
 def participant_rotate(old: str, new: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None) -> None:
     """Replace a key: the new one takes over from now; the old one's past signatures stay valid."""
-    from web3 import Web3
-
-    _registrar_call(
-        "rotate",
-        lambda f: f.rotateKey(Web3.to_checksum_address(old), Web3.to_checksum_address(new)),
-        registrar_keystore,
-        rpc_url,
-    )
+    _registrar_call("rotate", lambda f: f.rotateKey(_address(old), _address(new)), registrar_keystore, rpc_url)
 
 
 @app.command("demo")

@@ -101,6 +101,8 @@ class Context:
     now: int
     ancestors: set[str] = field(default_factory=set)
     untrusted: set[str] = field(default_factory=set)  # records failing integrity or identity
+    # (findings, rights holders whose licence chains validly cover the goods), computed once
+    licensing: tuple[list[Finding], set[str]] | None = None
 
     def trusted(self, record: Record) -> bool:
         return record.uid not in self.untrusted
@@ -556,8 +558,15 @@ def _licensing(ctx: Context) -> tuple[list[Finding], set[str]]:
     return findings, covered_by
 
 
+def _licensing_once(ctx: Context) -> tuple[list[Finding], set[str]]:
+    """The licensing analysis, shared by the licensing and the watch-list checks."""
+    if ctx.licensing is None:
+        ctx.licensing = _licensing(ctx)
+    return ctx.licensing
+
+
 def check_licensing(ctx: Context) -> CheckResult:
-    findings, _covered = _licensing(ctx)
+    findings, _covered = _licensing_once(ctx)
     return _result("licensing", findings)
 
 
@@ -565,7 +574,7 @@ def check_watchlist(ctx: Context) -> CheckResult:
     ev = ctx.evidence
     shipment = ev.records[ev.shipment]
     goods, destination = shipment.field("goodsClass"), shipment.field("destination")
-    _licensing_findings, covered_by = _licensing(ctx)
+    _licensing_findings, covered_by = _licensing_once(ctx)
     findings = []
     for entry in ev.of_kind(Kind.WATCHLIST):
         if not ctx.trusted(entry) or ctx.revocations_of(entry):
