@@ -156,16 +156,14 @@ contract ParticipantRegistry is IParticipantRegistry {
         Participant storage old = _live(oldKey);
         if (msg.sender == oldKey && old.suspended) revert NotAllowedToRotate(msg.sender, oldKey);
         uint48 nowTs = uint48(block.timestamp);
-        _admit(newKey, old.participantId, old.roles, nowTs, old.validUntil);
-        if (old.suspended) {
-            Participant storage fresh = _participants[newKey];
-            fresh.suspended = true;
-            _checkpoint(newKey, fresh);
-        }
+        // Every state change first, the listener calls last (checks-effects-interactions).
+        Participant storage fresh = _enrol(newKey, old.participantId, old.roles, nowTs, old.validUntil, old.suspended);
         old.retired = true;
         old.successor = newKey;
         emit KeyRotated(oldKey, newKey, old.participantId, nowTs);
-        _checkpoint(oldKey, old);
+        _record(oldKey, old);
+        _notify(newKey, fresh);
+        _notify(oldKey, old);
     }
 
     /// @notice Sets the contract told about every effective-role change (the ledger).
@@ -212,31 +210,62 @@ contract ParticipantRegistry is IParticipantRegistry {
     function _admit(address account, bytes32 participantId, uint16 roles, uint48 validFrom, uint48 validUntil)
         private
     {
+        _notify(account, _enrol(account, participantId, roles, validFrom, validUntil, false));
+    }
+
+    /// @dev Writes a new participant record and its first checkpoint; tells no one.
+    function _enrol(
+        address account,
+        bytes32 participantId,
+        uint16 roles,
+        uint48 validFrom,
+        uint48 validUntil,
+        bool suspended
+    ) private returns (Participant storage p) {
         if (account == address(0)) revert ZeroAddress();
         if (_participants[account].validUntil != 0) revert AlreadyRegistered(account);
         if (roles & ~Roles.ALL != 0) revert InvalidRoles(roles);
         uint48 nowTs = uint48(block.timestamp);
         if (validFrom < nowTs) validFrom = nowTs;
         if (validUntil <= validFrom) revert InvalidWindow(validFrom, validUntil);
-        Participant storage p = _participants[account];
+        p = _participants[account];
         p.participantId = participantId;
         p.roles = roles;
         p.validFrom = validFrom;
         p.validUntil = validUntil;
+        p.suspended = suspended;
         emit ParticipantAdmitted(account, participantId, roles, validFrom, validUntil);
-        _checkpoint(account, p);
+        _record(account, p);
     }
 
     /// @dev Records the effective roles of `account` from now on and tells the listener.
     function _checkpoint(address account, Participant storage p) private {
-        uint16 effective = (p.suspended || p.retired) ? 0 : p.roles;
+        _record(account, p);
+        _notify(account, p);
+    }
+
+    /// @dev Appends the effective roles of `account` from now on to its history.
+    function _record(address account, Participant storage p) private {
+        uint16 effective = _effectiveRoles(p);
         uint48 nowTs = uint48(block.timestamp);
+        // push returns the previous and new values; nothing to check (same-second
+        // changes overwrite, which is the intended "latest wins within a second").
         _effective[account].push(nowTs, effective);
         emit EffectiveRolesChanged(account, effective, p.roles, p.suspended, p.retired, nowTs, p.validFrom, p.validUntil);
+    }
+
+    /// @dev Tells the role listener (the ledger) the effective roles of `account` now.
+    function _notify(address account, Participant storage p) private {
         IRoleListener listener = roleListener;
         if (address(listener) != address(0)) {
+            uint16 effective = _effectiveRoles(p);
             listener.onEffectiveRolesChanged(account, effective, p.validFrom, p.validUntil);
         }
+    }
+
+    /// @dev Roles a key can sign with: none while suspended or once rotated out.
+    function _effectiveRoles(Participant storage p) private view returns (uint16) {
+        return (p.suspended || p.retired) ? 0 : p.roles;
     }
 
     function _live(address account) private view returns (Participant storage p) {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the project needs, from the lock files, into ./node_modules and
 # ./.venv. Idempotent and quick when nothing changed (a stamp records what was installed).
+#   --with-slither  also the static analyser, in its own ./.venv-slither (it needs web3 7,
+#                   the project pins web3 8), from requirements-slither.lock
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +25,14 @@ if [ ! -f .venv/.install-stamp ] || [ "$(cat .venv/.install-stamp)" != "$py_stam
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
   .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
   echo "$py_stamp" > .venv/.install-stamp
+fi
+
+if [ "${1:-}" = "--with-slither" ]; then
+  sl_stamp=$(stamp_of requirements-slither.lock)
+  if [ ! -f .venv-slither/.install-stamp ] || [ "$(cat .venv-slither/.install-stamp)" != "$sl_stamp" ]; then
+    echo "==> slither venv (.venv-slither)"
+    "$PYTHON" -m venv .venv-slither
+    .venv-slither/bin/pip install --quiet --disable-pip-version-check -r requirements-slither.lock
+    echo "$sl_stamp" > .venv-slither/.install-stamp
+  fi
 fi

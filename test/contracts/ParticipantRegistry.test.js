@@ -133,6 +133,27 @@ describe("ParticipantRegistry", function () {
     );
   });
 
+  it("refuses empty or undefined role sets in grant and revoke", async function () {
+    const { registry, maker } = await loadFixture(deployAll);
+    for (const fn of ["grantRoles", "revokeRoles"]) {
+      await expect(registry[fn](maker.address, 0)).to.be.revertedWithCustomError(registry, "InvalidRoles").withArgs(0);
+      await expect(registry[fn](maker.address, 1 << 12))
+        .to.be.revertedWithCustomError(registry, "InvalidRoles")
+        .withArgs(1 << 12);
+    }
+    expect(await registry.rolesAt(maker.address, await latestTime())).to.equal(Roles.MANUFACTURER);
+  });
+
+  it("refuses a window end at or before a window start still in the future", async function () {
+    const { registry, outsider } = await loadFixture(deployAll);
+    const now = await latestTime();
+    await registry.admit(outsider.address, ethers.id("later"), Roles.CARRIER, now + 1000, now + 5000);
+    await expect(registry.setValidUntil(outsider.address, now + 1000))
+      .to.be.revertedWithCustomError(registry, "InvalidWindow")
+      .withArgs(now + 1000, now + 1000);
+    await expect(registry.setValidUntil(outsider.address, now + 2000)).to.emit(registry, "ValidityChanged");
+  });
+
   it("rotates a key: the new key takes over, the old one keeps its past", async function () {
     const { registry, maker, outsider, carrier } = await loadFixture(deployAll);
     const beforeRotation = await latestTime();

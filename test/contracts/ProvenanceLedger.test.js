@@ -123,6 +123,38 @@ describe("ProvenanceLedger: batch anchoring", function () {
     await expect(ledger.syncAnchorer(maker.address)).not.to.emit(ledger, "AnchorerUpdated");
   });
 
+  it("refuses an anchorer whose validity window has not started yet", async function () {
+    const { ledger, registry, outsider } = await loadFixture(deployAll);
+    const now = await latestTime();
+    await registry.admit(outsider.address, ethers.id("later"), Roles.ANCHORER, now + 1000, now + 100000);
+    expect(await ledger.isAnchorer(outsider.address)).to.equal(false);
+    await expect(ledger.connect(outsider).anchorBatch(0, ethers.id("r"), ethers.ZeroHash, 1))
+      .to.be.revertedWithCustomError(ledger, "NotAnchorer")
+      .withArgs(outsider.address);
+    await advance(1000);
+    await expect(ledger.connect(outsider).anchorBatch(0, ethers.id("r"), ethers.ZeroHash, 1)).to.emit(
+      ledger,
+      "BatchAnchored",
+    );
+  });
+
+  it("syncs a suspended or rotated-out anchorer to no rights", async function () {
+    const { ledger, registry, anchorer, outsider } = await loadFixture(deployAll);
+    await registry.setRoleListener(ethers.ZeroAddress);
+    await registry.suspend(anchorer.address, ethers.ZeroHash);
+    expect(await ledger.isAnchorer(anchorer.address)).to.equal(true); // not told yet
+    await ledger.syncAnchorer(anchorer.address);
+    expect(await ledger.isAnchorer(anchorer.address)).to.equal(false);
+    await registry.reinstate(anchorer.address);
+    await ledger.syncAnchorer(anchorer.address);
+    expect(await ledger.isAnchorer(anchorer.address)).to.equal(true);
+    await registry.rotateKey(anchorer.address, outsider.address);
+    await ledger.syncAnchorer(anchorer.address);
+    await ledger.syncAnchorer(outsider.address);
+    expect(await ledger.isAnchorer(anchorer.address)).to.equal(false);
+    expect(await ledger.isAnchorer(outsider.address)).to.equal(true);
+  });
+
   it("proves inclusion with proofs made by @openzeppelin/merkle-tree (4,096 leaves)", async function () {
     const { ledger, anchorer } = await loadFixture(deployAll);
     const uids = randomUids(4096);
