@@ -24,9 +24,10 @@ from ledger.config import Settings
 from ledger.core import Ledger
 from ledger.ingest import Rejected
 from ledger.reasons import markdown_table
+from ledger.store.db import STORE_UNAVAILABLE
 
 from .limits import BodySizeLimit, RateLimiter
-from .problems import on_http, on_rejected, on_unparseable, on_validation, problem
+from .problems import on_http, on_rejected, on_store_unavailable, on_unparseable, on_validation, problem
 from .routes import router
 
 DESCRIPTION = f"""Signed provenance attestations for goods and IP licences, anchored on an
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RecursionError, on_unparseable)  # absurdly deep JSON
     app.add_exception_handler(UnicodeDecodeError, on_unparseable)
+    for error in STORE_UNAVAILABLE:
+        app.add_exception_handler(error, on_store_unavailable)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Any:

@@ -66,6 +66,14 @@ async def on_http(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def on_store_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+    """The database was unreachable: the transaction did not commit, so nothing was
+    stored, and retrying the same request later is safe (submissions are idempotent)."""
+    response = problem(503, "Unavailable", "the database is unreachable; nothing was stored; retry later")
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 async def on_unparseable(_request: Request, exc: Exception) -> JSONResponse:
     return problem(
         400, "Bad request", f"the body could not be parsed: {type(exc).__name__}", reason="MALFORMED", field="body"

@@ -44,9 +44,10 @@ class ChainIndexer:
     on_progress: Callable[[int, int], None] | None = None
     synced_block: int = -1
     synced_time: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _decoders: dict[bytes, Any] = field(default_factory=dict, repr=False)
     _block_times: dict[int, int] = field(default_factory=dict, repr=False)
+    _last_sync: float = field(default=float("-inf"), repr=False)
 
     def __post_init__(self) -> None:
         for contract in (self.deployment.registry, self.deployment.ledger):
@@ -142,11 +143,18 @@ class ChainIndexer:
         return cached
 
     def sync_if_stale(self, needed_time: int, min_interval: float = 0.5) -> None:
-        """Sync when chain time `needed_time` is not yet indexed, at most every `min_interval` s."""
+        """Sync when chain time `needed_time` is not yet indexed, at most every `min_interval` s.
+
+        A caller that arrives while another thread syncs waits for that sync instead of
+        answering from the half-indexed history (which would refuse a participant admitted
+        in a block not yet read)."""
         if needed_time < self.synced_time:
             return
-        now = time.monotonic()
-        if now - getattr(self, "_last_sync", 0.0) < min_interval:
-            return
-        self._last_sync = now
-        self.sync()
+        with self._lock:
+            if needed_time < self.synced_time:
+                return  # indexed by the sync we waited for
+            now = time.monotonic()
+            if now - self._last_sync < min_interval:
+                return
+            self._last_sync = now
+            self.sync()

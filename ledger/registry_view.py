@@ -49,15 +49,18 @@ class RegistryView:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._cache: dict[str, list[Checkpoint]] = {}
+        self._generation = 0
 
     def invalidate(self) -> None:
         """Forget cached histories (after the indexer stored new checkpoints)."""
+        self._generation += 1
         self._cache.clear()
 
     def history(self, account: str) -> list[Checkpoint]:
         key = account.lower()
         cached = self._cache.get(key)
         if cached is None:
+            generation = self._generation
             with self._sessions() as session:
                 rows = session.scalars(
                     select(RoleCheckpointRow).where(RoleCheckpointRow.account == key).order_by(RoleCheckpointRow.id)
@@ -66,7 +69,10 @@ class RegistryView:
                 Checkpoint(r.since, r.roles, r.granted, bool(r.suspended), bool(r.retired), r.valid_from, r.valid_until)
                 for r in rows
             ]
-            self._cache[key] = cached
+            # A read that overlapped an invalidation may predate the new rows: use it for
+            # this answer, but do not keep it.
+            if generation == self._generation:
+                self._cache[key] = cached
         return cached
 
     def standing(self, account: str, at: int) -> Standing:

@@ -110,3 +110,68 @@ def ledger_env(deployment: Deployment, database_url: str, tmp_path: Path) -> Ite
     ledger = Ledger.open(settings, manifest=deployment.manifest)
     yield ledger
     ledger.close()
+
+
+# ---------------------------------------------------------------- reliability report
+#
+# Fault and hostile-input tests say what they injected through the `reliability`
+# fixture. With --reliability-json PATH, the session writes every record together with
+# the test's outcome; scripts/reliability_report.py turns that into the Markdown report,
+# so the report's figures are the tests' own.
+
+
+class ReliabilityRecorder:
+    """What one test injected: group, class of fault or input, how many times, outcome."""
+
+    def __init__(self, node: pytest.Item) -> None:
+        self.node = node
+
+    def record(self, group: str, what: str, tried: int, outcome: str) -> None:
+        """`group` is one of fault, input, access, fuzz, property; `outcome` says what the
+        test observed (and asserted) about every one of the `tried` injections."""
+        assert group in {"fault", "input", "access", "fuzz", "property"}, group
+        assert tried > 0, "a record must count what was actually tried"
+        self.node.user_properties.append(
+            ("reliability", {"group": group, "what": what, "tried": tried, "outcome": outcome})
+        )
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest) -> ReliabilityRecorder:
+    return ReliabilityRecorder(request.node)  # type: ignore[arg-type]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reliability-json", default=None, help="write the reliability records here")
+
+
+_RELIABILITY_ROWS: list[dict[str, object]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "reliability: records faults or hostile inputs for the reliability report")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "reliability" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.reliability)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    for name, value in report.user_properties:
+        if name == "reliability":
+            row = dict(value)  # type: ignore[call-overload]
+            row.update(test=report.nodeid, passed=report.outcome == "passed", seconds=round(report.duration, 2))
+            _RELIABILITY_ROWS.append(row)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--reliability-json")
+    if path:
+        import json
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(_RELIABILITY_ROWS, indent=1))

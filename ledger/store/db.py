@@ -8,7 +8,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
+
+# Errors meaning "the database could not be reached or was busy", as opposed to a bug:
+# the transaction did not commit, so the caller may retry safely.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
