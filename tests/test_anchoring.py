@@ -24,7 +24,7 @@ from ledger.hashing import parse_hex
 from ledger.merkle import verify_proof
 from ledger.store.models import AttestationRow, BatchRow
 
-from .conftest import REPO
+from .conftest import REPO, ReliabilityRecorder
 from .scenario import actor, every_kind, productions
 
 
@@ -118,7 +118,9 @@ class Crash(Exception):
 
 
 @pytest.mark.parametrize("point", ["sealed", "persisted", "broadcast", "included", "anchored"])
-def test_a_worker_that_dies_at_any_step_is_resumed_and_anchors_exactly_once(ledger_env: Ledger, point: str) -> None:
+def test_a_worker_that_dies_at_any_step_is_resumed_and_anchors_exactly_once(
+    ledger_env: Ledger, point: str, reliability: ReliabilityRecorder
+) -> None:
     ledger = ledger_env
     ledger.ingest_many(productions(ledger, 20))  # type: ignore[arg-type]
 
@@ -136,9 +138,15 @@ def test_a_worker_that_dies_at_any_step_is_resumed_and_anchors_exactly_once(ledg
     successor = ledger.anchoring_worker(confirmations=1, max_batch=8)
     successor.drain(mine=lambda: mine(ledger.deployment.w3))
     assert_exactly_once(ledger)
+    reliability.record(
+        "fault",
+        f"anchoring worker crashes at step {point!r}, successor takes over",
+        1,
+        "every attestation anchored exactly once, batch sequence gap-free",
+    )
 
 
-def test_two_workers_at_once_only_one_anchors(ledger_env: Ledger) -> None:
+def test_two_workers_at_once_only_one_anchors(ledger_env: Ledger, reliability: ReliabilityRecorder) -> None:
     ledger = ledger_env
     ledger.ingest_many(productions(ledger, 6))  # type: ignore[arg-type]
     first = ledger.anchoring_worker(confirmations=1, max_batch=2)
@@ -148,9 +156,17 @@ def test_two_workers_at_once_only_one_anchors(ledger_env: Ledger) -> None:
     assert not report.leader and report.sealed == 0 and report.sent == 0
     first.drain()
     assert_exactly_once(ledger)
+    reliability.record(
+        "fault",
+        "two anchoring workers started at once",
+        1,
+        "one holds the lease and anchors; the other seals and sends nothing",
+    )
 
 
-def test_a_reorganised_anchor_is_sent_again_and_nothing_unanchored_is_reported_anchored(ledger_env: Ledger) -> None:
+def test_a_reorganised_anchor_is_sent_again_and_nothing_unanchored_is_reported_anchored(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     ledger = ledger_env
     w3 = ledger.deployment.w3
     ledger.ingest_many(productions(ledger, 4))  # type: ignore[arg-type]
@@ -173,10 +189,16 @@ def test_a_reorganised_anchor_is_sent_again_and_nothing_unanchored_is_reported_a
         batch = session.scalars(select(BatchRow)).one()
     assert batch.attempts == 2
     assert batch.tx_hash != first_tx or ledger.anchor_of(uid).block_number is not None
+    reliability.record(
+        "fault",
+        "chain reorganisation (evm_snapshot/evm_revert) drops the anchoring transaction",
+        1,
+        "not reported anchored meanwhile; re-sent (attempts == 2) and anchored once",
+    )
 
 
 def test_anchoring_backs_off_during_a_chain_outage_and_resumes(
-    deployment: Deployment, tmp_path: Path, database_url: str
+    deployment: Deployment, tmp_path: Path, database_url: str, reliability: ReliabilityRecorder
 ) -> None:
     """A chain node of its own, stopped and restarted with its state."""
     from ledger.chain.accounts import dev_account
@@ -223,6 +245,12 @@ def test_anchoring_backs_off_during_a_chain_outage_and_resumes(
         ledger.close()
     finally:
         node.stop()
+    reliability.record(
+        "fault",
+        "chain node stopped while ingest continues, then restarted",
+        1,
+        "ingest kept accepting; the worker backed off and anchored all 6 once the node returned",
+    )
 
 
 def test_direct_anchoring_records_the_attestation_on_chain_once(ledger_env: Ledger) -> None:
@@ -240,7 +268,9 @@ def test_direct_anchoring_records_the_attestation_on_chain_once(ledger_env: Ledg
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_sigkill_of_the_worker_process_at_random_points_loses_nothing(ledger_env: Ledger, tmp_path: Path) -> None:
+def test_sigkill_of_the_worker_process_at_random_points_loses_nothing(
+    ledger_env: Ledger, tmp_path: Path, reliability: ReliabilityRecorder
+) -> None:
     ledger = ledger_env
     manifest_path = ledger.deployment.manifest.save(tmp_path / "deployment.json")
     env = {
@@ -273,3 +303,9 @@ def test_sigkill_of_the_worker_process_at_random_points_loses_nothing(ledger_env
     ledger.anchoring_worker(confirmations=1, max_batch=7).drain(timeout=120)
     assert_exactly_once(ledger)
     assert ledger.counts() == {"attestations": 90, "batched": 90, "anchored": 90}
+    reliability.record(
+        "fault",
+        "anchoring worker process SIGKILLed at random points while ingest continues",
+        kills,
+        "all 90 attestations anchored exactly once after restart",
+    )

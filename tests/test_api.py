@@ -20,6 +20,7 @@ from ledger.core import Ledger
 from ledger.kinds import Kind
 from ledger.store.models import AccessLogRow, AttestationRow
 
+from .conftest import ReliabilityRecorder
 from .scenario import Story, productions
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -90,7 +91,9 @@ def test_a_submission_is_201_once_durable_and_200_when_repeated(api: Server) -> 
     assert stored(api.ledger) == 1
 
 
-def test_rejections_are_problem_details_with_reason_and_field_and_store_nothing(api: Server) -> None:
+def test_rejections_are_problem_details_with_reason_and_field_and_store_nothing(
+    api: Server, reliability: ReliabilityRecorder
+) -> None:
     forged = productions(api.ledger, 1)[0]
     forged["signature"] = forged["signature"][:-2] + ("1c" if forged["signature"][-2:] == "1b" else "1b")
     body = assert_problem(api.http.post("/v1/attestations", json=forged), 422, "BAD_SIGNATURE")
@@ -106,15 +109,21 @@ def test_rejections_are_problem_details_with_reason_and_field_and_store_nothing(
     response = api.http.post("/v1/attestations", content=deep.encode(), headers={"content-type": "application/json"})
     assert response.status_code in (400, 422) and response.headers["content-type"].startswith("application/problem")
     assert stored(api.ledger) == 0
+    reliability.record("input", "HTTP: signature with flipped v", 1, "422 problem+json BAD_SIGNATURE, field signature")
+    reliability.record("input", "HTTP: NUL byte in a disclosed value", 1, "422 PAYLOAD_MISMATCH")
+    reliability.record("input", "HTTP: malformed JSON / empty typed data", 2, "422 problem+json, nothing stored")
+    reliability.record("input", "HTTP: JSON nested 100,000 deep", 1, "400/422 problem+json; process stays up")
 
 
-def test_oversized_bodies_and_batches_are_refused(api: Server) -> None:
+def test_oversized_bodies_and_batches_are_refused(api: Server, reliability: ReliabilityRecorder) -> None:
     huge = b'{"typedData": "' + b"x" * (9 * 1024 * 1024) + b'"}'
     assert_problem(api.http.post("/v1/attestations", content=huge, headers={"content-type": "application/json"}), 413)
     many = productions(api.ledger, 1)[0]
     response = api.http.post("/v1/attestations/batch", json=[many] * 1001)
     assert response.status_code in (413, 422)
     assert stored(api.ledger) == 0
+    reliability.record("input", "HTTP: 9 MiB body", 1, "413 problem+json before parsing, nothing stored")
+    reliability.record("input", "HTTP: batch of 1,001 items", 1, "413/422, nothing stored")
 
 
 def test_a_batch_answers_each_item_and_stores_the_valid_ones(api: Server) -> None:
@@ -145,6 +154,74 @@ def test_customs_endpoints_need_a_key_with_the_customs_scope(api: Server) -> Non
     key_id = api.customs.split("_")[1]
     assert revoke_api_key(api.ledger.sessions, key_id)
     assert_problem(api.http.post(url, headers=auth(api.customs)), 401)
+
+
+PUBLIC = {"/v1/attestations", "/v1/attestations/batch", "/v1/reason-codes", "/healthz", "/readyz", "/metrics"}
+
+
+def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key(
+    api: Server, reliability: ReliabilityRecorder
+) -> None:
+    story = Story(api.ledger)
+    ids = story.clean_export()
+    story.anchor()
+    bundle = api.ledger.export_bundle(ids["shipment"])
+    finding_story = Story(api.ledger)
+    finding_story.sign(
+        "customs", Kind.CUSTOMS_FINDING, {"finding": "COUNTERFEIT_SUSPECTED"}, "f", [ids["shipment"]], ingest=False
+    )
+    maker = story.last["typedData"]["message"]["attester"]
+    # (method, path template, concrete path, body, scopes that may call it)
+    table: list[tuple[str, str, str, Any, set[str]]] = [
+        ("GET", "/v1/attestations/{uid}", f"/v1/attestations/{ids['made']}", None, {"customs", "auditor"}),
+        ("GET", "/v1/lots/{lot}/custody", "/v1/lots/LOT-1/custody", None, {"customs", "auditor"}),
+        ("POST", "/v1/shipments/{uid}/verify", f"/v1/shipments/{ids['shipment']}/verify", None, {"customs"}),
+        ("POST", "/v1/bundles/verify", "/v1/bundles/verify", bundle, {"customs"}),
+        ("GET", "/v1/shipments/{uid}/bundle", f"/v1/shipments/{ids['shipment']}/bundle", None, {"customs", "auditor"}),
+        ("POST", "/v1/findings", "/v1/findings", finding_story.last, {"customs"}),
+        ("GET", "/v1/participants/{address}", f"/v1/participants/{maker}", None, {"customs", "auditor"}),
+        ("GET", "/v1/batches", "/v1/batches", None, {"customs", "auditor"}),
+    ]
+    documented = set(api.http.get("/openapi.json").json()["paths"])
+    assert documented - PUBLIC == {row[1] for row in table}, "an endpoint is missing from the access table"
+    keys = {scope: create_api_key(api.ledger.sessions, scope, {scope})[1] for scope in ("customs", "auditor", "admin")}
+    revoked = {scope: create_api_key(api.ledger.sessions, f"old {scope}", {scope}) for scope in ("customs", "auditor")}
+    for key, _ in revoked.values():
+        assert revoke_api_key(api.ledger.sessions, key.id)
+    checked = 0
+    for method, _template, path, body, allowed in table:
+
+        def call(headers: dict[str, str]) -> httpx.Response:
+            return api.http.request(method, path, json=body, headers=headers)  # noqa: B023 - used in this iteration
+
+        assert_problem(call({}), 401)
+        assert_problem(call(auth("pl_unknown_0000")), 401)
+        for scope, token in keys.items():
+            response = call(auth(token))
+            if scope in allowed or scope == "admin":  # admin holds every scope
+                assert response.status_code in (200, 201), (path, scope, response.text)
+            else:
+                assert_problem(response, 403)
+        for scope in allowed:
+            assert_problem(call(auth(revoked[scope][1])), 401)
+        checked += 1
+    with api.ledger.sessions() as session:
+        verified = session.scalar(select(func.count(AccessLogRow.id)))
+    assert verified and verified >= 2, "customs calls are logged"
+    reliability.record("access", "no credential", checked, "401 problem+json on every protected endpoint")
+    reliability.record("access", "unknown key", checked, "401 on every protected endpoint")
+    reliability.record(
+        "access",
+        "key of a scope the endpoint does not admit",
+        sum(2 - len(row[4]) for row in table),
+        "403 on every protected endpoint",
+    )
+    reliability.record(
+        "access",
+        "revoked key of an admitted scope",
+        sum(len(row[4]) for row in table),
+        "401 on every protected endpoint",
+    )
 
 
 def test_auditors_read_attestations_bundles_batches_and_participants(api: Server) -> None:

@@ -15,7 +15,7 @@ import pytest
 from ledger.access import create_api_key
 from ledger.core import Ledger
 
-from .conftest import REPO, ReliabilityRecorder
+from .conftest import ReliabilityRecorder
 from .scenario import Story
 from .test_api import Server
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from ledger.reasons import Reason
 from ledger.verify import CheckStatus, VerificationPolicy
 
+from .conftest import ReliabilityRecorder
 from .scenario import actor
 
 
-def test_a_fabricated_custody_loop_is_reported_as_a_cycle() -> None:
+def test_a_fabricated_custody_loop_is_reported_as_a_cycle(reliability: ReliabilityRecorder) -> None:
     """Real UIDs cannot form a loop (each would need the other's hash in advance), so a
     loop means fabricated evidence: the engine names it instead of recursing forever."""
     from ledger.eip712 import Attestation, Domain
@@ -42,3 +43,4 @@ def test_a_fabricated_custody_loop_is_reported_as_a_cycle() -> None:
     ctx.ancestors = set(records)
     result = check_custody(ctx)
     assert result.status is CheckStatus.INVALID and {f.code for f in result.findings} == {Reason.CUSTODY_CYCLE}
+    reliability.record("input", "custody cycle (fabricated evidence)", 1, "CUSTODY_CYCLE, no unbounded recursion")

@@ -19,7 +19,7 @@ from ledger.reasons import Reason
 from ledger.store.models import AttestationRefRow, AttestationRow
 from ledger.submission import build_submission
 
-from .conftest import ACTORS
+from .conftest import ACTORS, ReliabilityRecorder
 from .scenario import signing_time
 
 
@@ -176,7 +176,9 @@ def test_confidential_fields_are_encrypted_at_rest_and_readable_through_the_core
     assert full is not None and full["payload"]["fields"]["unitPrice"]["value"] == "EUR 1234.50"
 
 
-def test_forged_truncated_and_malleable_signatures_are_refused(ledger_env: Ledger) -> None:
+def test_forged_truncated_and_malleable_signatures_are_refused(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     ledger = ledger_env
     forged = production(ledger)
     forged["signature"] = production(ledger, who="carrier")["signature"]
@@ -191,9 +193,15 @@ def test_forged_truncated_and_malleable_signatures_are_refused(ledger_env: Ledge
     malleable["signature"] = "0x" + (sig[:32] + high_s + bytes([55 - sig[64]])).hex()
     refused = assert_refused(ledger, malleable, Reason.BAD_SIGNATURE)
     assert "high s" in refused.detail
+    outcome = "refused BAD_SIGNATURE, nothing stored"
+    reliability.record("input", "forged signature (another key's)", 1, outcome)
+    reliability.record("input", "truncated signature", 1, outcome)
+    reliability.record("input", "malleable high-s twin of a valid signature", 1, outcome + " (detail names high s)")
 
 
-def test_signatures_for_another_chain_or_deployment_are_refused(ledger_env: Ledger) -> None:
+def test_signatures_for_another_chain_or_deployment_are_refused(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     ledger = ledger_env
     for other in (Domain(1, ledger.domain.verifying_contract), Domain(ledger.domain.chain_id, "0x" + "22" * 20)):
         replayed = build_submission(
@@ -204,9 +212,15 @@ def test_signatures_for_another_chain_or_deployment_are_refused(ledger_env: Ledg
             subject="lot:L",
         )
         assert_refused(ledger, replayed, Reason.WRONG_DOMAIN, "typedData.domain")
+    reliability.record(
+        "input",
+        "signature for another chainId / another contract (replay from another deployment)",
+        2,
+        "refused WRONG_DOMAIN on typedData.domain, nothing stored",
+    )
 
 
-def test_tampered_payload_and_wrong_uid_are_refused(ledger_env: Ledger) -> None:
+def test_tampered_payload_and_wrong_uid_are_refused(ledger_env: Ledger, reliability: ReliabilityRecorder) -> None:
     ledger = ledger_env
     tampered = production(ledger)
     tampered["payload"]["fields"]["quantity"]["value"] = 999999
@@ -217,9 +231,15 @@ def test_tampered_payload_and_wrong_uid_are_refused(ledger_env: Ledger) -> None:
     wrong_uid = production(ledger)
     wrong_uid["uid"] = "0x" + "ab" * 32
     assert_refused(ledger, wrong_uid, Reason.UID_MISMATCH, "uid")
+    reliability.record(
+        "input", "payload value changed / field hash dropped after signing", 2, "refused PAYLOAD_MISMATCH"
+    )
+    reliability.record("input", "claimed UID not the EIP-712 digest", 1, "refused UID_MISMATCH on uid")
 
 
-def test_attesters_without_standing_are_refused_with_the_precise_reason(ledger_env: Ledger) -> None:
+def test_attesters_without_standing_are_refused_with_the_precise_reason(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     ledger = ledger_env
     assert_refused(ledger, production(ledger, who="outsider"), Reason.UNKNOWN_ATTESTER)
     assert_refused(ledger, production(ledger, who="carrier"), Reason.ROLE_MISSING)
@@ -231,6 +251,12 @@ def test_attesters_without_standing_are_refused_with_the_precise_reason(ledger_e
     call_and_send(w3, dev_account(0), registry.functions.rotateKey(actor("maker").address, dev_account(9).address))
     time.sleep(1.1)
     assert_refused(ledger, production(ledger), Reason.KEY_NOT_VALID)
+    reliability.record(
+        "input",
+        "attester unregistered / without the role / suspended / with a rotated-out key",
+        4,
+        "refused UNKNOWN_ATTESTER, ROLE_MISSING, ATTESTER_SUSPENDED, KEY_NOT_VALID respectively, nothing stored",
+    )
 
 
 def test_a_signature_made_before_rotation_stays_acceptable(ledger_env: Ledger) -> None:
@@ -242,7 +268,9 @@ def test_a_signature_made_before_rotation_stays_acceptable(ledger_env: Ledger) -
     assert ledger.ingest(early).created
 
 
-def test_future_timestamps_unknown_references_and_bad_fields_are_refused(ledger_env: Ledger) -> None:
+def test_future_timestamps_unknown_references_and_bad_fields_are_refused(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     ledger = ledger_env
     assert_refused(ledger, production(ledger, issued_at=int(time.time()) + 3600), Reason.ISSUED_IN_FUTURE)
     orphan = sign(
@@ -254,15 +282,27 @@ def test_future_timestamps_unknown_references_and_bad_fields_are_refused(ledger_
         refs=["0x" + "cd" * 32],
     )
     assert_refused(ledger, orphan, Reason.UNKNOWN_REFERENCE, "typedData.message.refs")
-    for fields, field in [
+    bad_fields = [
         ({"lot": "LOT\u200b42", "quantity": 1, "unit": "pcs", "goodsClass": "847130"}, "lot"),  # zero-width space
         ({"lot": "LОT-42", "quantity": 1, "unit": "pcs", "goodsClass": "847130"}, "lot"),  # Cyrillic O
         ({"lot": "LOT\n42", "quantity": 1, "unit": "pcs", "goodsClass": "847130"}, "lot"),
         ({"lot": "LOT-42", "quantity": -5, "unit": "pcs", "goodsClass": "847130"}, "quantity"),
         ({"lot": "LOT-42", "quantity": 1, "unit": "pcs"}, "goodsClass"),
         ({"lot": "LOT-42", "quantity": 1, "unit": "pcs", "goodsClass": "8471", "note": "bell\x07"}, "note"),
-    ]:
+    ]
+    for fields, field in bad_fields:
         assert_refused(ledger, production(ledger, fields=fields), Reason.FIELD_INVALID, field)
+    reliability.record("input", "issuedAt an hour in the future", 1, "refused ISSUED_IN_FUTURE")
+    reliability.record("input", "reference to an unknown attestation", 1, "refused UNKNOWN_REFERENCE on refs")
+    reliability.record(
+        "input",
+        "identifiers with zero-width / confusable Cyrillic / control characters",
+        4,
+        "refused FIELD_INVALID naming the field",
+    )
+    reliability.record(
+        "input", "negative quantity, missing required field", 2, "refused FIELD_INVALID naming the field"
+    )
 
 
 @pytest.mark.parametrize(
@@ -277,8 +317,16 @@ def test_future_timestamps_unknown_references_and_bad_fields_are_refused(ledger_
         lambda s: {**s, "payload": {"fieldHashes": "nope"}},
     ],
 )
-def test_malformed_submissions_are_refused_and_store_nothing(ledger_env: Ledger, mangle) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_submissions_are_refused_and_store_nothing(
+    ledger_env: Ledger, mangle, reliability: ReliabilityRecorder
+) -> None:  # type: ignore[no-untyped-def]
     assert_refused(ledger_env, mangle(production(ledger_env)), Reason.MALFORMED)
+    reliability.record(
+        "input",
+        "malformed submission (not an object, extra key, no payload, unknown type, bad time, bad refs, bad hashes)",
+        1,
+        "refused MALFORMED, nothing stored",
+    )
 
 
 def test_a_batch_stores_the_valid_items_and_reports_each_one(ledger_env: Ledger) -> None:

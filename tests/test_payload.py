@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from ledger.payload import Disclosure, commit, field_hash, payload_hash
 
+from .conftest import ReliabilityRecorder
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -16,29 +18,55 @@ json_values = st.recursive(
 field_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.dictionaries(field_names, json_values, min_size=1, max_size=8), st.data())
-def test_any_subset_of_disclosed_fields_checks_against_the_commitment(fields: dict, data: st.DataObject) -> None:
-    commitment = commit(fields)
-    shown = data.draw(st.sets(st.sampled_from(sorted(fields))))
-    disclosure = commitment.disclosure.restricted_to(shown)
-    assert disclosure.problems(commitment.payload_hash) == []
-    # Round trip through the wire format keeps it checkable.
-    again = Disclosure.from_json(disclosure.to_json())
-    assert again.problems(commitment.payload_hash) == []
-    assert set(again.fields) == shown
+def test_any_subset_of_disclosed_fields_checks_against_the_commitment(reliability: ReliabilityRecorder) -> None:
+    runs = 0
+
+    @settings(max_examples=80, deadline=None)
+    @given(st.dictionaries(field_names, json_values, min_size=1, max_size=8), st.data())
+    def prop(fields: dict, data: st.DataObject) -> None:
+        nonlocal runs
+        runs += 1
+        commitment = commit(fields)
+        shown = data.draw(st.sets(st.sampled_from(sorted(fields))))
+        disclosure = commitment.disclosure.restricted_to(shown)
+        assert disclosure.problems(commitment.payload_hash) == []
+        # Round trip through the wire format keeps it checkable.
+        again = Disclosure.from_json(disclosure.to_json())
+        assert again.problems(commitment.payload_hash) == []
+        assert set(again.fields) == shown
+
+    prop()
+    reliability.record(
+        "property",
+        "payload commitments: random JSON fields, random disclosed subset (hypothesis)",
+        runs,
+        "every disclosed subset checks against the signed payload hash, also after a wire round trip",
+    )
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.dictionaries(field_names, json_values, min_size=1, max_size=6), st.data())
-def test_a_changed_value_is_detected(fields: dict, data: st.DataObject) -> None:
-    commitment = commit(fields)
-    name = data.draw(st.sampled_from(sorted(fields)))
-    new_value = data.draw(json_values.filter(lambda v: v != fields[name]))
-    wire = commitment.disclosure.to_json()
-    wire["fields"][name]["value"] = new_value
-    problems = Disclosure.from_json(wire).problems(commitment.payload_hash)
-    assert problems == [f"field {name!r} does not match its committed hash"]
+def test_a_changed_value_is_detected(reliability: ReliabilityRecorder) -> None:
+    runs = 0
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.dictionaries(field_names, json_values, min_size=1, max_size=6), st.data())
+    def prop(fields: dict, data: st.DataObject) -> None:
+        nonlocal runs
+        runs += 1
+        commitment = commit(fields)
+        name = data.draw(st.sampled_from(sorted(fields)))
+        new_value = data.draw(json_values.filter(lambda v: v != fields[name]))
+        wire = commitment.disclosure.to_json()
+        wire["fields"][name]["value"] = new_value
+        problems = Disclosure.from_json(wire).problems(commitment.payload_hash)
+        assert problems == [f"field {name!r} does not match its committed hash"]
+
+    prop()
+    reliability.record(
+        "property",
+        "payload commitments: one disclosed value changed (hypothesis)",
+        runs,
+        "the changed field, and only it, is named",
+    )
 
 
 def test_key_order_and_number_spelling_do_not_change_the_commitment() -> None:

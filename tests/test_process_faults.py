@@ -206,11 +206,6 @@ def resubmit_everything(url: str, traffic: Traffic) -> tuple[int, int]:
     return created, existing
 
 
-def backend(ledger: Ledger) -> str:
-    """ "sqlite" or "postgresql", for the report."""
-    return ledger.settings.resolved_database_url.split(":")[0].split("+")[0]
-
-
 def count(ledger: Ledger) -> int:
     with ledger.sessions() as session:
         return int(session.scalar(select(func.count(AttestationRow.id))) or 0)
@@ -253,7 +248,7 @@ def test_sigkill_of_the_api_process_mid_request_loses_no_acknowledged_attestatio
     assert assert_nothing_lost_or_half_written(ledger, all_traffic) == total == count(ledger)
     reliability.record(
         "fault",
-        f"API process SIGKILLed mid-request under 4 concurrent clients ({backend(ledger)})",
+        "API process SIGKILLed mid-request under 4 concurrent clients",
         kills,
         f"{len(all_traffic.acknowledged)} of {total} acknowledged before the kills ({transport_errors} requests "
         "cut off), all stored; no batch stored in part; "

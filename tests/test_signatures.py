@@ -16,6 +16,7 @@ from ledger.kinds import Kind
 from ledger.roles import Role
 from ledger.signatures import SECP256K1_N, SignatureChecker, SignatureProblem, sign_attestation, web3_erc1271_caller
 
+from .conftest import ReliabilityRecorder
 from .factories import random_attestation, random_domain
 
 
@@ -74,6 +75,67 @@ def test_fast_checker_agrees_with_eth_account_on_many_valid_and_corrupted_signat
         assert result.valid == expected_valid, (i, corruption, result)
         agreed += 1
     assert agreed == 400
+
+
+def test_signature_path_property_only_the_untouched_low_s_signature_passes(reliability: ReliabilityRecorder) -> None:
+    """Hypothesis drives the fast path with arbitrary attestations, domains and one
+    corruption each; the fast path must agree with eth-account, except that it refuses
+    the high-s twin eth-account still recovers."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    keys = [dev_account(i) for i in range(4)]
+    checker = SignatureChecker()
+    tally: dict[str, int] = {}
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        seed=st.integers(0, 2**32),
+        key=st.sampled_from(keys),
+        damage=st.sampled_from(["none", "bit", "signer", "message", "chain", "contract", "high-s", "v", "truncate"]),
+        position=st.integers(0, 63),
+    )
+    def prop(seed: int, key: object, damage: str, position: int) -> None:
+        rng = random.Random(seed)
+        attestation, domain = random_attestation(rng, key.address), random_domain(rng)  # type: ignore[attr-defined]
+        signature = bytearray(sign_attestation(key, attestation, domain))  # type: ignore[arg-type]
+        if damage == "bit":
+            signature[position] ^= 1 << (seed % 8)
+        elif damage == "signer":
+            attestation = Attestation(**{**_fields(attestation), "attester": keys[(keys.index(key) + 1) % 4].address})
+        elif damage == "message":
+            attestation = Attestation(**{**_fields(attestation), "payload_hash": bytes(32)})
+        elif damage == "chain":
+            domain = Domain(domain.chain_id + 1, domain.verifying_contract)
+        elif damage == "contract":
+            domain = Domain(domain.chain_id, "0x" + "ee" * 20)
+        elif damage == "high-s":
+            s_value = int.from_bytes(signature[32:64], "big")
+            signature[32:64] = (SECP256K1_N - s_value).to_bytes(32, "big")
+            signature[64] = 55 - signature[64]
+        elif damage == "v":
+            signature[64] = 29
+        elif damage == "truncate":
+            signature = signature[: position % 65]
+        result = checker.check(attestation, domain, bytes(signature))
+        reference = eth_account_recover(attestation, domain, bytes(signature))
+        if damage == "none":
+            assert result.valid
+        elif damage == "high-s":
+            assert not result.valid and result.problem is SignatureProblem.HIGH_S
+        else:
+            assert not result.valid, damage
+            assert reference != attestation.attester, "eth-account agrees it is not the attester's"
+        tally[damage] = tally.get(damage, 0) + 1
+
+    prop()
+    reliability.record(
+        "property",
+        "signature path: random attestations and domains, one corruption each (hypothesis)",
+        sum(tally.values()),
+        "untouched signatures pass; bit flips, another signer, changed message, chainId or contract, high-s, "
+        f"bad v and truncation fail (mix: {dict(sorted(tally.items()))})",
+    )
 
 
 def _fields(a: Attestation) -> dict[str, object]:

@@ -14,6 +14,7 @@ from ledger.reasons import Reason
 from ledger.verify import CheckStatus, Verdict, VerificationPolicy
 from ledger.verify.service import verify_bundle
 
+from .conftest import ReliabilityRecorder
 from .scenario import Story, actor
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -55,7 +56,9 @@ def test_a_clean_multi_hop_licensed_shipment_is_verified(ledger_env: Ledger) -> 
     assert any(f.name == "NEW_EXPORTER" for f in result.risk_factors) and result.risk_score == 10
 
 
-def test_a_carrier_handing_over_goods_it_never_held_is_a_custody_gap(ledger_env: Ledger) -> None:
+def test_a_carrier_handing_over_goods_it_never_held_is_a_custody_gap(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     story = Story(ledger_env)
     asset = story.asset()
     made = story.produce([story.licence([asset])])
@@ -66,9 +69,10 @@ def test_a_carrier_handing_over_goods_it_never_held_is_a_custody_gap(ledger_env:
     story.anchor()
     verdict, codes, _ = verdict_of(ledger_env, shipment)
     assert (verdict, codes) == (Verdict.FLAGGED, {Reason.CUSTODY_GAP})
+    reliability.record("input", "hand-over of goods never held", 1, "FLAGGED, CUSTODY_GAP only")
 
 
-def test_a_lot_shipped_twice_is_a_fork(ledger_env: Ledger) -> None:
+def test_a_lot_shipped_twice_is_a_fork(ledger_env: Ledger, reliability: ReliabilityRecorder) -> None:
     story = Story(ledger_env)
     made = story.produce([story.licence([story.asset()])], quantity=500)
     to_exporter = story.transfer([made], "maker", "exporter", 500)
@@ -78,18 +82,24 @@ def test_a_lot_shipped_twice_is_a_fork(ledger_env: Ledger) -> None:
     for shipment in (first, second):
         verdict, codes, _ = verdict_of(ledger_env, shipment)
         assert (verdict, codes) == (Verdict.FLAGGED, {Reason.CUSTODY_FORK})
+    reliability.record("input", "a lot shipped twice", 2, "both shipments FLAGGED, CUSTODY_FORK only")
 
 
-def test_shipping_more_than_was_produced_exceeds_the_quantity(ledger_env: Ledger) -> None:
+def test_shipping_more_than_was_produced_exceeds_the_quantity(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     story = Story(ledger_env)
     made = story.produce([story.licence([story.asset()])], quantity=100)
     moved = story.transfer([made], "maker", "exporter", 100)
     shipment = story.ship([moved], 250)
     story.anchor()
     assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.QUANTITY_EXCEEDED})
+    reliability.record("input", "quantities that do not add up (ship 250 of 100)", 1, "FLAGGED, QUANTITY_EXCEEDED only")
 
 
-def test_a_hand_over_dated_before_the_production_is_time_inconsistent(ledger_env: Ledger) -> None:
+def test_a_hand_over_dated_before_the_production_is_time_inconsistent(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     story = Story(ledger_env)
     story.t += 20  # leave room to backdate a step without predating the participants' admission
     made = story.produce([story.licence([story.asset()])])
@@ -97,6 +107,7 @@ def test_a_hand_over_dated_before_the_production_is_time_inconsistent(ledger_env
     shipment = story.ship([moved], 1000)
     story.anchor()
     assert verdict_of(ledger_env, shipment)[:2] == (Verdict.FLAGGED, {Reason.TIME_INCONSISTENT})
+    reliability.record("input", "hand-over dated before the production", 1, "FLAGGED, TIME_INCONSISTENT only")
 
 
 @pytest.mark.parametrize(
@@ -203,7 +214,9 @@ def test_an_anchor_without_enough_confirmations_is_unconfirmed(ledger_env: Ledge
     )
 
 
-def test_with_the_chain_unreachable_the_verdict_is_unverifiable_never_verified(ledger_env: Ledger) -> None:
+def test_with_the_chain_unreachable_the_verdict_is_unverifiable_never_verified(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     story = Story(ledger_env)
     ids = story.clean_export()
     story.anchor()
@@ -213,6 +226,9 @@ def test_with_the_chain_unreachable_the_verdict_is_unverifiable_never_verified(l
     verdict, codes, result = verdict_of(ledger_env, ids["shipment"])
     assert verdict is Verdict.UNVERIFIABLE and Reason.CHAIN_UNAVAILABLE in codes
     assert any(c.status is CheckStatus.ERROR for c in result.checks)
+    reliability.record(
+        "fault", "chain node unreachable during verification", 1, "UNVERIFIABLE with CHAIN_UNAVAILABLE, never VERIFIED"
+    )
 
 
 def test_a_policy_that_requires_acceptance_flags_an_unaccepted_hand_over(ledger_env: Ledger) -> None:
@@ -272,7 +288,9 @@ def _entry(bundle: dict, uid: str) -> dict:
     return next(e for e in bundle["attestations"] if e["uid"] == uid)
 
 
-def test_tampered_bundles_are_unverifiable_with_the_precise_reason(ledger_env: Ledger) -> None:
+def test_tampered_bundles_are_unverifiable_with_the_precise_reason(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     bundle, ids = exported(ledger_env)
     forged = copy.deepcopy(bundle)
     sig = _entry(forged, ids["to_exporter"])["signature"]
@@ -284,9 +302,17 @@ def test_tampered_bundles_are_unverifiable_with_the_precise_reason(ledger_env: L
     rewritten = copy.deepcopy(bundle)
     _entry(rewritten, ids["made"])["typedData"]["message"]["issuedAt"] += 1
     assert Reason.UID_MISMATCH in bundle_verdict(ledger_env, rewritten)[1]
+    reliability.record(
+        "input",
+        "proof bundle tampered (signature, payload value, signed field)",
+        3,
+        "BAD_SIGNATURE, PAYLOAD_MISMATCH, UID_MISMATCH respectively",
+    )
 
 
-def test_a_bundle_naming_another_ledger_or_an_impostor_anchor_is_refused(ledger_env: Ledger) -> None:
+def test_a_bundle_naming_another_ledger_or_an_impostor_anchor_is_refused(
+    ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     from ledger.chain.deploy import deploy
 
     bundle, ids = exported(ledger_env)
@@ -309,6 +335,12 @@ def test_a_bundle_naming_another_ledger_or_an_impostor_anchor_is_refused(ledger_
     pointed = copy.deepcopy(bundle)
     _entry(pointed, ids["shipment"])["anchor"]["txHash"] = "0x" + bytes(receipt["transactionHash"]).hex()
     assert Reason.WRONG_CONTRACT in bundle_verdict(ledger_env, pointed)[1]
+    reliability.record(
+        "input",
+        "proof bundle naming another ledger / an impostor contract's anchor",
+        2,
+        "UNVERIFIABLE / WRONG_CONTRACT",
+    )
 
 
 def test_records_signed_without_standing_are_reported_by_their_reason(ledger_env: Ledger) -> None:
