@@ -44,6 +44,8 @@ module.exports = {
   },
   networks: {
     hardhat: { hardfork: "cancun" },
+    // The benchmark's anvil chain (scripts/bench.py starts it and sets the URL).
+    anvil: { url: process.env.BENCH_RPC_URL || "http://127.0.0.1:8545", timeout: 600000 },
   },
   mocha: { timeout: 60000 },
 };

@@ -44,6 +44,24 @@ def bench_chain(accredit: dict[int, Role]) -> Iterator[tuple[AnvilNode, Web3, Ma
         node.stop()
 
 
+def summary(values: list[float], digits: int = 1) -> dict[str, float]:
+    """Median of several runs with min and max: how every benchmark figure is reported."""
+    import statistics
+
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "runs": len(values),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, nearest-rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
 def write_results(path: Path, results: dict[str, object]) -> None:
     """Write a benchmark's results as JSON and print them."""
     import json
