@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from sqlalchemy import select
 
-from ledger.access import ApiKey, log_access
+from ledger.access import ApiKey
 from ledger.core import Ledger
 from ledger.hashing import checksum_address
 from ledger.ingest import Accepted, Rejected
@@ -170,7 +170,7 @@ def lot_custody(
 
 
 def _log_and_shape(request: Request, ledger: Ledger, key: ApiKey, action: str, result: Any) -> dict[str, Any]:
-    log_access(ledger.sessions, key, action, result.shipment or "-", result.verdict.value)
+    ledger.access_log.record(key, action, result.shipment or "-", result.verdict.value)
     _metrics(request).verdicts.labels(result.verdict.value).inc()
     shaped: dict[str, Any] = result.to_json()
     return shaped

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
+from .access import AccessLog
 from .anchoring import ANCHORED, AnchoringWorker, record_directly
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
@@ -79,6 +80,7 @@ class Ledger:
         self.ingestor = Ingestor(
             self.sessions, self.domain, self.registry, self.checker, sealer, refresh_registry=self.refresh_registry
         )
+        self.access_log = AccessLog(self.sessions)
 
     @classmethod
     def open(cls, settings: Settings, *, manifest: Manifest | None = None, create_key: bool = True) -> Ledger:
@@ -91,6 +93,7 @@ class Ledger:
         return cls(settings, engine, Deployment(w3, manifest), sealer)
 
     def close(self) -> None:
+        self.access_log.close()
         self.engine.dispose()
 
     # --------------------------------------------------------------------- ingest

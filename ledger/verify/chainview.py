@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from web3.exceptions import TransactionNotFound
 
 from ledger.chain.client import Deployment
+from ledger.chain.logs import AdaptiveLogFetcher
 from ledger.hashing import hex32
 from ledger.kinds import Kind
 
@@ -27,7 +28,7 @@ class ChainView:
     cache_depth: int = 2
     _batches: dict[int, tuple[str, int]] = field(default_factory=dict)
     _tx_checks: dict[tuple[str, int], bool] = field(default_factory=dict)
-    _revocations: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _revocations: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _revocations_scanned_to: int = -1
     _head: tuple[float, int] = (0.0, -1)
 
@@ -94,15 +95,40 @@ class ChainView:
 
     def revocations(self) -> dict[str, set[str]]:
         """uid -> revokers: Revocation attestations recorded directly on chain, and direct
-        records revoked through the contract's `revoke`."""
+        records revoked through the contract's `revoke`.
+
+        Confirmed blocks are scanned once and remembered; blocks above that (fewer
+        confirmations than `cache_depth`) are read on every call, since a reorganisation
+        may still remove them. With the head unchanged this asks the chain nothing."""
+        head = self.head()
+        confirmed_to = head - self.cache_depth + 1
+        start = max(self._revocations_scanned_to + 1, self.deployment.manifest.deployment_block)
+        if confirmed_to >= start:
+            self._scan_revocations(start, confirmed_to, self._revocations)
+            self._revocations_scanned_to = confirmed_to
+        found = {uid: set(revokers) for uid, revokers in self._revocations.items()}
+        tail_start = max(self._revocations_scanned_to + 1, self.deployment.manifest.deployment_block)
+        if head >= tail_start:
+            tail: dict[str, set[str]] = defaultdict(set)
+            self._scan_revocations(tail_start, head, tail)
+            for uid, revokers in tail.items():
+                found.setdefault(uid, set()).update(revokers)
+        return found
+
+    def _scan_revocations(self, start: int, end: int, into: dict[str, set[str]]) -> None:
         ledger = self.deployment.ledger
-        start = self.deployment.manifest.deployment_block
-        found: dict[str, set[str]] = defaultdict(set)
-        for entry in ledger.events.Attested().get_logs(
-            from_block=start, argument_filters={"kind": int(Kind.REVOCATION)}
-        ):
-            for ref in entry["args"]["refs"]:
-                found[hex32(bytes(ref))].add(str(entry["args"]["attester"]))
-        for entry in ledger.events.Revoked().get_logs(from_block=start):
-            found[hex32(bytes(entry["args"]["uid"]))].add(str(entry["args"]["attester"]))
-        return dict(found)
+        attested, revoked = ledger.events.Attested(), ledger.events.Revoked()
+        attested_topic = bytes.fromhex(str(attested.topic).removeprefix("0x"))
+        revoked_topic = bytes.fromhex(str(revoked.topic).removeprefix("0x"))
+        fetcher = AdaptiveLogFetcher(self.deployment.w3, [self.ledger_address])
+        for _low, _high, logs in fetcher.fetch(start, end):
+            for log in logs:
+                topic = bytes(log["topics"][0]) if log["topics"] else b""
+                if topic == attested_topic:
+                    args = attested.process_log(log)["args"]
+                    if int(args["kind"]) == int(Kind.REVOCATION):
+                        for ref in args["refs"]:
+                            into[hex32(bytes(ref))].add(str(args["attester"]))
+                elif topic == revoked_topic:
+                    args = revoked.process_log(log)["args"]
+                    into[hex32(bytes(args["uid"]))].add(str(args["attester"]))
