@@ -185,10 +185,12 @@ def store_source(ledger: Any) -> Iterator[DataRecord]:
     with ledger.sessions() as session:
         batch_index = dict(session.execute(select(BatchRow.id, BatchRow.chain_index)).tuples().all())
         last_id = 0
+        a = AttestationRow
+        columns: list[Any] = [a.id, a.uid, a.kind, a.attester, a.subject, a.payload_hash, a.issued_at, a.expires_at]
+        columns += [a.signature, a.field_hashes, a.disclosed, a.batch_id, a.received_at, a.direct_tx]
         while True:
-            rows = session.scalars(
-                select(AttestationRow).where(AttestationRow.id > last_id).order_by(AttestationRow.id).limit(2000)
-            ).all()
+            # Plain rows, not ORM objects: a replay reads every record once, read-only.
+            rows = session.execute(select(*columns).where(a.id > last_id).order_by(a.id).limit(2000)).all()
             if not rows:
                 return
             uids = [r.uid for r in rows]
@@ -205,7 +207,7 @@ def store_source(ledger: Any) -> Iterator[DataRecord]:
                     kind=row.kind,
                     attester=row.attester,
                     subject=row.subject,
-                    refs=[ref for _p, ref in sorted(refs.get(row.uid, []))],
+                    refs=[ref for _p, ref in sorted(refs[row.uid])] if row.uid in refs else [],
                     payload_hash=row.payload_hash,
                     issued_at=row.issued_at,
                     expires_at=row.expires_at,
@@ -217,7 +219,6 @@ def store_source(ledger: Any) -> Iterator[DataRecord]:
                     direct=row.direct_tx is not None,
                 )
             last_id = rows[-1].id
-            session.expunge_all()
 
 
 def export_archive(ledger: Any, path: Path, progress: Callable[[int], None] | None = None) -> int:
@@ -287,11 +288,15 @@ def replay(
     store_batches: dict[int, str] | None = None,
     progress: Progress | None = None,
     now: float | None = None,
+    jobs: int = 1,
 ) -> tuple[ReplayReport, ReplayState]:
     """Replay `deployment`'s chain history against `data` and report every discrepancy.
 
     With `state` (a checkpoint of an earlier replay), only new blocks are read and the
-    data of batches already checked is skipped. Returns the report and the new state.
+    data of batches already checked is skipped. With `jobs` > 1 the per-record checks
+    (UID, signature, payload, standing) run in that many forked worker processes, in
+    chunks, and their findings are reported in the data's order. Returns the report and
+    the new state.
     """
     started = time.monotonic()
     now = time.time() if now is None else now
@@ -308,25 +313,39 @@ def replay(
     registry = _ReplayedRegistry(state.history)
     if store_registry is not None:
         _compare_registry(state.history, store_registry, report)
-    domain = Domain(manifest.chain_id, manifest.ledger)
-    checker = SignatureChecker()
+    ctx = _CheckContext(Domain(manifest.chain_id, manifest.ledger), registry, state.direct, unanchored_limit, now)
     seen_per_batch: dict[int, list[bytes]] = defaultdict(list)
     oldest: dict[int, float] = {}
     done = 0
-    for record in data:
-        if record.batch_index is not None and record.batch_index in state.checked_batches:
-            report.skipped += 1
-            continue
-        done += 1
-        _check_record(record, domain, checker, registry, state.batches, state.direct, unanchored_limit, now, report)
-        revokers = state.revocations.get(record.uid)
-        if revokers and record.attester.lower() in {r.lower() for r in revokers}:
-            report.revoked.append(record.uid)  # revoked by its own attester, on chain
-        if record.batch_index is not None:
-            seen_per_batch[record.batch_index].append(parse_hex(record.uid, 32, "uid"))
-            oldest[record.batch_index] = min(oldest.get(record.batch_index, now), record.received_at)
+
+    def chunks() -> Iterator[list[DataRecord]]:
+        """The records still to check, in chunks; batch bookkeeping happens here."""
+        nonlocal done
+        chunk: list[DataRecord] = []
+        for record in data:
+            if record.batch_index is not None and record.batch_index in state.checked_batches:
+                report.skipped += 1
+                continue
+            done += 1
+            revokers = state.revocations.get(record.uid)
+            if revokers and record.attester.lower() in {r.lower() for r in revokers}:
+                report.revoked.append(record.uid)  # revoked by its own attester, on chain
+            if record.batch_index is not None:
+                seen_per_batch[record.batch_index].append(parse_hex(record.uid, 32, "uid"))
+                oldest[record.batch_index] = min(oldest.get(record.batch_index, now), record.received_at)
+            chunk.append(record)
+            if len(chunk) == CHECK_CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    checked = 0
+    for found in _check_all(chunks(), ctx, jobs):
+        report.discrepancies.extend(found[1])
+        checked += found[0]
         if progress:
-            progress.update(done)
+            progress.update(checked)
     report.attestations = done
     if progress:
         progress.close()
@@ -362,6 +381,36 @@ def replay(
         )
     report.seconds = time.monotonic() - started
     return report, state
+
+
+CHECK_CHUNK = 500
+
+
+def _check_all(
+    chunks: Iterator[list[DataRecord]], ctx: _CheckContext, jobs: int
+) -> Iterator[tuple[int, list[Discrepancy]]]:
+    """(records checked, discrepancies) per chunk, in order: here, or in `jobs` forked workers."""
+    global _WORKER_CONTEXT
+    if jobs <= 1:
+        for chunk in chunks:
+            yield len(chunk), [d for record in chunk for d in _check_record(record, ctx)]
+        return
+    import multiprocessing
+
+    _WORKER_CONTEXT = ctx
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            sizes: list[int] = []
+
+            def counted() -> Iterator[list[DataRecord]]:
+                for chunk in chunks:
+                    sizes.append(len(chunk))
+                    yield chunk
+
+            for i, found in enumerate(pool.imap(_check_chunk, counted())):
+                yield sizes[i], found
+    finally:
+        _WORKER_CONTEXT = None
 
 
 def _check_batch(
@@ -511,17 +560,35 @@ def _compare_registry(history: dict[str, list[Checkpoint]], store: RegistryView,
             )
 
 
-def _check_record(
-    record: DataRecord,
-    domain: Domain,
-    checker: SignatureChecker,
-    registry: RegistryView,
-    batches: dict[int, ChainBatch],
-    direct: set[str],
-    unanchored_limit: float,
-    now: float,
-    report: ReplayReport,
-) -> None:
+@dataclass
+class _CheckContext:
+    """What checking one record needs; copied into each worker process (by fork)."""
+
+    domain: Domain
+    registry: RegistryView
+    direct: set[str]
+    unanchored_limit: float
+    now: float
+    checker: SignatureChecker = field(default_factory=SignatureChecker)
+
+
+_WORKER_CONTEXT: _CheckContext | None = None  # set in the parent just before the pool forks
+
+
+def _check_chunk(records: list[DataRecord]) -> list[Discrepancy]:
+    """Worker side: the discrepancies of a chunk of records, in order."""
+    assert _WORKER_CONTEXT is not None, "the pool must be forked after the context is set"
+    out: list[Discrepancy] = []
+    for record in records:
+        out.extend(_check_record(record, _WORKER_CONTEXT))
+    return out
+
+
+def _check_record(record: DataRecord, ctx: _CheckContext) -> list[Discrepancy]:
+    """Every discrepancy of one record on its own: UID, signature, payload, standing, anchoring."""
+    problems_found: list[Discrepancy] = []
+    domain, checker, registry, direct = ctx.domain, ctx.checker, ctx.registry, ctx.direct
+    unanchored_limit, now = ctx.unanchored_limit, ctx.now
     uid = record.uid
     try:
         attestation = Attestation(
@@ -535,10 +602,10 @@ def _check_record(
         )
         computed = hex32(attestation_uid(attestation, domain))
     except ValueError as exc:
-        report.discrepancies.append(Discrepancy("PAYLOAD_ALTERED", f"record is not a valid attestation: {exc}", [uid]))
-        return
+        problems_found.append(Discrepancy("PAYLOAD_ALTERED", f"record is not a valid attestation: {exc}", [uid]))
+        return problems_found
     if computed != uid:
-        report.discrepancies.append(
+        problems_found.append(
             Discrepancy(
                 "PAYLOAD_ALTERED",
                 f"the signed fields were changed: they hash to {computed}",
@@ -546,21 +613,21 @@ def _check_record(
                 evidence={"computed": computed},
             )
         )
-        return
+        return problems_found
     if not checker.check_digest(
         parse_hex(uid, 32, "uid"), attestation.attester, parse_hex(record.signature, 65, "signature")
     ).valid:
-        report.discrepancies.append(Discrepancy("PAYLOAD_ALTERED", "the signature does not match the record", [uid]))
+        problems_found.append(Discrepancy("PAYLOAD_ALTERED", "the signature does not match the record", [uid]))
     try:
         disclosure = Disclosure.from_json({"fieldHashes": record.field_hashes, "fields": record.fields})
         problems = disclosure.problems(attestation.payload_hash)
     except ValueError as exc:
         problems = [str(exc)]
     if problems:
-        report.discrepancies.append(Discrepancy("PAYLOAD_ALTERED", "; ".join(problems), [uid]))
+        problems_found.append(Discrepancy("PAYLOAD_ALTERED", "; ".join(problems), [uid]))
     problem = registry.standing(attestation.attester, attestation.issued_at).allows(attestation.kind.required_roles)
     if problem is not None:
-        report.discrepancies.append(
+        problems_found.append(
             Discrepancy(
                 "KEY_NOT_VALID_AT_SIGNING",
                 f"{attestation.attester} could not sign a {attestation.kind.type_name} at "
@@ -570,7 +637,7 @@ def _check_record(
         )
     if record.direct:
         if uid not in direct:
-            report.discrepancies.append(
+            problems_found.append(
                 Discrepancy(
                     "NOT_SEEN_ON_CHAIN",
                     "marked as recorded directly, but the ledger contract has no such record",
@@ -578,11 +645,12 @@ def _check_record(
                 )
             )
     elif record.batch_index is None and now - record.received_at > unanchored_limit:
-        report.discrepancies.append(
+        problems_found.append(
             Discrepancy(
                 "UNANCHORED_TOO_LONG", f"acknowledged {now - record.received_at:,.0f}s ago and still in no batch", [uid]
             )
         )
+    return problems_found
 
 
 # ------------------------------------------------------------------------ reports

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -589,6 +590,9 @@ def audit_replay(
     checkpoint: Annotated[Path | None, typer.Option(help="resume from / save to this checkpoint file")] = None,
     follow: Annotated[bool, typer.Option(help="keep following new blocks until interrupted")] = False,
     follow_interval: Annotated[float, typer.Option(help="seconds between rounds with --follow")] = 10.0,
+    jobs: Annotated[
+        int, typer.Option(help="processes checking records in parallel (default: one per core)", min=1)
+    ] = os.cpu_count() or 1,
 ) -> None:
     """Rebuild history from the chain and re-verify every record. Exit 0 only when there
     are no discrepancies (4 otherwise). With --checkpoint, a later run reads only new
@@ -630,6 +634,7 @@ def audit_replay(
                 store_registry=store_registry,
                 store_batches=store_batches,
                 progress=audit.Progress(total, "replay", force=progress),
+                jobs=jobs,
             )
         except Exception as exc:
             raise _fail(f"replay failed: {exc}", EXIT_UNAVAILABLE) from exc
