@@ -53,7 +53,7 @@ router = APIRouter(
             (413, "body or batch too large"),
             (422, "invalid or rejected (reason code and field given)"),
             (429, "rate limit exceeded"),
-            (503, "chain unavailable"),
+            (503, "chain or database unavailable; nothing was stored; retry after Retry-After"),
         ]
     },
 )

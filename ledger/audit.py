@@ -399,7 +399,7 @@ def _check_all(
 
     _WORKER_CONTEXT = ctx
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_signals) as pool:
             sizes: list[int] = []
 
             def counted() -> Iterator[list[DataRecord]]:
@@ -409,6 +409,8 @@ def _check_all(
 
             for i, found in enumerate(pool.imap(_check_chunk, counted())):
                 yield sizes[i], found
+            pool.close()  # let the workers finish and exit on their own
+            pool.join()
     finally:
         _WORKER_CONTEXT = None
 
@@ -573,6 +575,15 @@ class _CheckContext:
 
 
 _WORKER_CONTEXT: _CheckContext | None = None  # set in the parent just before the pool forks
+
+
+def _worker_signals() -> None:
+    """Workers take the default SIGTERM and ignore SIGINT: a parent's handlers (the CLI
+    turns SIGTERM into "stop following") must not keep a pool worker alive."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _check_chunk(records: list[DataRecord]) -> list[Discrepancy]:
