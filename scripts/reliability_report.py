@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -23,6 +21,9 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = {
@@ -55,19 +56,6 @@ def backend_of(test_id: str) -> str:
         if f"[{name}" in test_id or f"-{name}" in test_id:
             return name
     return "-"
-
-
-def machine() -> str:
-    cpus = os.cpu_count()
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{platform.system()} {platform.machine()}, {cpus} cores ({model}), Python {platform.python_version()}"
 
 
 def render(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
@@ -132,6 +120,13 @@ def junit_counts(path: Path) -> dict[str, int]:
     return {"tests": tests, "failed": failed, "skipped": skipped, "passed": tests - failed - skipped}
 
 
+def _counts_from_rows(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Test counts when only the records are at hand (tests that recorded something)."""
+    tests = {r["test"] for r in rows}
+    failed = {r["test"] for r in rows if not r["passed"]}
+    return {"tests": len(tests), "failed": len(failed), "skipped": 0, "passed": len(tests - failed)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability-report.md")
@@ -146,14 +141,10 @@ def main() -> int:
     else:
         code, seconds = run_tests(json_out, junit_out, pytest_args)
     rows = json.loads(json_out.read_text())
-    counts = (
-        junit_counts(junit_out)
-        if junit_out.exists() and not args.from_json
-        else {"tests": len({r["test"] for r in rows}), "failed": 0, "skipped": 0, "passed": 0}
-    )
+    counts = junit_counts(junit_out) if junit_out.exists() and not args.from_json else _counts_from_rows(rows)
     summary = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        "machine": describe(),
         "seconds": seconds,
         **counts,
     }

@@ -148,6 +148,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 _RELIABILITY_ROWS: list[dict[str, object]] = []
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A fault test stops the machine's PostgreSQL and always restarts it; should a run
+    have been killed during that outage, start the cluster again before testing."""
+    import shutil
+    import subprocess
+
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+        return
+    except psycopg.OperationalError:
+        pass
+    if shutil.which("pg_lsclusters") is None:
+        return
+    for line in subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True).stdout.splitlines():
+        version, name, port, status, *_ = line.split()
+        if port == "5432" and status == "down":
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start"], check=False)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability: records faults or hostile inputs for the reliability report")
 
