@@ -391,24 +391,15 @@ def _check_all(
 ) -> Iterator[tuple[int, list[Discrepancy]]]:
     """(records checked, discrepancies) per chunk, in order: here, or in `jobs` forked workers."""
     global _WORKER_CONTEXT
-    if jobs <= 1:
-        for chunk in chunks:
-            yield len(chunk), [d for record in chunk for d in _check_record(record, ctx)]
-        return
     import multiprocessing
 
     _WORKER_CONTEXT = ctx
     try:
+        if jobs <= 1:
+            yield from map(_check_chunk, chunks)
+            return
         with multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_signals) as pool:
-            sizes: list[int] = []
-
-            def counted() -> Iterator[list[DataRecord]]:
-                for chunk in chunks:
-                    sizes.append(len(chunk))
-                    yield chunk
-
-            for i, found in enumerate(pool.imap(_check_chunk, counted())):
-                yield sizes[i], found
+            yield from pool.imap(_check_chunk, chunks)
             pool.close()  # let the workers finish and exit on their own
             pool.join()
     finally:
@@ -586,13 +577,11 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _check_chunk(records: list[DataRecord]) -> list[Discrepancy]:
-    """Worker side: the discrepancies of a chunk of records, in order."""
-    assert _WORKER_CONTEXT is not None, "the pool must be forked after the context is set"
-    out: list[Discrepancy] = []
-    for record in records:
-        out.extend(_check_record(record, _WORKER_CONTEXT))
-    return out
+def _check_chunk(records: list[DataRecord]) -> tuple[int, list[Discrepancy]]:
+    """(records checked, their discrepancies in order) for one chunk, in a worker or here."""
+    ctx = _WORKER_CONTEXT
+    assert ctx is not None, "the pool must be forked after the context is set"
+    return len(records), [d for record in records for d in _check_record(record, ctx)]
 
 
 def _check_record(record: DataRecord, ctx: _CheckContext) -> list[Discrepancy]:
