@@ -19,7 +19,6 @@ from ledger.roles import Role
 from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow
 from ledger.submission import subject_id
 from ledger.verify.evidence import EvidenceError
-from ledger.verify.service import verify_bundle
 
 from .deps import get_ledger, optional_key, require
 from .schemas import BatchResult, Submission, SubmissionResult, Verification
@@ -206,9 +205,7 @@ def verify_presented_bundle(
     ledger: Ledger = Depends(get_ledger),
     key: ApiKey = Depends(require("customs")),
 ) -> dict[str, Any]:
-    result = verify_bundle(
-        bundle, ledger.settings.resolved_rpc_url, ledger.deployment.manifest, w3=ledger.deployment.w3
-    )
+    result = ledger.verify_bundle(bundle)
     return _log_and_shape(request, ledger, key, "verify-bundle", result)
 
 

@@ -26,6 +26,26 @@ def _float(name: str, default: float) -> float:
     return _number(name, default, float)
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+def _checks(name: str) -> tuple[str, ...]:
+    from ledger.verify.model import CHECKS
+
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return CHECKS
+    return tuple(c.strip() for c in raw.split(",") if c.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Every field has a safe default for the embedded setup."""
@@ -47,6 +67,22 @@ class Settings:
     )
     anvil_port: int = field(default_factory=lambda: _int("PROVENANCE_ANVIL_PORT", 8545))
     api_port: int = field(default_factory=lambda: _int("PROVENANCE_API_PORT", 8000))
+    require_acceptance: bool = field(default_factory=lambda: _bool("PROVENANCE_REQUIRE_ACCEPTANCE", False))
+    mandatory_checks: tuple[str, ...] = field(default_factory=lambda: _checks("PROVENANCE_MANDATORY_CHECKS"))
+
+    def __post_init__(self) -> None:
+        """Refuse a bad value at start-up, naming its variable."""
+        from ledger.verify.model import CHECKS
+
+        if self.confirmations < 1:
+            raise ValueError(f"PROVENANCE_CONFIRMATIONS must be at least 1, got {self.confirmations}")
+        if self.batch_max_size < 1:
+            raise ValueError(f"PROVENANCE_BATCH_MAX_SIZE must be at least 1, got {self.batch_max_size}")
+        if self.batch_max_age_seconds < 0:
+            raise ValueError(f"PROVENANCE_BATCH_MAX_AGE must not be negative, got {self.batch_max_age_seconds}")
+        unknown = sorted(set(self.mandatory_checks) - set(CHECKS))
+        if unknown:
+            raise ValueError(f"PROVENANCE_MANDATORY_CHECKS: unknown checks {unknown}; known: {', '.join(CHECKS)}")
 
     @property
     def resolved_database_url(self) -> str:

@@ -23,6 +23,7 @@ from .anchoring import ANCHORED, AnchoringWorker, record_directly
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
 from .chain.manifest import Manifest
+from .chain.view import ChainRegistry, ChainView
 from .config import Settings
 from .eip712 import Domain, parse_typed_data, typed_data
 from .hashing import hex32, parse_hex
@@ -30,12 +31,17 @@ from .indexer import ChainIndexer
 from .ingest import Accepted, Ingestor, Rejected
 from .kinds import Kind
 from .merkle import MerkleTree
+from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker, web3_erc1271_caller
 from .store.db import make_engine, migrate, session_factory
 from .store.models import AttestationRefRow, AttestationRow, BatchRow
 from .store.rows import attestation_from_row
+from .verify.engine import VerificationPolicy
+from .verify.evidence import StoreCorrupted
+from .verify.model import CheckStatus, VerificationResult
+from .verify.service import export_bundle, unverifiable, verify_bundle, verify_in_store
 
 
 @dataclass(frozen=True)
@@ -69,16 +75,24 @@ class Ledger:
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self.deployment = deployment
         self.domain = Domain(deployment.manifest.chain_id, deployment.manifest.ledger)
-        self.registry = RegistryView(self.sessions)
+        # The chain's facts (registry history included) mirrored in memory from its logs:
+        # what verdicts and ingest rest on. The store's indexed copy (`indexer`) serves
+        # listings and is only a fallback for ingest before the chain was ever read.
+        self.chain_view = ChainView(deployment, cache_depth=settings.confirmations)
         self.indexer = ChainIndexer(deployment, self.sessions, confirmations=settings.confirmations)
+        self.registry = ChainRegistry(self.chain_view, fallback=RegistryView(self.sessions))
         self.checker = SignatureChecker(web3_erc1271_caller(deployment.w3))
         self.sealer = sealer
-        from .verify.chainview import ChainView
-
-        self._chain_view = ChainView(deployment, cache_depth=max(1, settings.confirmations))
-        self._verdicts: dict[tuple[str, int, int, str], tuple[Any, float]] = {}
+        self.policy = VerificationPolicy.from_settings(settings)
+        self._verdicts: dict[tuple[str, int, int, VerificationPolicy], tuple[Any, float]] = {}
         self.ingestor = Ingestor(
-            self.sessions, self.domain, self.registry, self.checker, sealer, refresh_registry=self.refresh_registry
+            self.sessions,
+            self.domain,
+            self.registry,
+            self.checker,
+            sealer,
+            refresh_registry=self.refresh_registry,
+            max_signature_age=deployment.manifest.max_signature_age,
         )
         self.access_log = AccessLog(self.sessions)
 
@@ -99,11 +113,8 @@ class Ledger:
     # --------------------------------------------------------------------- ingest
 
     def refresh_registry(self, needed_time: int) -> None:
-        """Index registry events up to the chain head when `needed_time` is not yet covered."""
-        before = self.indexer.synced_time
-        self.indexer.sync_if_stale(needed_time)
-        if self.indexer.synced_time != before:
-            self.registry.invalidate()
+        """Read registry changes up to the chain head when `needed_time` is not yet covered."""
+        self.registry.refresh(needed_time)
 
     def ingest(self, submission: object) -> Accepted:
         """Validate and durably store one signed attestation (raises `Rejected`)."""
@@ -207,39 +218,46 @@ class Ledger:
 
     # --------------------------------------------------------------- verification
 
-    def verify_shipment(self, shipment_uid: str, policy: Any = None) -> Any:
-        """The verdict on a shipment in the store (see `ledger.verify`).
+    def verify_shipment(self, shipment_uid: str, policy: VerificationPolicy | None = None) -> VerificationResult:
+        """The verdict on a shipment in the store (see `ledger.verify`), under the
+        configured policy unless another is given.
 
         A verdict depends only on the chain (its head), the store (its newest row), the
         policy and the time; it is reused while none of those has changed and no
         attestation in its evidence has expired. A new block — a revocation, a registry
-        change, an anchor — or a new record invalidates it at once.
+        change, an anchor — or a new record invalidates it at once. A verdict with a
+        check that could not run is never reused.
         """
         from sqlalchemy import func
 
-        from .verify.service import verify_in_store
-
+        policy = policy or self.policy
         with self.sessions() as session:
             newest = session.scalar(select(func.max(AttestationRow.id))) or 0
         try:
-            head = self._chain_view.head()
+            head = self.chain_view.head()
         except Exception:  # noqa: BLE001 - the verification itself reports the chain as unavailable
             head = -1
-        key = (shipment_uid.lower(), head, newest, repr(policy))
+        key = (shipment_uid.lower(), head, newest, policy)
         cached = self._verdicts.get(key)
         if cached is not None and head >= 0 and time.time() < cached[1]:
             return cached[0]
-        result = verify_in_store(self, shipment_uid, policy, self._chain_view)
-        if head >= 0:
+        try:
+            result = verify_in_store(self, shipment_uid, policy, self.chain_view)
+        except StoreCorrupted as exc:
+            return unverifiable(shipment_uid.lower(), Reason.STORE_CORRUPTED, str(exc))
+        if result.chain_head >= 0 and not any(c.status is CheckStatus.ERROR for c in result.checks):
             if len(self._verdicts) > 1024:
                 self._verdicts.clear()
-            self._verdicts[key] = (result, result.valid_until)
+            self._verdicts[(key[0], result.chain_head, newest, policy)] = (result, result.valid_until)
         return result
+
+    def verify_bundle(self, bundle: object, policy: VerificationPolicy | None = None) -> VerificationResult:
+        """The verdict on a proof bundle presented at the border, against this node's view
+        of the chain (kept current across requests), under the configured policy."""
+        return verify_bundle(bundle, self.chain_view, policy or self.policy, self.checker)
 
     def export_bundle(self, shipment_uid: str) -> dict[str, Any]:
         """The self-contained proof bundle of a shipment in the store."""
-        from .verify.service import export_bundle
-
         return export_bundle(self, shipment_uid)
 
     # ------------------------------------------------------------------ anchoring

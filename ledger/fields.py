@@ -7,9 +7,12 @@ Free text may be any Unicode, but never control characters and always NFC-normal
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from .kinds import Kind
@@ -18,11 +21,13 @@ from .payload import Disclosure
 MAX_TEXT = 1_000
 MAX_LIST = 200
 MAX_DEPTH = 8
+MAX_QUANTITY = 10**15
+QUANTITY_DECIMALS = 6
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._/#+-]{0,199}$")
-_HS_CODE = re.compile(r"^[0-9]{4,10}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._/#+-]{0,199}")
+_HS_CODE = re.compile(r"[0-9]{4,10}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 Check = Callable[[str, Any], None]
 
@@ -36,7 +41,7 @@ class FieldError(ValueError):
 
 
 def identifier(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
         raise FieldError(name, "expected an identifier: printable ASCII letters, digits and :._/#+- (max 200)")
 
 
@@ -50,13 +55,35 @@ def text(name: str, value: Any) -> None:
 
 
 def address(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not _ADDRESS.match(value):
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
         raise FieldError(name, "expected a 0x-prefixed 20-byte address")
 
 
+def exact_quantity(value: Any) -> Fraction | None:
+    """`value` as an exact rational number, or None unless it is an allowed quantity.
+
+    Allowed: a JSON number greater than 0 and at most MAX_QUANTITY, with at most
+    QUANTITY_DECIMALS decimal places in its shortest decimal form (the form JSON
+    canonicalisation writes, so signer and verifier read the same number). Conservation
+    and caps compare these exact values: 0.1 + 0.2 is 0.3, with no rounding at the edges.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    decimal = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    exponent = decimal.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -QUANTITY_DECIMALS:
+        return None
+    exact = Fraction(decimal)
+    return exact if 0 < exact <= MAX_QUANTITY else None
+
+
 def quantity(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value != value:
-        raise FieldError(name, "expected a positive number")
+    if exact_quantity(value) is None:
+        raise FieldError(
+            name, f"expected a number > 0 and <= {MAX_QUANTITY:.0e} with at most {QUANTITY_DECIMALS} decimal places"
+        )
 
 
 def timestamp(name: str, value: Any) -> None:
@@ -70,12 +97,12 @@ def boolean(name: str, value: Any) -> None:
 
 
 def hs_code(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not _HS_CODE.match(value):
+    if not isinstance(value, str) or not _HS_CODE.fullmatch(value):
         raise FieldError(name, "expected an HS code of 4 to 10 digits")
 
 
 def country(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not _COUNTRY.match(value):
+    if not isinstance(value, str) or not _COUNTRY.fullmatch(value):
         raise FieldError(name, "expected an ISO 3166-1 alpha-2 country code")
 
 

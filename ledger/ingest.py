@@ -20,15 +20,16 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .eip712 import Attestation, Domain, parse_typed_data
+from .eip712 import Attestation, Domain, attestation_uid, parse_typed_data
 from .fields import FieldError, check_fields
 from .hashing import hex32, parse_hex
+from .kinds import Kind
 from .payload import Disclosure
 from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker
-from .store.models import AttestationRefRow, AttestationRow
+from .store.models import AttestationRefRow, AttestationRow, WatchlistClassRow
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Ingestor:
         *,
         refresh_registry: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.time,
+        max_signature_age: int = 86_400,
     ) -> None:
         self._sessions = sessions
         self._domain = domain
@@ -97,6 +99,7 @@ class Ingestor:
         self._sealer = sealer
         self._refresh_registry = refresh_registry
         self._clock = clock
+        self._max_signature_age = max_signature_age
 
     # ------------------------------------------------------------------ validation
 
@@ -126,6 +129,11 @@ class Ingestor:
             signature = parse_hex(raw["signature"], 65, "signature")
         except ValueError as exc:
             raise Rejected(Reason.BAD_SIGNATURE, str(exc), "signature") from None
+        digest = hex32(attestation_uid(attestation, domain))
+        self._check_signing_time(attestation, digest)
+        # The registry before any wallet call: an unaccredited smart-contract "signer"
+        # never gets the node to run its code.
+        self._check_standing(attestation, digest)
         try:
             result = self._checker.check(attestation, domain, signature)
         except Exception as exc:  # noqa: BLE001 - the ERC-1271 path may hit an unreachable node
@@ -152,18 +160,28 @@ class Ingestor:
             raise Rejected(Reason.MALFORMED, "confidential: expected a list of field names", "confidential", uid)
         if not set(confidential) <= set(disclosure.fields):
             raise Rejected(Reason.MALFORMED, "confidential names fields that are not disclosed", "confidential", uid)
+        return Prepared(attestation, result.uid, signature, disclosure, frozenset(confidential))
+
+    def _check_signing_time(self, attestation: Attestation, uid: str) -> None:
+        """The signer chooses `issuedAt`: bound it on both sides. Not after now (beyond a
+        clock skew), and not older than the deployment's maximum signature age, so a key
+        that lost its standing cannot mint records dated to when it still had it."""
         now = self._clock()
+        field = "typedData.message.issuedAt"
         if attestation.issued_at > now + MAX_CLOCK_SKEW:
             raise Rejected(
-                Reason.ISSUED_IN_FUTURE,
-                f"issuedAt {attestation.issued_at} is after now ({int(now)})",
-                "typedData.message.issuedAt",
+                Reason.ISSUED_IN_FUTURE, f"issuedAt {attestation.issued_at} is after now ({int(now)})", field, uid
+            )
+        if attestation.issued_at < now - self._max_signature_age:
+            raise Rejected(
+                Reason.SIGNATURE_TOO_OLD,
+                f"issuedAt {attestation.issued_at} is more than the maximum signature age "
+                f"({self._max_signature_age} s) before now ({int(now)}); sign it again",
+                field,
                 uid,
             )
         if attestation.expires_at and attestation.expires_at <= now:
             raise Rejected(Reason.EXPIRED, f"expired at {attestation.expires_at}", "typedData.message.expiresAt", uid)
-        self._check_standing(attestation, uid)
-        return Prepared(attestation, result.uid, signature, disclosure, frozenset(confidential))
 
     def _check_standing(self, attestation: Attestation, uid: str) -> None:
         if self._refresh_registry is not None:
@@ -217,10 +235,17 @@ class Ingestor:
         refs = {hex32(r) for p in prepared for r in p.attestation.refs}
         with self._sessions.begin() as session:
             existing = set(session.scalars(select(AttestationRow.uid).where(AttestationRow.uid.in_(uids))))
-            known_refs = set(session.scalars(select(AttestationRow.uid).where(AttestationRow.uid.in_(refs - uids))))
+            attesters: dict[str, str] = {
+                row.uid: row.attester
+                for row in session.execute(
+                    select(AttestationRow.uid, AttestationRow.attester).where(AttestationRow.uid.in_(refs - uids))
+                )
+            }
+            known_refs = set(attesters)
             stored_now: set[str] = set()
             rows: list[dict[str, Any]] = []
             ref_rows: list[dict[str, Any]] = []
+            watch_rows: list[dict[str, Any]] = []
             for i, item in enumerate(results):
                 if not isinstance(item, Prepared):
                     continue
@@ -241,7 +266,13 @@ class Ingestor:
                         uid,
                     )
                     continue
+                unentitled = _unentitled_revocation(item, attesters)
+                if unentitled is not None:
+                    results[i] = Rejected(Reason.NOT_ENTITLED, unentitled, "typedData.message.refs", uid)
+                    continue
                 rows.append(self._row(item, uid, now))
+                watch_rows.extend(_watchlist_class_rows(item, uid))
+                attesters[uid] = item.attestation.attester.lower()
                 ref_rows.extend(
                     {"uid": uid, "position": pos, "ref": hex32(ref)} for pos, ref in enumerate(item.attestation.refs)
                 )
@@ -252,6 +283,8 @@ class Ingestor:
                 session.execute(insert(AttestationRow), rows)
             if ref_rows:
                 session.execute(insert(AttestationRefRow), ref_rows)
+            if watch_rows:
+                session.execute(insert(WatchlistClassRow), watch_rows)
 
     def _row(self, item: Prepared, uid: str, now: float) -> dict[str, Any]:
         a = item.attestation
@@ -283,3 +316,24 @@ class Ingestor:
             "batch_id": None,
             "direct_tx": None,
         }
+
+
+def _unentitled_revocation(item: Prepared, attesters: dict[str, str]) -> str | None:
+    """Why `item` may not be stored when it revokes a record someone else signed (only a
+    record's own attester may revoke it), else None."""
+    if item.attestation.kind is not Kind.REVOCATION:
+        return None
+    signer = item.attestation.attester.lower()
+    for ref in item.attestation.refs:
+        target = attesters.get(hex32(ref))
+        if target is not None and target != signer:
+            return f"only the attester of {hex32(ref)} ({target}) may revoke it, not {signer}"
+    return None
+
+
+def _watchlist_class_rows(item: Prepared, uid: str) -> list[dict[str, Any]]:
+    """Index rows for a watch-list entry's goods classes (confidential or not)."""
+    if item.attestation.kind is not Kind.WATCHLIST:
+        return []
+    classes = item.disclosure.value("goodsClasses", [])
+    return [{"uid": uid, "goods_class": c} for c in sorted(set(classes))]

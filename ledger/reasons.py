@@ -52,6 +52,11 @@ class Reason(enum.StrEnum):
     WATCHLIST_HIT = "WATCHLIST_HIT"
     PRIOR_FINDING = "PRIOR_FINDING"
     CHAIN_UNAVAILABLE = "CHAIN_UNAVAILABLE"
+    STORE_CORRUPTED = "STORE_CORRUPTED"
+    SIGNATURE_TOO_OLD = "SIGNATURE_TOO_OLD"
+    NOT_ENTITLED = "NOT_ENTITLED"
+    GOODS_MISMATCH = "GOODS_MISMATCH"
+    FIELD_UNDISCLOSED = "FIELD_UNDISCLOSED"
 
     @property
     def info(self) -> ReasonInfo:
@@ -139,7 +144,7 @@ REASONS: dict[Reason, ReasonInfo] = {
         "Request an explanation; treat as unverified meanwhile.",
     ),
     Reason.LICENCE_MISSING: ReasonInfo(
-        "An IP asset embodied in the goods has no licence chain from its rights holder to the producer.",
+        "An IP asset embodied in the goods has no licence chain from its rights holder to the producer: no licence, a licence missing from the evidence, or a sub-licence granted under a licence that does not permit sub-licensing.",
         "Hold the shipment and notify the rights holder (application for action).",
     ),
     Reason.LICENCE_EXPIRED: ReasonInfo(
@@ -156,7 +161,7 @@ REASONS: dict[Reason, ReasonInfo] = {
         "Production exceeds the licence's quantity cap.", "Hold the shipment and notify the rights holder."
     ),
     Reason.LICENCE_REVOKED: ReasonInfo(
-        "A licence in the chain was revoked (or sub-licensed without permission).",
+        "A licence in the chain was revoked by its licensor.",
         "Hold the shipment and notify the rights holder.",
     ),
     Reason.WATCHLIST_HIT: ReasonInfo(
@@ -169,6 +174,26 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.CHAIN_UNAVAILABLE: ReasonInfo(
         "The chain could not be reached, so on-chain facts could not be checked.",
         "Do not release on this answer; retry, or fall back to manual control.",
+    ),
+    Reason.STORE_CORRUPTED: ReasonInfo(
+        "A stored record no longer matches what was signed, or a stored batch no longer rebuilds the root anchored on chain: the node's database was altered or damaged.",
+        "Do not release on this answer; verify the exporter's proof bundle instead and alert the node's operator.",
+    ),
+    Reason.SIGNATURE_TOO_OLD: ReasonInfo(
+        "The signing time is older than the deployment's maximum signature age, or the record was anchored more than that long after it claims to have been signed by a key that had lost its standing by then (a backdated signature).",
+        "Treat the record as unverified; ask for a freshly signed record. " + _HOLD,
+    ),
+    Reason.NOT_ENTITLED: ReasonInfo(
+        "The signer is not the party entitled to make this statement: a hand-over of goods it did not hold, a production counted under someone else's licence, or a revocation of another party's record. Reported on the claimant; it does not count against the goods.",
+        "No action on this shipment; the claimant's conduct may merit review.",
+    ),
+    Reason.GOODS_MISMATCH: ReasonInfo(
+        "The goods class declared on the shipment differs from the goods class of the production it carries.",
+        "Hold the shipment for physical inspection: possible misdeclaration to evade a watch list or licence.",
+    ),
+    Reason.FIELD_UNDISCLOSED: ReasonInfo(
+        "A field a check needs was not disclosed in the evidence, so the check cannot pass.",
+        "Ask the declarant for evidence disclosing the named record's fields.",
     ),
 }
 

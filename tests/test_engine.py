@@ -39,7 +39,7 @@ def test_a_fabricated_custody_loop_is_reported_as_a_cycle(reliability: Reliabili
         a_uid: record(a_uid, Kind.TRANSFER, [b_uid]),
         b_uid: record(b_uid, Kind.TRANSFER, [a_uid]),
     }
-    ctx = Context(Evidence(ship_uid, records), domain, None, None, None, None, VerificationPolicy(), 0)  # type: ignore[arg-type]
+    ctx = Context(Evidence(ship_uid, records), domain, None, None, None, VerificationPolicy(), 0)  # type: ignore[arg-type]
     ctx.ancestors = set(records)
     result = check_custody(ctx)
     assert result.status is CheckStatus.INVALID and {f.code for f in result.findings} == {Reason.CUSTODY_CYCLE}

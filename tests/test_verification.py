@@ -12,7 +12,7 @@ from ledger.chain.client import call_and_send
 from ledger.core import Ledger
 from ledger.reasons import Reason
 from ledger.verify import CheckStatus, Verdict, VerificationPolicy
-from ledger.verify.service import verify_bundle
+from ledger.verify.service import chain_view_for, verify_bundle
 
 from .conftest import ReliabilityRecorder
 from .scenario import Story, actor
@@ -221,7 +221,6 @@ def test_with_the_chain_unreachable_the_verdict_is_unverifiable_never_verified(
     ids = story.clean_export()
     story.anchor()
     ledger_env.deployment.w3.provider.endpoint_uri = "http://127.0.0.1:9"  # type: ignore[attr-defined]
-    ledger_env._chain_view._batches.clear()
     time.sleep(0.3)  # past the 250 ms for which a chain head is reused
     verdict, codes, result = verdict_of(ledger_env, ids["shipment"])
     assert verdict is Verdict.UNVERIFIABLE and Reason.CHAIN_UNAVAILABLE in codes
@@ -259,9 +258,8 @@ def exported(ledger: Ledger) -> tuple[dict, dict[str, str]]:
 
 
 def bundle_verdict(ledger: Ledger, bundle: dict):  # type: ignore[no-untyped-def]
-    result = verify_bundle(
-        bundle, ledger.settings.resolved_rpc_url, ledger.deployment.manifest, VerificationPolicy(confirmations=1)
-    )
+    chain = chain_view_for(ledger.settings.resolved_rpc_url, ledger.deployment.manifest, 1)
+    result = verify_bundle(bundle, chain, VerificationPolicy(confirmations=1))
     return result.verdict, result.codes, result
 
 

@@ -328,19 +328,22 @@ def verify_bundle_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Verify a proof bundle with only the chain: no database, no service needed."""
-    from ledger.verify import VerificationPolicy
-    from ledger.verify.service import verify_bundle
+    from dataclasses import replace
 
-    settings = Settings()
+    from ledger.verify import VerificationPolicy
+    from ledger.verify.service import chain_view_for, verify_bundle
+
     try:
+        settings = Settings()
+        policy = VerificationPolicy.from_settings(settings)
+        if confirmations is not None:
+            policy = replace(policy, confirmations=confirmations)
         data = json.loads(bundle.read_text())
         trusted = Manifest.load(manifest or settings.resolved_manifest_path)
     except (OSError, ValueError) as exc:
         raise _fail(f"cannot read input: {exc}", EXIT_INPUT) from exc
-    policy = VerificationPolicy.from_env()
-    if confirmations is not None:
-        policy = VerificationPolicy(confirmations, policy.require_acceptance, policy.mandatory)
-    result = verify_bundle(data, rpc_url or settings.resolved_rpc_url, trusted, policy)
+    chain = chain_view_for(rpc_url or settings.resolved_rpc_url, trusted, policy.confirmations)
+    result = verify_bundle(data, chain, policy)
     _print_verdict(result, as_json)
 
 

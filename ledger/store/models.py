@@ -1,5 +1,5 @@
 """SQLAlchemy 2 models. The schema itself is created by the Alembic migrations in
-`ledger/migrations`; `tests/test_store.py` checks the two agree.
+`ledger/migrations`; `tests/test_migrations.py` checks the two agree.
 
 Identifiers (UIDs, roots, hashes) are stored as `0x`-prefixed lowercase hex text: the
 same form on SQLite and PostgreSQL, and greppable by an auditor.
@@ -36,7 +36,7 @@ class AttestationRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     uid: Mapped[str] = mapped_column(String(66), unique=True, nullable=False)
-    kind: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    kind: Mapped[int] = mapped_column(SmallInteger, nullable=False, index=True)
     attester: Mapped[str] = mapped_column(String(42), nullable=False, index=True)
     subject: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
     payload_hash: Mapped[str] = mapped_column(String(66), nullable=False)
@@ -63,6 +63,16 @@ class AttestationRefRow(Base):
     uid: Mapped[str] = mapped_column(ForeignKey("attestations.uid"), primary_key=True)
     position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     ref: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
+
+
+class WatchlistClassRow(Base):
+    """One goods class (HS code prefix) a watch-list entry covers: verification loads only
+    the entries that can match a shipment's goods, not every entry ever made."""
+
+    __tablename__ = "watchlist_classes"
+
+    uid: Mapped[str] = mapped_column(ForeignKey("attestations.uid"), primary_key=True)
+    goods_class: Mapped[str] = mapped_column(String(10), primary_key=True, index=True)
 
 
 class BatchRow(Base):

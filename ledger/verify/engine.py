@@ -7,27 +7,27 @@ UNVERIFIABLE. An empty evidence set gives UNVERIFIABLE, never VERIFIED.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
+from ledger.chain.view import ChainSnapshot, ChainView, RegistryAt
 from ledger.eip712 import Domain, attestation_uid
+from ledger.fields import FieldError, check_fields, exact_quantity
 from ledger.hashing import parse_hex
 from ledger.kinds import Kind
 from ledger.merkle import verify_proof
 from ledger.reasons import Reason
-from ledger.registry_view import RegistryView
 from ledger.signatures import SignatureChecker
 
-from .chainview import ChainView
 from .evidence import Evidence, Record
-from .model import EVIDENCE_FAILURES, CheckResult, CheckStatus, Finding, RiskFactor, Verdict, VerificationResult
+from .model import CHECKS, EVIDENCE_FAILURES, CheckResult, CheckStatus, Finding, RiskFactor, Verdict, VerificationResult
 
-CHECKS = ("integrity", "identity", "anchoring", "status", "custody", "licensing", "watchlist", "prior_findings")
 CUSTODY_KINDS = (Kind.PRODUCTION, Kind.TRANSFER)
 BENIGN_FINDINGS = frozenset({"CLEARED", "INSPECTED_OK", "RELEASED"})
+MAX_LICENCE_DEPTH = 8
 
 RISK_WEIGHTS: dict[Reason, int] = {
     Reason.BAD_SIGNATURE: 70,
@@ -57,27 +57,33 @@ RISK_WEIGHTS: dict[Reason, int] = {
     Reason.WATCHLIST_HIT: 70,
     Reason.PRIOR_FINDING: 30,
     Reason.CHAIN_UNAVAILABLE: 20,
+    Reason.STORE_CORRUPTED: 60,
+    Reason.SIGNATURE_TOO_OLD: 50,
+    Reason.GOODS_MISMATCH: 60,
+    Reason.FIELD_UNDISCLOSED: 30,
 }
 
 
 @dataclass(frozen=True)
 class VerificationPolicy:
-    """Policy knobs, with safe defaults. From the environment with `from_env()`."""
+    """Policy knobs, with safe defaults. Built once from the settings (`from_settings`)
+    and handed to every verification path, so no path can ignore one."""
 
     confirmations: int = 2
     require_acceptance: bool = False
     mandatory: frozenset[str] = frozenset(CHECKS)
 
-    @classmethod
-    def from_env(cls) -> VerificationPolicy:
-        confirmations = int(os.environ.get("PROVENANCE_CONFIRMATIONS", "2"))
-        acceptance = os.environ.get("PROVENANCE_REQUIRE_ACCEPTANCE", "false").lower() in ("1", "true", "yes")
-        raw = os.environ.get("PROVENANCE_MANDATORY_CHECKS")
-        mandatory = frozenset(c.strip() for c in raw.split(",") if c.strip()) if raw else frozenset(CHECKS)
-        unknown = mandatory - set(CHECKS)
+    def __post_init__(self) -> None:
+        unknown = set(self.mandatory) - set(CHECKS)
         if unknown:
-            raise ValueError(f"PROVENANCE_MANDATORY_CHECKS: unknown checks {sorted(unknown)}; known: {CHECKS}")
-        return cls(confirmations, acceptance, mandatory)
+            raise ValueError(f"unknown checks {sorted(unknown)}; known: {', '.join(CHECKS)}")
+        if self.confirmations < 1:
+            raise ValueError(f"confirmations must be at least 1, got {self.confirmations}")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> VerificationPolicy:
+        """The policy of `settings` (a `ledger.config.Settings`)."""
+        return cls(settings.confirmations, settings.require_acceptance, frozenset(settings.mandatory_checks))
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,11 @@ class ShipmentHistory:
 
     shipments: int
     destinations: frozenset[str]
-    quantities: tuple[float, ...]
+    quantities: tuple[Fraction, ...]
+
+
+class ChainFactsUnavailable(Exception):
+    """The chain could not be read, so a fact a check needs is unknown."""
 
 
 @dataclass
@@ -94,29 +104,42 @@ class Context:
     evidence: Evidence
     domain: Domain
     chain: ChainView | None
-    registry: RegistryView | None
-    refresh_registry: Callable[[int], None] | None
+    snapshot: ChainSnapshot | None  # None: the chain could not be read (see chain_error)
     checker: SignatureChecker
     policy: VerificationPolicy
     now: int
+    chain_error: str = ""
     ancestors: set[str] = field(default_factory=set)
     untrusted: set[str] = field(default_factory=set)  # records failing integrity or identity
-    # (findings, rights holders whose licence chains validly cover the goods), computed once
-    licensing: tuple[list[Finding], set[str]] | None = None
+    # (findings, notices, rights holders whose licence chains validly cover the goods), computed once
+    licensing: tuple[list[Finding], list[Finding], set[str]] | None = None
 
     def trusted(self, record: Record) -> bool:
         return record.uid not in self.untrusted
 
+    def chain_block_time(self, block: int) -> int:
+        if self.chain is None:
+            raise ChainFactsUnavailable("no chain configured")
+        return self.chain.block_time(block)
+
+    def require_snapshot(self) -> ChainSnapshot:
+        if self.snapshot is None:
+            raise ChainFactsUnavailable(f"the chain could not be read: {self.chain_error or 'no chain configured'}")
+        return self.snapshot
+
     def revocations_of(self, record: Record) -> list[str]:
-        """Revocations of `record` by its own attester, from the evidence and the chain."""
+        """Revocations of `record` by its own attester, from the evidence and the chain.
+        Only a record's attester may revoke it; anyone else's revocation is not counted.
+        Raises ChainFactsUnavailable when the chain's revocations could not be read: an
+        unknown revocation status is never "not revoked"."""
+        attester = record.attester.lower()
         found = [
             r.uid
             for r in self.evidence.children(record.uid)
-            if r.kind is Kind.REVOCATION and self.trusted(r) and r.attester == record.attester
+            if r.kind is Kind.REVOCATION and self.trusted(r) and r.attester.lower() == attester
         ]
-        for revoker in self.evidence.chain_revocations.get(record.uid, set()):
-            if revoker.lower() == record.attester.lower():
-                found.append(f"on-chain revocation by {revoker}")
+        if attester in self.require_snapshot().revokers(record.uid):
+            found.append(f"on-chain revocation by {record.attester}")
         return found
 
 
@@ -132,21 +155,36 @@ def _ancestors(evidence: Evidence) -> set[str]:
     return seen
 
 
+def _undisclosed(record: Record) -> int:
+    """How many committed fields of `record` the evidence does not disclose."""
+    return len(record.disclosure.field_hashes) - len(record.disclosure.fields)
+
+
 # ---------------------------------------------------------------------------- checks
 
 
 def check_integrity(ctx: Context) -> CheckResult:
-    findings: list[Finding] = []
+    """Every record in the evidence — not only the shipment's history — must be what was
+    signed: a watch-list entry, licence or revocation that no longer matches its
+    signature is evidence of a corrupted store or an edited bundle, never silently
+    dropped."""
+    findings = [
+        Finding(Reason.STORE_CORRUPTED, message, (uid,)) for uid, message in sorted(ctx.evidence.unreadable.items())
+    ]
     for record in ctx.evidence.records.values():
         problem = _integrity_problem(ctx, record)
         if problem is not None:
             ctx.untrusted.add(record.uid)
-            if record.uid in ctx.ancestors:
-                findings.append(Finding(problem[0], problem[1], (record.uid,)))
+            code, message = problem
+            if record.uid not in ctx.ancestors:
+                message = f"{record.kind.type_name} in the evidence: {message}"
+            findings.append(Finding(code, message, (record.uid,)))
     return _result("integrity", findings)
 
 
 def _integrity_problem(ctx: Context, record: Record) -> tuple[Reason, str] | None:
+    if record.anchor and record.anchor.get("error"):
+        return Reason.STORE_CORRUPTED, str(record.anchor["error"])
     if record.domain != ctx.domain:
         return (
             Reason.WRONG_DOMAIN,
@@ -155,80 +193,113 @@ def _integrity_problem(ctx: Context, record: Record) -> tuple[Reason, str] | Non
     uid = attestation_uid(record.attestation, record.domain)
     if "0x" + uid.hex() != record.uid:
         return Reason.UID_MISMATCH, f"the typed data hashes to 0x{uid.hex()}, not {record.uid}"
-    result = ctx.checker.check_digest(uid, record.attester, record.signature)
+    try:
+        result = ctx.checker.check_digest(uid, record.attester, record.signature)
+    except Exception as exc:  # noqa: BLE001 - a wallet that cannot answer makes its own record untrusted
+        return Reason.BAD_SIGNATURE, f"the signer's wallet did not answer the ERC-1271 check: {type(exc).__name__}"
     if not result.valid:
         return Reason.BAD_SIGNATURE, f"{result.problem.value if result.problem else 'invalid'}"
     problems = record.disclosure.problems(record.attestation.payload_hash)
     if problems:
         return Reason.PAYLOAD_MISMATCH, "; ".join(problems)
+    try:
+        check_fields(record.kind, record.disclosure, len(record.attestation.refs))
+    except FieldError as exc:
+        return Reason.FIELD_INVALID, str(exc)
+    return None
+
+
+def _anchor_time(ctx: Context, snapshot: ChainSnapshot, record: Record) -> int | None:
+    """The chain time at which `record` was anchored, or None when it is not (yet)."""
+    direct = snapshot.direct(record.uid)
+    if direct is not None and direct[0] == record.attester.lower():
+        return ctx.chain_block_time(direct[1])
+    anchor = record.anchor or {}
+    index, root = anchor.get("batchIndex"), anchor.get("root")
+    if isinstance(index, int) and isinstance(root, str):
+        on_chain = snapshot.batch(index)
+        if on_chain is not None and on_chain[0] == root.lower():
+            return ctx.chain_block_time(on_chain[1])
     return None
 
 
 def check_identity(ctx: Context) -> CheckResult:
-    if ctx.registry is None:
-        return CheckResult("identity", CheckStatus.ERROR, detail="no registry history available")
-    if ctx.refresh_registry is not None:
-        latest = max(r.attestation.issued_at for r in ctx.evidence.records.values())
-        try:
-            ctx.refresh_registry(latest)
-        except Exception as exc:  # noqa: BLE001 - the chain is the source of truth for roles
-            return CheckResult(
-                "identity", CheckStatus.ERROR, [Finding(Reason.CHAIN_UNAVAILABLE, f"registry not readable: {exc}")]
-            )
+    """Registry standing at signing time, read from the chain. A signer chooses its
+    `issuedAt`, so a record anchored more than the deployment's maximum signature age
+    after its claimed signing time also needs its signer's standing at anchoring time:
+    a key suspended, expired or rotated out cannot mint "earlier" records."""
+    snapshot = ctx.require_snapshot()
+    registry = RegistryAt(snapshot)
     findings: list[Finding] = []
     for record in ctx.evidence.records.values():
-        standing = ctx.registry.standing(record.attester, record.attestation.issued_at)
-        problem = standing.allows(record.kind.required_roles)
+        needed = record.kind.required_roles
+        signed = record.attestation.issued_at
+        problem = registry.standing(record.attester, signed).allows(needed)
+        why = f"{problem.info.meaning}" if problem is not None else ""
+        if problem is None:
+            anchored = _anchor_time(ctx, snapshot, record)
+            anchored = ctx.now if anchored is None else anchored
+            if anchored - signed > snapshot.max_signature_age:
+                later = registry.standing(record.attester, anchored).allows(needed)
+                if later is not None:
+                    problem = Reason.SIGNATURE_TOO_OLD
+                    why = (
+                        f"anchored at {anchored}, {anchored - signed} s after its claimed signing time (more "
+                        f"than the maximum signature age of {snapshot.max_signature_age} s), when the signer "
+                        f"no longer had standing ({later.value})"
+                    )
         if problem is not None:
             ctx.untrusted.add(record.uid)
             if record.uid in ctx.ancestors:
                 findings.append(
-                    Finding(
-                        problem,
-                        f"{record.kind.type_name} by {record.attester} at "
-                        f"{record.attestation.issued_at}: {problem.info.meaning}",
-                        (record.uid,),
-                    )
+                    Finding(problem, f"{record.kind.type_name} by {record.attester} at {signed}: {why}", (record.uid,))
                 )
     return _result("identity", findings)
 
 
 def check_anchoring(ctx: Context) -> CheckResult:
-    if ctx.chain is None:
-        return CheckResult("anchoring", CheckStatus.ERROR, [Finding(Reason.CHAIN_UNAVAILABLE, "no chain configured")])
+    snapshot = ctx.require_snapshot()
     findings: list[Finding] = []
-    try:
-        head = ctx.chain.head()
-        for uid in sorted(ctx.ancestors):
-            record = ctx.evidence.records[uid]
-            finding = _anchor_problem(ctx.chain, record, head, ctx.policy.confirmations)
-            if finding is not None:
-                findings.append(finding)
-    except Exception as exc:  # noqa: BLE001 - any chain failure means we could not check
-        return CheckResult("anchoring", CheckStatus.ERROR, [Finding(Reason.CHAIN_UNAVAILABLE, str(exc))])
+    for uid in sorted(ctx.ancestors):
+        record = ctx.evidence.records[uid]
+        finding = _anchor_problem(ctx, snapshot, record)
+        if finding is not None:
+            findings.append(finding)
     return _result("anchoring", findings)
 
 
-def _anchor_problem(chain: ChainView, record: Record, head: int, confirmations: int) -> Finding | None:
+def _unconfirmed(snapshot: ChainSnapshot, block: int, confirmations: int, what: str, uid: str) -> Finding | None:
+    have = snapshot.confirmations(block)
+    if have < confirmations:
+        return Finding(Reason.ANCHOR_UNCONFIRMED, f"{what} has {have} of {confirmations} confirmations", (uid,))
+    return None
+
+
+def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Finding | None:
     anchor = record.anchor
+    confirmations = ctx.policy.confirmations
     if not anchor:
         return Finding(Reason.NOT_ANCHORED, "not yet in an anchored batch", (record.uid,))
     if anchor.get("type") == "direct":
-        attester, _revoked_at = chain.direct_record(record.uid)
-        if attester.lower() != record.attester.lower():
+        direct = snapshot.direct(record.uid)
+        if direct is None or direct[0] != record.attester.lower():
             return Finding(Reason.NOT_ANCHORED, "no direct record of it at the ledger contract", (record.uid,))
-        return None
+        return _unconfirmed(snapshot, direct[1], confirmations, "its direct record", record.uid)
     index, root, proof = anchor.get("batchIndex"), anchor.get("root"), anchor.get("proof") or []
-    if not isinstance(index, int) or not isinstance(root, str):
+    if not isinstance(index, int) or not isinstance(root, str) or not isinstance(proof, list):
         return Finding(Reason.NOT_ANCHORED, "batch sealed but not yet anchored", (record.uid,))
-    if anchor.get("txHash") and not chain.tx_emitted_by_ledger(str(anchor["txHash"]), index):
+    if (
+        anchor.get("txHash")
+        and ctx.chain is not None
+        and not ctx.chain.tx_emitted_by_ledger(str(anchor["txHash"]), index)
+    ):
         return Finding(
             Reason.WRONG_CONTRACT,
             f"transaction {anchor['txHash']} did not anchor batch {index} at the "
-            f"ledger contract {chain.ledger_address}",
+            f"ledger contract {ctx.chain.ledger_address}",
             (record.uid,),
         )
-    on_chain = chain.batch(index)
+    on_chain = snapshot.batch(index)
     if on_chain is None or on_chain[0] != root.lower():
         return Finding(Reason.NOT_ANCHORED, f"batch {index} root {root} is not on chain", (record.uid,))
     try:
@@ -239,20 +310,27 @@ def _anchor_problem(chain: ChainView, record: Record, head: int, confirmations: 
         ok = False
     if not ok:
         return Finding(Reason.NOT_ANCHORED, f"the inclusion proof does not lead to batch {index}'s root", (record.uid,))
-    block = on_chain[1]
-    if head - block + 1 < confirmations:
-        return Finding(
-            Reason.ANCHOR_UNCONFIRMED,
-            f"batch {index} has {head - block + 1} of {confirmations} confirmations",
-            (record.uid,),
-        )
-    return None
+    return _unconfirmed(snapshot, on_chain[1], confirmations, f"batch {index}", record.uid)
 
 
 def check_status(ctx: Context) -> CheckResult:
     findings: list[Finding] = []
+    notices: list[Finding] = []
     for uid in sorted(ctx.ancestors):
         record = ctx.evidence.records[uid]
+        for other in ctx.evidence.children(uid):
+            if (
+                other.kind is Kind.REVOCATION
+                and ctx.trusted(other)
+                and other.attester.lower() != record.attester.lower()
+            ):
+                notices.append(
+                    Finding(
+                        Reason.NOT_ENTITLED,
+                        f"{other.attester} tried to revoke a {record.kind.type_name} signed by {record.attester}",
+                        (other.uid, uid),
+                    )
+                )
         if record.kind in (Kind.LICENCE, Kind.IP_ASSET):
             continue  # licensing judges licences (LICENCE_REVOKED / LICENCE_EXPIRED)
         revocations = ctx.revocations_of(record)
@@ -267,7 +345,9 @@ def check_status(ctx: Context) -> CheckResult:
         expires = record.attestation.expires_at
         if expires and expires <= ctx.now:
             findings.append(Finding(Reason.EXPIRED, f"{record.kind.type_name} expired at {expires}", (uid,)))
-    return _result("status", findings)
+    result = _result("status", findings)
+    result.notices = notices
+    return result
 
 
 def _custody_inputs(ctx: Context, record: Record) -> list[str]:
@@ -291,9 +371,17 @@ def _holder_after(record: Record) -> str:
     return record.attester.lower()
 
 
-def _quantity(record: Record) -> float:
-    value = record.field("quantity", 0)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+def _quantity(record: Record) -> Fraction | None:
+    """The record's quantity as an exact number, or None when absent or not allowed."""
+    return exact_quantity(record.field("quantity"))
+
+
+def _undisclosed_finding(record: Record, name: str) -> Finding:
+    return Finding(
+        Reason.FIELD_UNDISCLOSED,
+        f"the {record.kind.type_name}'s {name} is not disclosed in the evidence, so it cannot be checked",
+        (record.uid,),
+    )
 
 
 def check_custody(ctx: Context) -> CheckResult:
@@ -305,12 +393,15 @@ def check_custody(ctx: Context) -> CheckResult:
         return _result(
             "custody", [Finding(Reason.CUSTODY_CYCLE, "the custody graph loops back on itself", tuple(cycle))]
         )
-    # Continuity: every hand-over by the then-holder, back to a production.
     nodes = [
         ev.records[u]
         for u in sorted(ctx.ancestors)
         if ev.records[u].kind in (Kind.TRANSFER, Kind.SHIPMENT, Kind.PRODUCTION)
     ]
+    for node in nodes:
+        if _quantity(node) is None:
+            findings.append(_undisclosed_finding(node, "quantity"))
+    # Continuity: every hand-over by the then-holder, back to a production.
     for node in nodes:
         if node.kind is Kind.PRODUCTION:
             continue
@@ -357,40 +448,83 @@ def check_custody(ctx: Context) -> CheckResult:
                 )
             ):
                 findings.append(Finding(Reason.CUSTODY_GAP, "hand-over not accepted by its recipient", (source.uid,)))
-    findings.extend(_conservation(ctx))
+    # The goods declared are the goods carried: a shipment cannot re-declare watch-listed
+    # or unlicensed goods as another class.
+    declared = shipment.field("goodsClass")
+    if declared is None:
+        findings.append(_undisclosed_finding(shipment, "goodsClass"))
+    for node in nodes:
+        if node.kind is Kind.PRODUCTION and declared is not None and node.field("goodsClass") != declared:
+            findings.append(
+                Finding(
+                    Reason.GOODS_MISMATCH,
+                    f"the shipment declares goods class {declared}, but it carries goods produced as "
+                    f"{node.field('goodsClass')}",
+                    (shipment.uid, node.uid),
+                )
+            )
+    conservation, notices = _conservation(ctx)
+    findings.extend(conservation)
     if shipment.kind is not Kind.SHIPMENT:
         findings.append(Finding(Reason.CUSTODY_GAP, "the evidence's subject is not a shipment", (shipment.uid,)))
-    return _result("custody", findings)
+    result = _result("custody", findings)
+    result.notices = notices
+    return result
 
 
-def _conservation(ctx: Context) -> list[Finding]:
+def _entitled_consumer(ctx: Context, consumer: Record, inputs: list[str]) -> bool:
+    """A hand-over or shipment counts against goods only when its signer held them."""
+    return all(_holder_after(ctx.evidence.records[u]) == consumer.attester.lower() for u in inputs)
+
+
+def _conservation(ctx: Context) -> tuple[list[Finding], list[Finding]]:
     """Quantities: what leaves a custody record never exceeds what it holds; two consumers
-    that together take more than it holds are a fork (a double-spend of the goods)."""
+    that together take more than it holds are a fork (a double-spend of the goods).
+    Only hand-overs signed by the goods' holder count; claims by anyone else are
+    returned as notices on the claimant and do not touch the goods' verdict."""
     ev = ctx.evidence
     findings: list[Finding] = []
+    notices: list[Finding] = []
     relevant = {u for u in ctx.ancestors if ev.records[u].kind in CUSTODY_KINDS}
-    consumers: dict[str, Record] = {}
+    candidates: dict[str, Record] = {}
     for uid in relevant:
         for child in ev.children(uid):
-            if child.kind in (Kind.TRANSFER, Kind.SHIPMENT) and ctx.trusted(child) and not ctx.revocations_of(child):
-                consumers[child.uid] = child
-        for child in ev.children(uid):  # consumers through an acceptance
-            if child.kind is Kind.TRANSFER_ACCEPTANCE:
+            if child.kind in (Kind.TRANSFER, Kind.SHIPMENT):
+                candidates[child.uid] = child
+            elif child.kind is Kind.TRANSFER_ACCEPTANCE:  # consumers through an acceptance
                 for grandchild in ev.children(child.uid):
-                    if grandchild.kind in (Kind.TRANSFER, Kind.SHIPMENT) and ctx.trusted(grandchild):
-                        consumers[grandchild.uid] = grandchild
-    remaining = {u: _quantity(ev.records[u]) for u in relevant}
+                    if grandchild.kind in (Kind.TRANSFER, Kind.SHIPMENT):
+                        candidates[grandchild.uid] = grandchild
+    consumers: list[Record] = []
+    for candidate in candidates.values():
+        if not ctx.trusted(candidate) or ctx.revocations_of(candidate):
+            continue
+        inputs = [u for u in _custody_inputs(ctx, candidate) if u in relevant]
+        if not _entitled_consumer(ctx, candidate, inputs):
+            if candidate.uid not in ctx.ancestors:
+                notices.append(
+                    Finding(
+                        Reason.NOT_ENTITLED,
+                        f"{candidate.attester} signed a {candidate.kind.type_name} of goods it did not hold; "
+                        "not counted against them",
+                        (candidate.uid, *inputs),
+                    )
+                )
+            continue
+        consumers.append(candidate)
+    remaining: dict[str, Fraction] = {u: _quantity(ev.records[u]) or Fraction(0) for u in relevant}
     takers: dict[str, list[str]] = {u: [] for u in relevant}
     reported: set[tuple[str, ...]] = set()
-    for consumer in sorted(consumers.values(), key=lambda r: (r.attestation.issued_at, r.uid)):
-        needed = _quantity(consumer)
+    for consumer in sorted(consumers, key=lambda r: (r.attestation.issued_at, r.uid)):
+        wanted = _quantity(consumer) or Fraction(0)
+        needed = wanted
         inputs = [u for u in _custody_inputs(ctx, consumer) if u in remaining]
         for u in inputs:
             take = min(needed, remaining[u])
             remaining[u] -= take
             needed -= take
             takers[u].append(consumer.uid)
-        if needed > 1e-9 and inputs:
+        if needed > 0 and inputs:
             others = sorted({t for u in inputs for t in takers[u]} - {consumer.uid})
             involved = tuple([*inputs, consumer.uid, *others])
             if involved in reported:
@@ -409,13 +543,16 @@ def _conservation(ctx: Context) -> list[Finding]:
                 findings.append(
                     Finding(
                         Reason.QUANTITY_EXCEEDED,
-                        f"{consumer.kind.type_name} moves "
-                        f"{_quantity(consumer):g} but only "
-                        f"{_quantity(consumer) - needed:g} were held",
+                        f"{consumer.kind.type_name} moves {_number(wanted)} "
+                        f"but only {_number(wanted - needed)} were held",
                         involved,
                     )
                 )
-    return findings
+    return findings, notices
+
+
+def _number(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
 
 
 def _find_cycle(ev: Evidence) -> list[str]:
@@ -448,14 +585,65 @@ def _covers_goods(classes: Any, goods: Any) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Use:
+    """What a licence is relied on for: goods made by `producer` at `made`, shipped at
+    `shipped` to `destination`."""
+
+    production: Record
+    shipment: Record
+    destination: Any
+
+
+def _licensed_output(ctx: Context, licence: Record, notices: list[Finding], depth: int = 0) -> Fraction:
+    """What counts against `licence`'s cap: productions under it by its licensee, and
+    (recursively) under sub-licences the licensee granted from it. Productions by anyone
+    else are reported as notices on the claimant and do not count."""
+    licensee = str(licence.field("licensee", "")).lower()
+    total = Fraction(0)
+    if depth > MAX_LICENCE_DEPTH:
+        return total
+    for child in ctx.evidence.children(licence.uid):
+        if not ctx.trusted(child) or ctx.revocations_of(child):
+            continue
+        if child.kind is Kind.PRODUCTION:
+            if child.attester.lower() == licensee:
+                total += _quantity(child) or Fraction(0)
+            else:
+                notices.append(
+                    Finding(
+                        Reason.NOT_ENTITLED,
+                        f"{child.attester} claims a production under a licence granted to {licensee}; "
+                        "not counted against its cap",
+                        (child.uid, licence.uid),
+                    )
+                )
+        elif child.kind is Kind.LICENCE and child.attester.lower() == licensee:
+            total += _licensed_output(ctx, child, notices, depth + 1)
+    return total
+
+
 def _licence_problems(
-    ctx: Context, licence: Record, licensee: str, production: Record, destination: Any, depth: int = 0
+    ctx: Context, licence: Record, licensee: str, use: _Use, notices: list[Finding], depth: int = 0
 ) -> tuple[list[Finding], str | None]:
     """Findings for one licence in a chain, and the rights holder at its root (if valid)."""
     findings: list[Finding] = []
-    if depth > 8:
-        return [Finding(Reason.LICENCE_MISSING, "licence chain too deep", (licence.uid,))], None
+    production = use.production
     ids = (licence.uid, production.uid)
+    if depth > MAX_LICENCE_DEPTH:
+        return [Finding(Reason.LICENCE_MISSING, "licence chain too deep", (licence.uid,))], None
+    if not ctx.trusted(licence):
+        return [Finding(Reason.LICENCE_MISSING, "the licence itself is not trustworthy", ids)], None
+    if _undisclosed(licence):
+        # A hidden field could be its quantity cap or its sub-licensing terms.
+        return [
+            Finding(
+                Reason.FIELD_UNDISCLOSED,
+                f"the licence keeps {_undisclosed(licence)} committed field(s) undisclosed: "
+                "its terms cannot be checked",
+                ids,
+            )
+        ], None
     if str(licence.field("licensee", "")).lower() != licensee.lower():
         findings.append(
             Finding(
@@ -464,13 +652,16 @@ def _licence_problems(
         )
     if ctx.revocations_of(licence):
         findings.append(Finding(Reason.LICENCE_REVOKED, "the licence was revoked by its licensor", ids))
-    made = production.attestation.issued_at
-    valid_from, valid_until = licence.field("validFrom", 0), licence.field("validUntil", 0)
+    valid_from, valid_until = licence.field("validFrom"), licence.field("validUntil")
     expires = licence.attestation.expires_at
-    if not (isinstance(valid_from, int) and isinstance(valid_until, int) and valid_from <= made <= valid_until) or (
-        expires and expires <= made
+    for what, when in (
+        ("production", production.attestation.issued_at),
+        ("shipment", use.shipment.attestation.issued_at),
     ):
-        findings.append(Finding(Reason.LICENCE_EXPIRED, f"the licence was not valid at production ({made})", ids))
+        if not (isinstance(valid_from, int) and isinstance(valid_until, int) and valid_from <= when <= valid_until) or (
+            expires and expires <= when
+        ):
+            findings.append(Finding(Reason.LICENCE_EXPIRED, f"the licence was not valid at {what} ({when})", ids))
     if not _covers_goods(licence.field("goodsClasses"), production.field("goodsClass")):
         findings.append(
             Finding(
@@ -478,30 +669,35 @@ def _licence_problems(
             )
         )
     territories = licence.field("territories")
-    if destination is not None and not (isinstance(territories, list) and destination in territories):
+    if use.destination is None or not (isinstance(territories, list) and use.destination in territories):
         findings.append(
             Finding(
                 Reason.LICENCE_TERRITORY,
-                f"destination {destination} is outside the licence's territories {territories}",
+                f"destination {use.destination} is outside the licence's territories {territories}",
                 ids,
             )
         )
-    cap = licence.field("quantityCap")
-    if isinstance(cap, int | float) and not isinstance(cap, bool):
-        produced = sum(
-            _quantity(c)
-            for c in ctx.evidence.children(licence.uid)
-            if c.kind is Kind.PRODUCTION and ctx.trusted(c) and not ctx.revocations_of(c)
-        )
+    cap = exact_quantity(licence.field("quantityCap"))
+    if cap is not None:
+        produced = _licensed_output(ctx, licence, notices)
         if produced > cap:
             findings.append(
-                Finding(Reason.LICENCE_QUANTITY, f"{produced:g} produced under a licence capped at {cap:g}", ids)
+                Finding(
+                    Reason.LICENCE_QUANTITY,
+                    f"{_number(produced)} produced under a licence capped at {_number(cap)}",
+                    ids,
+                )
             )
     # Upwards: the licensor must be the rights holder of the asset, or a permitted sub-licensor.
     root: str | None = None
     for ref in licence.refs:
         parent = ctx.evidence.records.get(ref)
-        if parent is None or not ctx.trusted(parent):
+        if parent is None:
+            findings.append(
+                Finding(Reason.LICENCE_MISSING, f"the licence rests on {ref}, which is not in the evidence", ids)
+            )
+            continue
+        if not ctx.trusted(parent):
             continue
         if parent.kind is Kind.IP_ASSET and parent.attester == licence.attester:
             root = parent.attester
@@ -515,9 +711,7 @@ def _licence_problems(
                     )
                 )
                 continue
-            sub_findings, sub_root = _licence_problems(
-                ctx, parent, licence.attester, production, destination, depth + 1
-            )
+            sub_findings, sub_root = _licence_problems(ctx, parent, licence.attester, use, notices, depth + 1)
             findings.extend(sub_findings)
             root = root or sub_root
     if root is None and not any(f.code is Reason.LICENCE_MISSING for f in findings):
@@ -531,20 +725,37 @@ def _licence_problems(
     return findings, root if not findings else None
 
 
-def _licensing(ctx: Context) -> tuple[list[Finding], set[str]]:
-    """Licensing findings and the rights holders whose licence chains validly cover the goods."""
+def _licensing(ctx: Context) -> tuple[list[Finding], list[Finding], set[str]]:
+    """Licensing findings, notices, and the rights holders whose licence chains validly
+    cover the goods on every date they are relied on."""
     ev = ctx.evidence
-    destination = ev.records[ev.shipment].field("destination")
+    shipment = ev.records[ev.shipment]
+    destination = shipment.field("destination")
     findings: list[Finding] = []
+    notices: list[Finding] = []
+    if destination is None:
+        findings.append(_undisclosed_finding(shipment, "destination"))
     covered_by: set[str] = set()
     for uid in sorted(ctx.ancestors):
         production = ev.records[uid]
         if production.kind is not Kind.PRODUCTION:
             continue
-        licences = [ev.records[r] for r in production.refs if r in ev.records and ev.records[r].kind is Kind.LICENCE]
+        use = _Use(production, shipment, destination)
         licensed_assets: set[str] = set()
-        for licence in licences:
-            licence_findings, root = _licence_problems(ctx, licence, production.attester, production, destination)
+        for ref in production.refs:
+            licence = ev.records.get(ref)
+            if licence is None:
+                findings.append(
+                    Finding(
+                        Reason.LICENCE_MISSING,
+                        f"the production rests on {ref}, which is not in the evidence",
+                        (production.uid,),
+                    )
+                )
+                continue
+            if licence.kind is not Kind.LICENCE:
+                continue
+            licence_findings, root = _licence_problems(ctx, licence, production.attester, use, notices)
             findings.extend(licence_findings)
             if root is not None:
                 covered_by.add(root.lower())
@@ -555,10 +766,10 @@ def _licensing(ctx: Context) -> tuple[list[Finding], set[str]]:
                 findings.append(
                     Finding(Reason.LICENCE_MISSING, f"embodied IP asset {asset} has no licence", (production.uid,))
                 )
-    return findings, covered_by
+    return findings, notices, covered_by
 
 
-def _licensing_once(ctx: Context) -> tuple[list[Finding], set[str]]:
+def _licensing_once(ctx: Context) -> tuple[list[Finding], list[Finding], set[str]]:
     """The licensing analysis, shared by the licensing and the watch-list checks."""
     if ctx.licensing is None:
         ctx.licensing = _licensing(ctx)
@@ -566,15 +777,19 @@ def _licensing_once(ctx: Context) -> tuple[list[Finding], set[str]]:
 
 
 def check_licensing(ctx: Context) -> CheckResult:
-    findings, _covered = _licensing_once(ctx)
-    return _result("licensing", findings)
+    findings, notices, _covered = _licensing_once(ctx)
+    result = _result("licensing", findings)
+    result.notices = list(notices)
+    return result
 
 
 def check_watchlist(ctx: Context) -> CheckResult:
     ev = ctx.evidence
     shipment = ev.records[ev.shipment]
     goods, destination = shipment.field("goodsClass"), shipment.field("destination")
-    _licensing_findings, covered_by = _licensing_once(ctx)
+    if goods is None or destination is None:
+        return _result("watchlist", [_undisclosed_finding(shipment, "goodsClass" if goods is None else "destination")])
+    _licensing_findings, _notices, covered_by = _licensing_once(ctx)
     findings = []
     for entry in ev.of_kind(Kind.WATCHLIST):
         if not ctx.trusted(entry) or ctx.revocations_of(entry):
@@ -584,7 +799,9 @@ def check_watchlist(ctx: Context) -> CheckResult:
         if not _covers_goods(entry.field("goodsClasses"), goods):
             continue
         territories = entry.field("territories")
-        if isinstance(territories, list) and destination not in territories:
+        # A hidden field may be the territories: an entry that keeps fields back is read
+        # as covering every destination (it can only widen the watch list).
+        if not _undisclosed(entry) and isinstance(territories, list) and destination not in territories:
             continue
         if entry.attester.lower() not in covered_by:
             findings.append(
@@ -642,31 +859,62 @@ def verify_evidence(
     *,
     domain: Domain,
     chain: ChainView | None,
-    registry: RegistryView | None,
     checker: SignatureChecker,
-    policy: VerificationPolicy | None = None,
-    refresh_registry: Callable[[int], None] | None = None,
+    policy: VerificationPolicy,
     history: ShipmentHistory | None = None,
     now: int | None = None,
 ) -> VerificationResult:
-    """Run every check over `evidence` and return the verdict, findings and risk score."""
-    policy = policy or VerificationPolicy()
+    """Run every check over `evidence` and return the verdict, findings and risk score.
+
+    Every on-chain fact comes from one snapshot of `chain`, read once here; if it cannot
+    be read, every check that needs the chain is an ERROR (so the verdict cannot be
+    VERIFIED)."""
+    snapshot: ChainSnapshot | None = None
+    chain_error = ""
+    if chain is not None:
+        try:
+            snapshot = chain.snapshot()
+            if _claims_beyond(snapshot, evidence):
+                snapshot = chain.snapshot(max_age=0)  # anchored a moment ago: read the head again
+        except Exception as exc:  # noqa: BLE001 - any chain failure means the facts are unknown
+            chain_error = f"{type(exc).__name__}: {exc}"
     ctx = Context(
-        evidence, domain, chain, registry, refresh_registry, checker, policy, int(time.time()) if now is None else now
+        evidence, domain, chain, snapshot, checker, policy, int(time.time()) if now is None else now, chain_error
     )
     ctx.ancestors = _ancestors(evidence)
     checks: list[CheckResult] = []
     for name in CHECKS:
         try:
             checks.append(CHECK_FUNCTIONS[name](ctx))
+        except ChainFactsUnavailable as exc:
+            checks.append(CheckResult(name, CheckStatus.ERROR, [Finding(Reason.CHAIN_UNAVAILABLE, str(exc))], str(exc)))
         except Exception as exc:  # noqa: BLE001 - a crashing check is an ERROR, never a pass
             checks.append(CheckResult(name, CheckStatus.ERROR, detail=f"{type(exc).__name__}: {exc}"))
     verdict = decide(checks, policy)
     score, factors = risk(checks, evidence, history)
     expiries = [r.attestation.expires_at for r in evidence.records.values() if r.attestation.expires_at > ctx.now]
     return VerificationResult(
-        evidence.shipment, verdict, score, checks, factors, ctx.now, float(min(expiries)) if expiries else float("inf")
+        evidence.shipment,
+        verdict,
+        score,
+        checks,
+        factors,
+        ctx.now,
+        float(min(expiries)) if expiries else float("inf"),
+        snapshot.head if snapshot is not None else -1,
     )
+
+
+def _claims_beyond(snapshot: ChainSnapshot, evidence: Evidence) -> bool:
+    """True when a record claims an anchor the snapshot does not hold (yet)."""
+    for record in evidence.records.values():
+        anchor = record.anchor or {}
+        if anchor.get("type") == "direct" and snapshot.direct(record.uid) is None:
+            return True
+        index = anchor.get("batchIndex")
+        if isinstance(index, int) and snapshot.batch(index) is None:
+            return True
+    return False
 
 
 def decide(checks: list[CheckResult], policy: VerificationPolicy) -> Verdict:
@@ -706,12 +954,13 @@ def risk(
             )
         if history.quantities:
             typical = sorted(history.quantities)[len(history.quantities) // 2]
-            if typical > 0 and _quantity(shipment) > 3 * typical:
+            shipped = _quantity(shipment) or Fraction(0)
+            if typical > 0 and shipped > 3 * typical:
                 factors.append(
                     RiskFactor(
                         "QUANTITY_SPIKE",
                         10,
-                        f"quantity {_quantity(shipment):g} is over 3x this exporter's typical {typical:g}",
+                        f"quantity {_number(shipped)} is over 3x this exporter's typical {_number(typical)}",
                     )
                 )
     return min(100, sum(f.points for f in factors)), factors

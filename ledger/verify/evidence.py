@@ -29,6 +29,10 @@ class EvidenceError(ValueError):
     """The evidence could not be read (unknown shipment, malformed bundle)."""
 
 
+class StoreCorrupted(EvidenceError):
+    """The store's record of the shipment itself cannot be read back (altered or damaged)."""
+
+
 @dataclass
 class Record:
     """One attestation as evidence."""
@@ -73,8 +77,8 @@ class Evidence:
     shipment: str
     records: dict[str, Record]
     missing: set[str] = field(default_factory=set)
-    # uid -> uids of on-chain revocations (found on chain, beyond the records)
-    chain_revocations: dict[str, set[str]] = field(default_factory=dict)
+    # uid -> why a stored row could not be read back (store path only)
+    unreadable: dict[str, str] = field(default_factory=dict)
     _children: dict[str, list[str]] | None = None
 
     def children(self, uid: str) -> list[Record]:
@@ -157,12 +161,16 @@ def _missing_ancestors(evidence: Evidence) -> set[str]:
 def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
     """Evidence for a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`).
 
-    Three round trips whatever the number of hops: the shipment's whole history by one
-    recursive query, what refers to that history, and the rows with their batches.
+    Four round trips whatever the number of hops: the shipment's whole history by one
+    recursive query, what refers to that history, the rows with their batches, and the
+    watch-list entries that can match the goods (by goods-class prefix, through an index:
+    never every entry ever made). A stored row that cannot be read back, or a batch that
+    no longer rebuilds its anchored root, becomes a STORE_CORRUPTED finding, not a crash.
+    Raises StoreCorrupted when the shipment's own row is unreadable.
     """
     from sqlalchemy import literal, union
 
-    from ledger.store.models import AttestationRefRow, AttestationRow
+    from ledger.store.models import AttestationRefRow, AttestationRow, WatchlistClassRow
 
     shipment_uid = shipment_uid.lower()
     with ledger.sessions() as session:
@@ -173,13 +181,20 @@ def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
         )
         ancestors = set(session.scalars(select(history.c.uid)))
         # What refers to the history (acceptances, forks, revocations, findings, sibling
-        # productions under the same licences), what refers to those, and watch lists.
+        # productions under the same licences) and what refers to those.
         first = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(ancestors))
         second = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(first))
-        watch = select(AttestationRow.uid).where(AttestationRow.kind == int(Kind.WATCHLIST))
-        related = set(session.scalars(union(first, second, watch)))
-        wanted = ancestors | related
-        rows = session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(wanted))).all()
+        related = set(session.scalars(union(first, second)))
+        rows = list(session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(ancestors | related))).all())
+        goods = _goods_classes(ledger, rows, ancestors)
+        prefixes = {g[:n] for g in goods for n in range(4, len(g) + 1)}
+        if prefixes:
+            watching = select(WatchlistClassRow.uid).where(WatchlistClassRow.goods_class.in_(prefixes))
+            have = {row.uid for row in rows}
+            rows += session.scalars(
+                select(AttestationRow).where(AttestationRow.uid.in_(watching), AttestationRow.uid.not_in(have))
+            ).all()
+        wanted = {row.uid for row in rows}
         refs = session.execute(
             select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
                 AttestationRefRow.uid.in_(wanted)
@@ -189,45 +204,80 @@ def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
     for r in refs:
         by_uid[r.uid].append((r.position, r.ref))
     batches = ledger.batches_by_id({row.batch_id for row in rows if row.batch_id is not None})
-    records = {
-        row.uid: _record_from_row(ledger, row, [ref for _p, ref in sorted(by_uid.get(row.uid, []))], batches)
-        for row in rows
-    }
+    records: dict[str, Record] = {}
+    unreadable: dict[str, str] = {}
+    for row in rows:
+        try:
+            records[row.uid] = _record_from_row(
+                ledger, row, [ref for _p, ref in sorted(by_uid.get(row.uid, []))], batches
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            unreadable[row.uid] = f"stored row cannot be read back: {type(exc).__name__}: {exc}"
+    if shipment_uid in unreadable:
+        raise StoreCorrupted(f"{shipment_uid}: {unreadable[shipment_uid]}")
     if shipment_uid not in records:
         raise EvidenceError(f"unknown shipment {shipment_uid}")
     if records[shipment_uid].kind is not Kind.SHIPMENT:
         raise EvidenceError(f"{shipment_uid} is a {records[shipment_uid].kind.type_name}, not a Shipment")
-    evidence = Evidence(shipment_uid, records)
+    evidence = Evidence(shipment_uid, records, unreadable=unreadable)
     evidence.missing = _missing_ancestors(evidence)
+    for uid in evidence.missing - set(unreadable):
+        # Ingest never stores a record whose references it does not hold: a gap in the
+        # store's history is a deleted row, not a gap in custody.
+        unreadable[uid] = "referenced by the shipment's history but missing from the store"
     return evidence
 
 
+def _goods_classes(ledger: Any, rows: list[Any], ancestors: set[str]) -> set[str]:
+    """The goods classes a watch list could be matched on: the shipment's declared class
+    and the classes its productions were made as."""
+    found: set[str] = set()
+    for row in rows:
+        if row.uid not in ancestors or row.kind not in (int(Kind.SHIPMENT), int(Kind.PRODUCTION)):
+            continue
+        try:
+            fields = _fields_of(ledger, row)
+        except (ValueError, KeyError, TypeError):
+            continue  # reported as STORE_CORRUPTED when the record is built
+        value = fields.get("goodsClass", {}).get("value")
+        if isinstance(value, str):
+            found.add(value)
+    return found
+
+
+def _fields_of(ledger: Any, row: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = json.loads(row.disclosed)
+    if row.sealed is not None:
+        fields.update(ledger.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
+    return fields
+
+
 def _record_from_row(ledger: Any, row: Any, refs: list[str], batches: dict[int, Any]) -> Record:
+    from ledger.eip712 import typed_data
     from ledger.store.rows import attestation_from_row
 
     attestation = attestation_from_row(row, refs)
     domain = Domain(row.chain_id, row.contract)
-    fields = json.loads(row.disclosed)
-    if row.sealed is not None:
-        fields.update(ledger.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
-    disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": fields})
-    anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batches.get(row.batch_id))
+    disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": _fields_of(ledger, row)})
     anchor_json: dict[str, Any] | None
-    if anchor.status == "direct":
-        anchor_json = {"type": "direct", "txHash": anchor.tx_hash}
-    elif anchor.batch_index is not None:
-        anchor_json = {
-            "type": "batch",
-            "batchIndex": anchor.batch_index,
-            "root": anchor.root,
-            "proof": list(anchor.proof),
-            "txHash": anchor.tx_hash,
-            "blockNumber": anchor.block_number,
-        }
+    try:
+        anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batches.get(row.batch_id))
+    except RuntimeError as exc:  # the batch's stored members no longer rebuild its root
+        anchor_json = {"type": "batch", "error": str(exc)}
     else:
-        anchor_json = None
-    from ledger.eip712 import typed_data
-
+        if anchor.status == "direct":
+            anchor_json = {"type": "direct", "txHash": anchor.tx_hash}
+        elif anchor.batch_index is not None:
+            anchor_json = {
+                "type": "batch",
+                "batchIndex": anchor.batch_index,
+                "root": anchor.root,
+                "proof": list(anchor.proof),
+                "txHash": anchor.tx_hash,
+                "blockNumber": anchor.block_number,
+            }
+        else:
+            anchor_json = None
     return Record(
         row.uid,
         attestation,

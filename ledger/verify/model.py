@@ -8,6 +8,9 @@ from typing import Any
 
 from ledger.reasons import Reason
 
+# The checks every verdict runs, in order (SPEC §4); a policy names the mandatory ones.
+CHECKS = ("integrity", "identity", "anchoring", "status", "custody", "licensing", "watchlist", "prior_findings")
+
 
 class CheckStatus(enum.StrEnum):
     VALID = "VALID"
@@ -38,6 +41,8 @@ EVIDENCE_FAILURES = frozenset(
         Reason.CHAIN_UNAVAILABLE,
         Reason.FIELD_INVALID,
         Reason.UNKNOWN_REFERENCE,
+        Reason.STORE_CORRUPTED,
+        Reason.FIELD_UNDISCLOSED,
     }
 )
 
@@ -56,12 +61,16 @@ class Finding:
 
 @dataclass
 class CheckResult:
-    """The outcome of one check. INVALID carries findings; ERROR says why it could not run."""
+    """The outcome of one check. INVALID carries findings; ERROR says why it could not run.
+
+    `notices` are informational findings that do not bear on this shipment's verdict
+    (e.g. a third party's unentitled claim about the goods, reported on the claimant)."""
 
     name: str
     status: CheckStatus
     findings: list[Finding] = field(default_factory=list)
     detail: str = ""
+    notices: list[Finding] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +78,7 @@ class CheckResult:
             "status": self.status.value,
             "detail": self.detail,
             "findings": [f.to_json() for f in self.findings],
+            "notices": [f.to_json() for f in self.notices],
         }
 
 
@@ -92,6 +102,8 @@ class VerificationResult:
     evaluated_at: int
     # The verdict may change by itself at this time (an attestation in the evidence expires).
     valid_until: float = float("inf")
+    # The chain head whose facts the verdict rests on (-1: the chain could not be read).
+    chain_head: int = -1
 
     @property
     def findings(self) -> list[Finding]:
@@ -108,6 +120,7 @@ class VerificationResult:
             "riskScore": self.risk_score,
             "reasons": sorted({f.code.value for f in self.findings}),
             "findings": [f.to_json() for f in self.findings],
+            "notices": [f.to_json() for c in self.checks for f in c.notices],
             "checks": [c.to_json() for c in self.checks],
             "riskFactors": [r.to_json() for r in self.risk_factors],
             "evaluatedAt": self.evaluated_at,

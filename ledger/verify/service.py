@@ -1,15 +1,16 @@
 """Verification entry points: a shipment in the store, or a bundle with only a chain.
 
-`verify_bundle` needs no database and no service: it rebuilds the registry history from
-the chain into a throw-away SQLite file, reads anchors and revocations from the chain,
-and runs the same engine as the service, so both give the same verdict and findings.
+Both read every on-chain fact — registry history, batch roots, direct records,
+revocations — from a `ChainView` (the chain's logs, mirrored in memory), never from
+the node's database, and both take the one `VerificationPolicy` built from the
+settings. `verify_bundle` needs no database and no service: the node passes its own
+chain view (kept current across requests), the command line a fresh one.
 """
 
 from __future__ import annotations
 
-import tempfile
+import json
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -17,17 +18,15 @@ from web3 import Web3
 
 from ledger.chain.client import Deployment
 from ledger.chain.manifest import Manifest
+from ledger.chain.view import ChainView
 from ledger.eip712 import Domain
-from ledger.indexer import ChainIndexer
+from ledger.fields import exact_quantity
 from ledger.kinds import Kind
 from ledger.reasons import Reason
-from ledger.registry_view import RegistryView
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
-from ledger.store.db import make_engine, migrate, session_factory
 
-from .chainview import ChainView
 from .engine import ShipmentHistory, VerificationPolicy, verify_evidence
-from .evidence import Evidence, EvidenceError, evidence_from_bundle, evidence_from_store
+from .evidence import EvidenceError, evidence_from_bundle, evidence_from_store
 from .model import CheckResult, CheckStatus, Finding, Verdict, VerificationResult
 
 
@@ -40,28 +39,19 @@ def deployment_json(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-def _attach_chain_revocations(evidence: Evidence, chain: ChainView) -> None:
-    try:
-        evidence.chain_revocations = chain.revocations()
-    except Exception:  # noqa: BLE001 - the anchoring check reports the chain as unavailable
-        evidence.chain_revocations = {}
-
-
-def shipment_history(ledger: Any, evidence: Evidence) -> ShipmentHistory:
-    """The exporter's earlier shipments in the store (excluding this one)."""
-    import json
-
+def shipment_history(ledger: Any, shipment_uid: str, attester: str, issued_at: int) -> ShipmentHistory:
+    """The exporter's earlier shipments in the store (excluding this one): risk signals
+    only, never a verdict."""
     from ledger.store.models import AttestationRow
 
-    shipment = evidence.records[evidence.shipment]
     with ledger.sessions() as session:
         rows = session.execute(
             select(AttestationRow.uid, AttestationRow.disclosed)
             .where(
                 AttestationRow.kind == int(Kind.SHIPMENT),
-                AttestationRow.attester == shipment.attester.lower(),
-                AttestationRow.uid != evidence.shipment,
-                AttestationRow.issued_at <= shipment.attestation.issued_at,
+                AttestationRow.attester == attester.lower(),
+                AttestationRow.uid != shipment_uid,
+                AttestationRow.issued_at <= issued_at,
             )
             .limit(1000)
         ).all()
@@ -70,9 +60,9 @@ def shipment_history(ledger: Any, evidence: Evidence) -> ShipmentHistory:
         fields = json.loads(row.disclosed)
         if "destination" in fields:
             destinations.add(fields["destination"]["value"])
-        quantity = fields.get("quantity", {}).get("value")
-        if isinstance(quantity, int | float):
-            quantities.append(float(quantity))
+        quantity = exact_quantity(fields.get("quantity", {}).get("value"))
+        if quantity is not None:
+            quantities.append(quantity)
     return ShipmentHistory(len(rows), frozenset(destinations), tuple(quantities))
 
 
@@ -81,17 +71,14 @@ def verify_in_store(
 ) -> VerificationResult:
     """Verify a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`)."""
     evidence = evidence_from_store(ledger, shipment_uid)
-    chain = chain or ChainView(ledger.deployment)
-    _attach_chain_revocations(evidence, chain)
+    shipment = evidence.records[evidence.shipment]
     return verify_evidence(
         evidence,
         domain=ledger.domain,
-        chain=chain,
-        registry=ledger.registry,
+        chain=chain or ledger.chain_view,
         checker=ledger.checker,
-        policy=policy or VerificationPolicy(confirmations=ledger.settings.confirmations),
-        refresh_registry=ledger.refresh_registry,
-        history=shipment_history(ledger, evidence),
+        policy=policy or ledger.policy,
+        history=shipment_history(ledger, evidence.shipment, shipment.attester, shipment.attestation.issued_at),
     )
 
 
@@ -106,14 +93,21 @@ def unverifiable(shipment: str, code: Reason, message: str) -> VerificationResul
     return VerificationResult(shipment, Verdict.UNVERIFIABLE, 100, [check], [], int(time.time()))
 
 
+def chain_view_for(rpc_url: str, trusted: Manifest, confirmations: int) -> ChainView:
+    """A fresh chain view of the `trusted` deployment at `rpc_url` (for the command line)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    return ChainView(Deployment(w3, trusted), cache_depth=confirmations)
+
+
 def verify_bundle(
-    bundle: object, rpc_url: str, trusted: Manifest, policy: VerificationPolicy | None = None, *, w3: Web3 | None = None
+    bundle: object, chain: ChainView, policy: VerificationPolicy, checker: SignatureChecker | None = None
 ) -> VerificationResult:
-    """Verify a proof bundle against the chain at `rpc_url` and the `trusted` deployment.
+    """Verify a proof bundle against the chain behind `chain` and its trusted deployment.
 
     A bundle that names another deployment than the trusted one is UNVERIFIABLE
     (WRONG_CONTRACT): the officer decides which ledger to trust, never the bundle.
     """
+    trusted = chain.deployment.manifest
     shipment = str(bundle.get("shipment", "")) if isinstance(bundle, dict) else ""
     try:
         evidence = evidence_from_bundle(bundle)
@@ -132,31 +126,10 @@ def verify_bundle(
             f"on chain {claimed.get('chainId') if isinstance(claimed, dict) else None}; the trusted "
             f"ledger is {trusted.ledger} on chain {trusted.chain_id}",
         )
-    w3 = w3 or Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
-    deployment = Deployment(w3, trusted)
-    chain = ChainView(deployment)
-    _attach_chain_revocations(evidence, chain)
-    policy = policy or VerificationPolicy()
-    with tempfile.TemporaryDirectory(prefix="provenance-verify-") as scratch:
-        engine = make_engine(f"sqlite:///{Path(scratch) / 'registry.db'}")
-        try:
-            migrate(engine)
-            sessions = session_factory(engine)
-            indexer = ChainIndexer(deployment, sessions, confirmations=policy.confirmations)
-            registry = RegistryView(sessions)
-
-            def refresh(_needed: int) -> None:
-                indexer.sync()
-                registry.invalidate()
-
-            return verify_evidence(
-                evidence,
-                domain=Domain(trusted.chain_id, trusted.ledger),
-                chain=chain,
-                registry=registry,
-                checker=SignatureChecker(web3_erc1271_caller(w3)),
-                policy=policy,
-                refresh_registry=refresh,
-            )
-        finally:
-            engine.dispose()
+    return verify_evidence(
+        evidence,
+        domain=Domain(trusted.chain_id, trusted.ledger),
+        chain=chain,
+        checker=checker or SignatureChecker(web3_erc1271_caller(chain.deployment.w3)),
+        policy=policy,
+    )

@@ -1,0 +1,278 @@
+"""The chain's public facts, mirrored in memory from the two contracts' logs.
+
+The verifier trusts the chain and nothing else (SPEC §4), so every fact a verdict or an
+ingest decision rests on — batch roots and their blocks, direct records, on-chain
+revocations, and the registry's role history — is read here from the logs of the
+manifest's two contract addresses, never from the node's database (which an
+administrator can edit).
+
+Logs are read incrementally through the adaptive log fetcher: blocks with at least
+`cache_depth` confirmations are read once and kept (only a reorganisation deeper than
+the confirmation policy could undo them, and the policy already counts on that not
+happening); the shallower tail is re-read whenever the head moves. A `ChainSnapshot`
+is one consistent answer for one head. Any failure to read raises: callers turn it
+into an ERROR, never into "nothing found".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from web3.exceptions import TransactionNotFound
+
+from ledger.hashing import hex32
+from ledger.kinds import Kind
+from ledger.registry_view import Checkpoint, RegistryView
+
+from .client import Deployment
+from .logs import AdaptiveLogFetcher
+
+
+@dataclass
+class ChainFacts:
+    """Facts read from a range of blocks (append-only while reading in block order)."""
+
+    batches: dict[int, tuple[str, int]] = field(default_factory=dict)  # index -> (root, block)
+    direct: dict[str, tuple[str, int]] = field(default_factory=dict)  # uid -> (attester, block)
+    revocations: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # uid -> revokers
+    checkpoints: defaultdict[str, list[Checkpoint]] = field(default_factory=lambda: defaultdict(list))
+
+
+def append_checkpoint(history: list[Checkpoint], checkpoint: Checkpoint) -> None:
+    """Add a registry checkpoint in event order. A checkpoint for an earlier or equal time
+    than the last ones rewrites the history from that time on (the registry may rewrite
+    the current second when several changes land in it): entries after it are dropped,
+    and among equal times the last one wins when read."""
+    while history and history[-1].since > checkpoint.since:
+        history.pop()
+    history.append(checkpoint)
+
+
+@dataclass(frozen=True)
+class ChainSnapshot:
+    """The chain's facts as of block `head` (confirmed facts plus the unconfirmed tail)."""
+
+    head: int
+    head_time: int
+    confirmed: ChainFacts
+    tail: ChainFacts
+    max_signature_age: int
+
+    def batch(self, index: int) -> tuple[str, int] | None:
+        """(root, block) of batch `index` as emitted by the ledger contract, or None."""
+        return self.tail.batches.get(index) or self.confirmed.batches.get(index)
+
+    def direct(self, uid: str) -> tuple[str, int] | None:
+        """(attester, block) of a directly recorded attestation, or None."""
+        return self.tail.direct.get(uid) or self.confirmed.direct.get(uid)
+
+    def revokers(self, uid: str) -> set[str]:
+        """Attesters who revoked `uid` on chain (lowercase addresses)."""
+        return self.confirmed.revocations.get(uid, set()) | self.tail.revocations.get(uid, set())
+
+    def registry_history(self, account: str) -> list[Checkpoint]:
+        key = account.lower()
+        history = list(self.confirmed.checkpoints.get(key, ()))
+        for checkpoint in self.tail.checkpoints.get(key, ()):
+            append_checkpoint(history, checkpoint)
+        return history
+
+    def confirmations(self, block: int) -> int:
+        return self.head - block + 1
+
+
+class ChainView:
+    """Thread-safe mirror of the chain's facts for one deployment."""
+
+    def __init__(self, deployment: Deployment, cache_depth: int = 2) -> None:
+        self.deployment = deployment
+        self.cache_depth = max(1, cache_depth)
+        self._lock = threading.RLock()
+        self._confirmed = ChainFacts()
+        self._scanned_to = deployment.manifest.deployment_block - 1
+        self._snapshot: ChainSnapshot | None = None
+        self._head: tuple[float, int] = (float("-inf"), -1)
+        self._block_times: dict[int, int] = {}
+        self._tx_checks: dict[tuple[str, int], bool] = {}
+        self._max_signature_age: int | None = None
+        ledger, registry = deployment.ledger, deployment.registry
+        self._events = {
+            _topic(e): e
+            for e in (
+                ledger.events.BatchAnchored(),
+                ledger.events.Attested(),
+                ledger.events.Revoked(),
+                registry.events.EffectiveRolesChanged(),
+            )
+        }
+
+    @property
+    def ledger_address(self) -> str:
+        return self.deployment.manifest.ledger
+
+    @property
+    def last_snapshot(self) -> ChainSnapshot | None:
+        """The most recent snapshot read, however old (None before the first read)."""
+        return self._snapshot
+
+    def head(self, max_age: float = 0.25) -> int:
+        """The chain head, re-read at most every `max_age` seconds. A slightly old head can
+        only under-count confirmations: the safe direction for a fail-closed verdict."""
+        now = time.monotonic()
+        if now - self._head[0] > max_age:
+            self._head = (now, int(self.deployment.w3.eth.block_number))
+        return self._head[1]
+
+    def snapshot(self, max_age: float = 0.25) -> ChainSnapshot:
+        """The facts as of the current head (re-read at most every `max_age` seconds)."""
+        head = self.head(max_age)
+        with self._lock:
+            if self._snapshot is not None and self._snapshot.head == head:
+                return self._snapshot
+            confirmed_to = head - self.cache_depth + 1
+            if confirmed_to > self._scanned_to:
+                self._scan(self._scanned_to + 1, confirmed_to, self._confirmed)
+                self._scanned_to = confirmed_to
+            tail = ChainFacts()
+            if head > self._scanned_to:
+                self._scan(self._scanned_to + 1, head, tail)
+            if self._max_signature_age is None:
+                self._max_signature_age = int(self.deployment.ledger.functions.maxSignatureAge().call())
+            self._snapshot = ChainSnapshot(head, self.block_time(head), self._confirmed, tail, self._max_signature_age)
+            return self._snapshot
+
+    def snapshot_covering(self, at: int, min_interval: float = 0.05) -> ChainSnapshot:
+        """A snapshot whose head is at or after unix time `at` if the chain has one: a
+        participant admitted a moment ago must be known to the ingest that follows."""
+        snapshot = self.snapshot()
+        if at >= snapshot.head_time:
+            snapshot = self.snapshot(max_age=min_interval)
+        return snapshot
+
+    def block_time(self, number: int) -> int:
+        cached = self._block_times.get(number)
+        if cached is None:
+            cached = int(self.deployment.w3.eth.get_block(number)["timestamp"])
+            if len(self._block_times) > 100_000:
+                self._block_times.clear()
+            self._block_times[number] = cached
+        return cached
+
+    def tx_emitted_by_ledger(self, tx_hash: str, index: int) -> bool:
+        """True when transaction `tx_hash` emitted BatchAnchored(index) from the ledger contract."""
+        key = (tx_hash.lower(), index)
+        if key in self._tx_checks:
+            return self._tx_checks[key]
+        try:
+            receipt = self.deployment.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        topic = _topic(self.deployment.ledger.events.BatchAnchored())
+        found = any(
+            str(log["address"]).lower() == self.ledger_address.lower()
+            and bytes(log["topics"][0]) == topic
+            and int.from_bytes(bytes(log["topics"][1]), "big") == index
+            for log in receipt["logs"]
+        )
+        if self.head() - int(receipt["blockNumber"]) + 1 >= self.cache_depth:
+            self._tx_checks[key] = found
+        return found
+
+    # ------------------------------------------------------------------ reading
+
+    def _scan(self, start: int, end: int, into: ChainFacts) -> None:
+        manifest = self.deployment.manifest
+        fetcher = AdaptiveLogFetcher(self.deployment.w3, [manifest.ledger, manifest.registry])
+        ledger_address, registry_address = manifest.ledger.lower(), manifest.registry.lower()
+        for _low, _high, logs in fetcher.fetch(start, end):
+            for log in logs:
+                event = self._events.get(bytes(log["topics"][0])) if log["topics"] else None
+                if event is None:
+                    continue
+                address = str(log["address"]).lower()
+                name = event.event_name
+                if (name == "EffectiveRolesChanged") != (address == registry_address):
+                    continue  # an event of one contract's ABI emitted by the other: not a fact
+                if address not in (ledger_address, registry_address):
+                    continue
+                args = event.process_log(log)["args"]
+                _apply(name, args, int(log["blockNumber"]), into)
+
+
+def _apply(name: str, args: Any, block: int, into: ChainFacts) -> None:
+    if name == "BatchAnchored":
+        into.batches.setdefault(int(args["index"]), (hex32(bytes(args["root"])), block))
+    elif name == "Attested":
+        uid, attester = hex32(bytes(args["uid"])), str(args["attester"]).lower()
+        into.direct.setdefault(uid, (attester, block))
+        if int(args["kind"]) == int(Kind.REVOCATION):
+            for ref in args["refs"]:
+                into.revocations[hex32(bytes(ref))].add(attester)
+    elif name == "Revoked":
+        into.revocations[hex32(bytes(args["uid"]))].add(str(args["attester"]).lower())
+    elif name == "EffectiveRolesChanged":
+        checkpoint = Checkpoint(
+            int(args["since"]),
+            int(args["roles"]),
+            int(args["granted"]),
+            bool(args["suspended"]),
+            bool(args["retired"]),
+            int(args["validFrom"]),
+            int(args["validUntil"]),
+        )
+        append_checkpoint(into.checkpoints[str(args["account"]).lower()], checkpoint)
+
+
+def _topic(event: Any) -> bytes:
+    return bytes.fromhex(str(event.topic).removeprefix("0x"))
+
+
+class ChainRegistry(RegistryView):
+    """Registry answers from the chain's own role history (`ChainView`), not the store.
+
+    While the chain cannot be read, answers come from the last snapshot read from it
+    (stale but chain-sourced), so ingest keeps accepting through an outage; with no
+    snapshot at all, from `fallback` (the store's indexed copy). Verification never
+    uses this class: it reads one snapshot per verdict and fails closed without it.
+    """
+
+    def __init__(self, view: ChainView, fallback: RegistryView | None = None) -> None:
+        self._view = view
+        self._fallback = fallback
+
+    def invalidate(self) -> None:
+        """Nothing to forget: every answer reads the latest snapshot."""
+        if self._fallback is not None:
+            self._fallback.invalidate()
+
+    def refresh(self, needed_time: int) -> None:
+        """Make sure the history covers unix time `needed_time` if the chain has reached it."""
+        self._view.snapshot_covering(needed_time)
+
+    def history(self, account: str) -> list[Checkpoint]:
+        try:
+            snapshot: ChainSnapshot | None = self._view.snapshot()
+        except Exception:  # noqa: BLE001 - chain unreachable: the last chain-read snapshot, if any
+            snapshot = self._view.last_snapshot
+        if snapshot is not None:
+            return snapshot.registry_history(account)
+        if self._fallback is None:
+            raise RuntimeError("the registry has not been read from the chain yet and the chain is unreachable")
+        return self._fallback.history(account)
+
+
+class RegistryAt(RegistryView):
+    """Registry answers from one snapshot (one verdict reads one consistent history)."""
+
+    def __init__(self, snapshot: ChainSnapshot) -> None:
+        self._snapshot = snapshot
+
+    def invalidate(self) -> None:
+        """A snapshot never changes."""
+
+    def history(self, account: str) -> list[Checkpoint]:
+        return self._snapshot.registry_history(account)
