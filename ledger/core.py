@@ -234,7 +234,7 @@ class Ledger:
         with self.sessions() as session:
             newest = session.scalar(select(func.max(AttestationRow.id))) or 0
         try:
-            head = self.chain_view.head()
+            head = self.chain_view.head(max_age=0)  # exact: a new block must invalidate a verdict at once
         except Exception:  # noqa: BLE001 - the verification itself reports the chain as unavailable
             head = -1
         key = (shipment_uid.lower(), head, newest, policy)

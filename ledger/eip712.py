@@ -4,7 +4,7 @@ The UID of an attestation is its EIP-712 digest under the domain
 `{name: "ProvenanceLedger", version: "1", chainId, verifyingContract}` — the same digest
 the ledger contract's `hashAttestation` computes, so a signature can never be replayed on
 another chain or another deployment. `attestation_uid` is the one implementation here;
-`tests/test_eip712.py` checks it against eth-account's generic encoder and the contract.
+`tests/test_signatures.py` checks it against eth-account's generic encoder and the contract.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .eip712 import Attestation, Domain, attestation_uid, parse_typed_data
+from .eip712 import Attestation, Domain, parse_typed_data
 from .fields import FieldError, check_fields
 from .hashing import hex32, parse_hex
 from .kinds import Kind
@@ -28,12 +28,14 @@ from .payload import Disclosure
 from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
-from .signatures import SignatureChecker
+from .signatures import SignatureChecker, SignatureProblem
 from .store.models import AttestationRefRow, AttestationRow, WatchlistClassRow
 
 log = logging.getLogger(__name__)
+_PLAIN_KEYS = SignatureChecker()  # recovers plain-key signers only: never calls a wallet
 
 MAX_CLOCK_SKEW = 300
+FORCE_REFRESH = 2**62  # a time no chain has reached: refresh_registry reads the newest block
 SUBMISSION_KEYS = {"typedData", "signature", "payload", "confidential", "uid"}
 
 
@@ -129,15 +131,15 @@ class Ingestor:
             signature = parse_hex(raw["signature"], 65, "signature")
         except ValueError as exc:
             raise Rejected(Reason.BAD_SIGNATURE, str(exc), "signature") from None
-        digest = hex32(attestation_uid(attestation, domain))
-        self._check_signing_time(attestation, digest)
-        # The registry before any wallet call: an unaccredited smart-contract "signer"
-        # never gets the node to run its code.
-        self._check_standing(attestation, digest)
-        try:
-            result = self._checker.check(attestation, domain, signature)
-        except Exception as exc:  # noqa: BLE001 - the ERC-1271 path may hit an unreachable node
-            raise Rejected(Reason.CHAIN_UNAVAILABLE, f"cannot ask the chain about a wallet signer: {exc}") from None
+        result = _PLAIN_KEYS.check(attestation, domain, signature)
+        if not result.valid and result.problem is SignatureProblem.WRONG_SIGNER:
+            # Maybe a smart-contract wallet: consult the registry before any wallet call,
+            # so an unaccredited "signer" never gets the node to run its code.
+            self._check_standing(attestation, hex32(result.uid))
+            try:
+                result = self._checker.check(attestation, domain, signature)
+            except Exception as exc:  # noqa: BLE001 - the ERC-1271 path may hit an unreachable node
+                raise Rejected(Reason.CHAIN_UNAVAILABLE, f"cannot ask the chain about a wallet signer: {exc}") from None
         uid = hex32(result.uid)
         if "uid" in raw and str(raw["uid"]).lower() != uid:
             raise Rejected(Reason.UID_MISMATCH, f"uid given {raw['uid']!r} but the typed data hashes to {uid}", "uid")
@@ -160,6 +162,8 @@ class Ingestor:
             raise Rejected(Reason.MALFORMED, "confidential: expected a list of field names", "confidential", uid)
         if not set(confidential) <= set(disclosure.fields):
             raise Rejected(Reason.MALFORMED, "confidential names fields that are not disclosed", "confidential", uid)
+        self._check_signing_time(attestation, uid)
+        self._check_standing(attestation, uid)
         return Prepared(attestation, result.uid, signature, disclosure, frozenset(confidential))
 
     def _check_signing_time(self, attestation: Attestation, uid: str) -> None:
@@ -191,6 +195,16 @@ class Ingestor:
                 log.warning("registry refresh failed, using indexed history: %s", exc)
         standing = self._registry.standing(attestation.attester, attestation.issued_at)
         problem = standing.allows(attestation.kind.required_roles)
+        if problem is not None and self._refresh_registry is not None:
+            # Before refusing, look at the newest block once: the registrar may have just
+            # admitted this signer (one head read; logs are read again only when the head moved).
+            try:
+                self._refresh_registry(FORCE_REFRESH)
+            except Exception as exc:  # noqa: BLE001 - refuse on what is known
+                log.warning("registry refresh failed: %s", exc)
+            problem = self._registry.standing(attestation.attester, attestation.issued_at).allows(
+                attestation.kind.required_roles
+            )
         if problem is not None:
             needed = ", ".join(attestation.kind.required_roles.names())
             raise Rejected(

@@ -110,12 +110,25 @@ def sign_attestation(account: LocalAccount, attestation: Attestation, domain: Do
     return bytes(signed.signature)
 
 
+ERC1271_GAS_CAP = 200_000
+ERC1271_TIMEOUT_SECONDS = 3.0
+
+
 def web3_erc1271_caller(w3: object) -> Erc1271Caller:
-    """An `Erc1271Caller` that asks a chain through a Web3 instance."""
+    """An `Erc1271Caller` that asks a chain through a Web3 instance.
+
+    A wallet is the signer's own code, run on our node: it gets at most
+    ERC1271_GAS_CAP gas and ERC1271_TIMEOUT_SECONDS per call. A wallet that reverts,
+    runs out of gas or answers garbage refuses (its own records are untrusted); only a
+    node that cannot be reached raises.
+    """
     from web3 import Web3
-    from web3.exceptions import ContractLogicError
+    from web3.exceptions import ContractLogicError, Web3RPCError
 
     assert isinstance(w3, Web3)
+    endpoint = getattr(w3.provider, "endpoint_uri", None)
+    if isinstance(endpoint, str) and endpoint.startswith("http"):
+        w3 = Web3(Web3.HTTPProvider(endpoint, request_kwargs={"timeout": ERC1271_TIMEOUT_SECONDS}))
     abi = [
         {
             "type": "function",
@@ -130,11 +143,10 @@ def web3_erc1271_caller(w3: object) -> Erc1271Caller:
         checksummed = Web3.to_checksum_address(address)
         if not w3.eth.get_code(checksummed):
             return None
+        contract = w3.eth.contract(address=checksummed, abi=abi)
         try:
-            result: bytes = (
-                w3.eth.contract(address=checksummed, abi=abi).functions.isValidSignature(digest, signature).call()
-            )
-        except ContractLogicError:  # a reverting wallet refuses; an unreachable node raises
+            result: bytes = contract.functions.isValidSignature(digest, signature).call({"gas": ERC1271_GAS_CAP})
+        except (ContractLogicError, Web3RPCError):  # reverted, out of gas: the node answered "no"
             return b"\x00\x00\x00\x00"
         return bytes(result)
 

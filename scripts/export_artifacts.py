@@ -18,6 +18,7 @@ CONTRACTS = {
     "ParticipantRegistry": "ParticipantRegistry.sol",
     "ProvenanceLedger": "ProvenanceLedger.sol",
     "TestERC1271Wallet": "test/TestERC1271Wallet.sol",
+    "TestGasBurnerWallet": "test/TestGasBurnerWallet.sol",
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from ledger.core import Ledger
-from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow, RoleCheckpointRow
+from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow, RoleCheckpointRow, WatchlistClassRow
 
 from .conftest import REPO
 from .scenario import Story, productions
@@ -97,6 +97,7 @@ def test_a_deleted_attestation_is_reported_as_anchored_without_data(populated: d
     ledger, uid = populated["ledger"], populated["ids"]["watch"]
     with ledger.sessions.begin() as session:
         session.execute(delete(AttestationRefRow).where(AttestationRefRow.uid == uid))
+        session.execute(delete(WatchlistClassRow).where(WatchlistClassRow.uid == uid))  # the entry's index rows too
         session.execute(delete(AttestationRow).where(AttestationRow.uid == uid))
     code, report = replay(populated)
     assert code == 4 and kinds(report) == {"ANCHORED_UID_WITHOUT_DATA"}

@@ -145,12 +145,13 @@ class ChainView:
             self._snapshot = ChainSnapshot(head, self.block_time(head), self._confirmed, tail, self._max_signature_age)
             return self._snapshot
 
-    def snapshot_covering(self, at: int, min_interval: float = 0.05) -> ChainSnapshot:
+    def snapshot_covering(self, at: int) -> ChainSnapshot:
         """A snapshot whose head is at or after unix time `at` if the chain has one: a
-        participant admitted a moment ago must be known to the ingest that follows."""
+        participant admitted a moment ago must be known to the ingest that follows. Costs
+        one head read; logs are read again only when the head moved."""
         snapshot = self.snapshot()
         if at >= snapshot.head_time:
-            snapshot = self.snapshot(max_age=min_interval)
+            snapshot = self.snapshot(max_age=0)
         return snapshot
 
     def block_time(self, number: int) -> int:

@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-CONTRACT_NAMES = ("ParticipantRegistry", "ProvenanceLedger", "TestERC1271Wallet")
+CONTRACT_NAMES = ("ParticipantRegistry", "ProvenanceLedger", "TestERC1271Wallet", "TestGasBurnerWallet")
 
 
 @cache
