@@ -13,6 +13,11 @@ import {Roles} from "./Roles.sol";
 /// change emits {EffectiveRolesChanged}, from which an auditor rebuilds the whole history.
 /// @dev History is append-only: no function can backdate a change. Windows can only be
 /// set or shortened into the future, and a rotated-out key can never come back.
+///
+/// Key rotation needs a registrar: a key cannot rotate itself. A stolen key that could
+/// rotate itself would hand the participant's identity to the thief (and retire the
+/// owner's key) before the registrar could suspend it; a planned rotation is therefore
+/// a request to the accreditation authority, like an admission.
 contract ParticipantRegistry is IParticipantRegistry {
     using Checkpoints for Checkpoints.Trace208;
 
@@ -37,6 +42,7 @@ contract ParticipantRegistry is IParticipantRegistry {
     /// @notice A key's validity window now ends at `validUntil`.
     event ValidityChanged(address indexed account, uint48 validUntil);
     /// @notice `newKey` took over from `oldKey`; signatures by `oldKey` before `at` stay valid.
+    /// A rotation emits this (and {EffectiveRolesChanged}), never {ParticipantAdmitted}.
     event KeyRotated(address indexed oldKey, address indexed newKey, bytes32 indexed participantId, uint48 at);
     /// @notice The effective roles of `account` are `roles` from unix time `since` on
     /// (zero while suspended or after rotation; `granted` is what the registrar granted).
@@ -70,8 +76,6 @@ contract ParticipantRegistry is IParticipantRegistry {
     error KeyRetired(address account);
     /// @notice Suspension state is already what was asked.
     error SuspensionUnchanged(address account, bool suspended);
-    /// @notice The caller may not rotate this key (only the registrar or the key itself).
-    error NotAllowedToRotate(address caller, address oldKey);
 
     modifier onlyRegistrar() {
         _requireRegistrar();
@@ -148,16 +152,18 @@ contract ParticipantRegistry is IParticipantRegistry {
     }
 
     /// @notice Replaces `oldKey` by `newKey` from now on: the new key takes the
-    /// participant's identity, roles, suspension state and window end; the old key is
+    /// participant's identity, roles, suspension state and window; the old key is
     /// retired. Signatures the old key made while valid stay valid.
-    /// @dev Callable by a registrar (compromised key) or by the old key itself (planned rotation).
-    function rotateKey(address oldKey, address newKey) external {
-        if (msg.sender != oldKey) _requireRegistrar();
+    /// @dev Only a registrar may rotate, never the key itself: a stolen key must not be
+    /// able to take over its participant's identity before the registrar can react. The
+    /// new key's window starts at max(now, old key's start): a key admitted for later does
+    /// not become valid early by rotation. Emits {KeyRotated}, not {ParticipantAdmitted}.
+    function rotateKey(address oldKey, address newKey) external onlyRegistrar {
         Participant storage old = _live(oldKey);
-        if (msg.sender == oldKey && old.suspended) revert NotAllowedToRotate(msg.sender, oldKey);
         uint48 nowTs = uint48(block.timestamp);
         // Every state change first, the listener calls last (checks-effects-interactions).
-        Participant storage fresh = _enrol(newKey, old.participantId, old.roles, nowTs, old.validUntil, old.suspended);
+        Participant storage fresh =
+            _enrol(newKey, old.participantId, old.roles, old.validFrom, old.validUntil, old.suspended);
         old.retired = true;
         old.successor = newKey;
         emit KeyRotated(oldKey, newKey, old.participantId, nowTs);
@@ -210,10 +216,13 @@ contract ParticipantRegistry is IParticipantRegistry {
     function _admit(address account, bytes32 participantId, uint16 roles, uint48 validFrom, uint48 validUntil)
         private
     {
-        _notify(account, _enrol(account, participantId, roles, validFrom, validUntil, false));
+        Participant storage p = _enrol(account, participantId, roles, validFrom, validUntil, false);
+        emit ParticipantAdmitted(account, participantId, roles, p.validFrom, validUntil);
+        _notify(account, p);
     }
 
-    /// @dev Writes a new participant record and its first checkpoint; tells no one.
+    /// @dev Writes a new key record and its first checkpoint; tells no one. A `validFrom`
+    /// in the past is moved to now.
     function _enrol(
         address account,
         bytes32 participantId,
@@ -234,7 +243,6 @@ contract ParticipantRegistry is IParticipantRegistry {
         p.validFrom = validFrom;
         p.validUntil = validUntil;
         p.suspended = suspended;
-        emit ParticipantAdmitted(account, participantId, roles, validFrom, validUntil);
         _record(account, p);
     }
 

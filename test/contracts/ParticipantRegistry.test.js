@@ -8,6 +8,31 @@ async function advance(seconds) {
   await network.provider.send("evm_mine");
 }
 
+/** Rebuilds `rolesAt(account, t)` from EffectiveRolesChanged events alone, the way an
+ * off-chain auditor does: for equal `since` the last event wins, and the answer at t is
+ * the checkpoint with the greatest `since` <= t (zero outside the latest window). */
+async function replayed(registry, account) {
+  const events = await registry.queryFilter(registry.filters.EffectiveRolesChanged(account));
+  const bySince = new Map();
+  for (const e of events) bySince.set(Number(e.args.since), e.args);
+  const latest = events[events.length - 1].args;
+  return {
+    at(t) {
+      if (t < Number(latest.validFrom) || t >= Number(latest.validUntil)) return { roles: 0n };
+      const since = Math.max(...[...bySince.keys()].filter((s) => s <= t));
+      return since === -Infinity ? { roles: 0n } : bySince.get(since);
+    },
+  };
+}
+
+/** Asserts the event replay equals the contract's rolesAt over [from, to]. */
+async function expectReplayMatches(registry, account, from, to) {
+  const replay = await replayed(registry, account);
+  for (let t = from; t <= to; t += 1) {
+    expect(replay.at(t).roles, `roles at ${t}`).to.equal(await registry.rolesAt(account, t));
+  }
+}
+
 describe("ParticipantRegistry", function () {
   it("admits the initial registrar and answers role questions at a time", async function () {
     const { registry, registrar, maker } = await loadFixture(deployAll);
@@ -158,7 +183,7 @@ describe("ParticipantRegistry", function () {
     const { registry, maker, outsider, carrier } = await loadFixture(deployAll);
     const beforeRotation = await latestTime();
     await advance(5);
-    await expect(registry.connect(maker).rotateKey(maker.address, outsider.address))
+    await expect(registry.rotateKey(maker.address, outsider.address))
       .to.emit(registry, "KeyRotated")
       .withArgs(maker.address, outsider.address, ethers.id("maker"), (at) => at > BigInt(beforeRotation));
     const afterRotation = await latestTime();
@@ -173,6 +198,9 @@ describe("ParticipantRegistry", function () {
     await expect(registry.grantRoles(maker.address, Roles.CARRIER))
       .to.be.revertedWithCustomError(registry, "KeyRetired")
       .withArgs(maker.address);
+    await expect(registry.rotateKey(maker.address, carrier.address))
+      .to.be.revertedWithCustomError(registry, "KeyRetired")
+      .withArgs(maker.address);
     await expect(registry.connect(carrier).rotateKey(outsider.address, carrier.address))
       .to.be.revertedWithCustomError(registry, "NotRegistrar")
       .withArgs(carrier.address);
@@ -181,9 +209,6 @@ describe("ParticipantRegistry", function () {
   it("lets the registrar rotate a suspended key, which stays suspended", async function () {
     const { registry, maker, outsider } = await loadFixture(deployAll);
     await registry.suspend(maker.address, ethers.id("leak"));
-    await expect(registry.connect(maker).rotateKey(maker.address, outsider.address))
-      .to.be.revertedWithCustomError(registry, "NotAllowedToRotate")
-      .withArgs(maker.address, maker.address);
     await registry.rotateKey(maker.address, outsider.address);
     expect((await registry.participant(outsider.address)).suspended).to.equal(true);
     expect(await registry.rolesAt(outsider.address, await latestTime())).to.equal(0);
@@ -204,5 +229,67 @@ describe("ParticipantRegistry", function () {
     );
     await expect(registry.setRoleListener(ethers.ZeroAddress)).to.emit(registry, "RoleListenerSet");
     expect(await registry.roleListener()).to.equal(ethers.ZeroAddress);
+  });
+
+  describe("attacks found in review", function () {
+    it("a stolen key cannot rotate itself to take over the participant's identity", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const thief = ethers.Wallet.createRandom().address;
+      const fresh = ethers.Wallet.createRandom().address;
+      // The thief holds maker's key and tries to move maker's identity to a key of its own.
+      await expect(registry.connect(maker).rotateKey(maker.address, thief))
+        .to.be.revertedWithCustomError(registry, "NotRegistrar")
+        .withArgs(maker.address);
+      expect((await registry.participant(thief)).validUntil).to.equal(0n);
+      expect((await registry.participant(maker.address)).retired).to.equal(false);
+      // So the registrar still can react: suspend the stolen key, then rotate the
+      // participant to a fresh key of the real owner, and reinstate that one.
+      await registry.suspend(maker.address, ethers.id("key stolen"));
+      await registry.rotateKey(maker.address, fresh);
+      await registry.reinstate(fresh);
+      const now = await latestTime();
+      expect(await registry.rolesAt(fresh, now)).to.equal(Roles.MANUFACTURER);
+      expect((await registry.participant(fresh)).participantId).to.equal(ethers.id("maker"));
+      expect(await registry.rolesAt(maker.address, now)).to.equal(0);
+      expect(await registry.rolesAt(thief, now)).to.equal(0);
+    });
+
+    it("a key admitted for next month does not become valid today by being rotated", async function () {
+      const { registry, outsider } = await loadFixture(deployAll);
+      const now = await latestTime();
+      const start = now + 30 * 86400;
+      const end = start + 365 * 86400;
+      await registry.admit(outsider.address, ethers.id("newcomer"), Roles.CARRIER, start, end);
+      // The key itself may not rotate (it could otherwise move its own start forward)...
+      const successor = ethers.Wallet.createRandom().address;
+      await expect(registry.connect(outsider).rotateKey(outsider.address, successor))
+        .to.be.revertedWithCustomError(registry, "NotRegistrar")
+        .withArgs(outsider.address);
+      // ...and a registrar's rotation keeps the start where it was admitted.
+      await registry.rotateKey(outsider.address, successor);
+      const fresh = await registry.participant(successor);
+      expect(fresh.validFrom).to.equal(BigInt(start));
+      expect(fresh.validUntil).to.equal(BigInt(end));
+      const after = await latestTime();
+      expect(await registry.hasRoleAt(successor, Roles.CARRIER, after)).to.equal(false);
+      expect(await registry.hasRoleAt(successor, Roles.CARRIER, start - 1)).to.equal(false);
+      expect(await registry.hasRoleAt(successor, Roles.CARRIER, start)).to.equal(true);
+      await expectReplayMatches(registry, successor, after - 1, after + 1);
+    });
+
+    it("a rotation is announced as a rotation, never as a new admission", async function () {
+      const { registry, maker, outsider } = await loadFixture(deployAll);
+      const tx = registry.rotateKey(maker.address, outsider.address);
+      await expect(tx).to.emit(registry, "KeyRotated");
+      await expect(tx).not.to.emit(registry, "ParticipantAdmitted");
+      const t = await latestTime();
+      await expect(tx)
+        .to.emit(registry, "EffectiveRolesChanged")
+        .withArgs(outsider.address, Roles.MANUFACTURER, Roles.MANUFACTURER, false, false, t, t, 2n ** 48n - 1n);
+      await expect(tx)
+        .to.emit(registry, "EffectiveRolesChanged")
+        .withArgs(maker.address, 0, Roles.MANUFACTURER, false, true, t, (v) => v > 0n, 2n ** 48n - 1n);
+    });
+
   });
 });
