@@ -8,6 +8,22 @@ async function advance(seconds) {
   await network.provider.send("evm_mine");
 }
 
+/** Sends every transaction of `sends` (functions returning a sent transaction) into one
+ * block, so that they share one block time; returns that block's timestamp. */
+async function inOneBlock(...sends) {
+  await network.provider.send("evm_setAutomine", [false]);
+  const txs = [];
+  try {
+    for (const send of sends) txs.push(await send({ gasLimit: 1_000_000 }));
+    await network.provider.send("evm_mine");
+  } finally {
+    await network.provider.send("evm_setAutomine", [true]);
+  }
+  const receipts = await Promise.all(txs.map((tx) => tx.wait()));
+  expect(new Set(receipts.map((r) => r.blockNumber)).size).to.equal(1);
+  return (await ethers.provider.getBlock(receipts[0].blockNumber)).timestamp;
+}
+
 /** Rebuilds `rolesAt(account, t)` from EffectiveRolesChanged events alone, the way an
  * off-chain auditor does: for equal `since` the last event wins, and the answer at t is
  * the checkpoint with the greatest `since` <= t (zero outside the latest window). */
@@ -291,5 +307,100 @@ describe("ParticipantRegistry", function () {
         .withArgs(maker.address, 0, Roles.MANUFACTURER, false, true, t, (v) => v > 0n, 2n ** 48n - 1n);
     });
 
+    it("a reinstatement in the same second cannot erase a suspension from history", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const before = await latestTime();
+      const count = await registry.checkpointCount(maker.address);
+      const t = await inOneBlock(
+        (o) => registry.suspend(maker.address, ethers.id("fraud"), o),
+        (o) => registry.reinstate(maker.address, o),
+      );
+      // Suspended at some moment of second t: suspended for all of t, valid again from t+1.
+      expect(await registry.rolesAt(maker.address, before)).to.equal(Roles.MANUFACTURER);
+      expect(await registry.rolesAt(maker.address, t)).to.equal(0);
+      expect(await registry.rolesAt(maker.address, t + 1)).to.equal(Roles.MANUFACTURER);
+      expect(await registry.checkpointCount(maker.address)).to.equal(count + 2n);
+      // The events say the same, with the reason.
+      const replay = await replayed(registry, maker.address);
+      expect(replay.at(t).suspended).to.equal(true);
+      expect(replay.at(t + 1).suspended).to.equal(false);
+      await expectReplayMatches(registry, maker.address, before, t + 3);
+    });
+
+    it("a third change in the same second counts against that second too", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const t = await inOneBlock(
+        (o) => registry.grantRoles(maker.address, Roles.EXPORTER, o),
+        (o) => registry.grantRoles(maker.address, Roles.CARRIER, o),
+        (o) => registry.revokeRoles(maker.address, Roles.MANUFACTURER, o),
+      );
+      // States during t: M|E, M|E|C, E|C. At t only what was held throughout: E (the
+      // third change narrows the checkpoint at t after the second wrote t+1).
+      expect(await registry.rolesAt(maker.address, t)).to.equal(Roles.EXPORTER);
+      expect(await registry.rolesAt(maker.address, t + 1)).to.equal(Roles.EXPORTER | Roles.CARRIER);
+      const replay = await replayed(registry, maker.address);
+      expect(replay.at(t).granted).to.equal(BigInt(Roles.EXPORTER));
+      await expectReplayMatches(registry, maker.address, t - 2, t + 2);
+    });
+
+    it("a key admitted and suspended in the same second never held a role", async function () {
+      const { registry, outsider, forever } = await loadFixture(deployAll);
+      const t = await inOneBlock(
+        (o) => registry.admit(outsider.address, ethers.id("o"), Roles.CARRIER, 0, forever, o),
+        (o) => registry.suspend(outsider.address, ethers.id("mistake"), o),
+      );
+      expect(await registry.rolesAt(outsider.address, t)).to.equal(0);
+      expect(await registry.rolesAt(outsider.address, t + 1)).to.equal(0);
+      expect((await replayed(registry, outsider.address)).at(t).suspended).to.equal(true);
+      await expectReplayMatches(registry, outsider.address, t - 1, t + 2);
+    });
+
+    it("a key rotated out in the same second it was reinstated holds no role in that second", async function () {
+      const { registry, maker, outsider } = await loadFixture(deployAll);
+      await registry.suspend(maker.address, ethers.id("leak"));
+      const t = await inOneBlock(
+        (o) => registry.reinstate(maker.address, o),
+        (o) => registry.rotateKey(maker.address, outsider.address, o),
+      );
+      expect(await registry.rolesAt(maker.address, t)).to.equal(0);
+      expect((await replayed(registry, maker.address)).at(t).retired).to.equal(true);
+      expect(await registry.rolesAt(outsider.address, t)).to.equal(Roles.MANUFACTURER);
+      await expectReplayMatches(registry, maker.address, t - 2, t + 2);
+      await expectReplayMatches(registry, outsider.address, t - 2, t + 2);
+    });
+
+    it("one change in the second after a same-second pair applies from its own second", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const t = await inOneBlock(
+        (o) => registry.suspend(maker.address, ethers.id("check"), o),
+        (o) => registry.reinstate(maker.address, o),
+      );
+      // The pair wrote its latest state ahead, at t+1; a single change at t+1 replaces it
+      // (it is the first change of second t+1, not a third change of second t).
+      await network.provider.send("evm_setNextBlockTimestamp", [t + 1]);
+      await registry.grantRoles(maker.address, Roles.EXPORTER);
+      expect(await latestTime()).to.equal(t + 1);
+      expect(await registry.rolesAt(maker.address, t)).to.equal(0);
+      expect(await registry.rolesAt(maker.address, t + 1)).to.equal(Roles.MANUFACTURER | Roles.EXPORTER);
+      await expectReplayMatches(registry, maker.address, t - 1, t + 3);
+    });
+
+    it("two changes in the second after a same-second pair count against that second only", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const t = await inOneBlock(
+        (o) => registry.suspend(maker.address, ethers.id("check"), o),
+        (o) => registry.reinstate(maker.address, o),
+      );
+      await network.provider.send("evm_setNextBlockTimestamp", [t + 1]);
+      const u = await inOneBlock(
+        (o) => registry.grantRoles(maker.address, Roles.EXPORTER, o),
+        (o) => registry.revokeRoles(maker.address, Roles.MANUFACTURER, o),
+      );
+      expect(u).to.equal(t + 1);
+      expect(await registry.rolesAt(maker.address, t)).to.equal(0);
+      expect(await registry.rolesAt(maker.address, t + 1)).to.equal(Roles.EXPORTER);
+      expect(await registry.rolesAt(maker.address, t + 2)).to.equal(Roles.EXPORTER);
+      await expectReplayMatches(registry, maker.address, t - 1, t + 3);
+    });
   });
 });
