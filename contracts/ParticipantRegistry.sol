@@ -13,8 +13,29 @@ import {Roles} from "./Roles.sol";
 /// change emits {EffectiveRolesChanged}, from which an auditor rebuilds the whole history.
 /// @dev History is append-only: no function can backdate a change. Windows can only be
 /// set or shortened into the future, and a rotated-out key can never come back.
+///
+/// Key rotation needs a registrar: a key cannot rotate itself. A stolen key that could
+/// rotate itself would hand the participant's identity to the thief (and retire the
+/// owner's key) before the registrar could suspend it; a planned rotation is therefore
+/// a request to the accreditation authority, like an admission.
+///
+/// Same-second changes (several transactions of one block, or sub-second blocks): when a
+/// key's state changes more than once within one second T, its effective roles AT T are
+/// the intersection of every state it had during T (suspended or retired at any moment
+/// of T means suspended or retired for all of T), and its latest state applies from T+1
+/// on. A single change at T applies from T. Nothing that happened within a second is
+/// lost from the history, and the doubt within that second goes against the signer.
 contract ParticipantRegistry is IParticipantRegistry {
     using Checkpoints for Checkpoints.Trace208;
+
+    // A checkpoint's value is the key's whole state from its key (a second) on:
+    // effective roles (bits 0-15, what {rolesAt} returns), granted roles (16-31), suspended
+    // (32), retired (33), and AHEAD (34): written one second ahead by a second change
+    // within one second (see {_record}).
+    uint208 private constant _ROLE_BITS = 0xFFFFFFFF;
+    uint208 private constant _SUSPENDED = 1 << 32;
+    uint208 private constant _RETIRED = 1 << 33;
+    uint208 private constant _AHEAD = 1 << 34;
 
     mapping(address account => Participant) private _participants;
     mapping(address account => Checkpoints.Trace208) private _effective;
@@ -37,10 +58,16 @@ contract ParticipantRegistry is IParticipantRegistry {
     /// @notice A key's validity window now ends at `validUntil`.
     event ValidityChanged(address indexed account, uint48 validUntil);
     /// @notice `newKey` took over from `oldKey`; signatures by `oldKey` before `at` stay valid.
+    /// A rotation emits this (and {EffectiveRolesChanged}), never {ParticipantAdmitted}.
     event KeyRotated(address indexed oldKey, address indexed newKey, bytes32 indexed participantId, uint48 at);
     /// @notice The effective roles of `account` are `roles` from unix time `since` on
     /// (zero while suspended or after rotation; `granted` is what the registrar granted).
-    /// Replaying these events alone rebuilds {rolesAt} and tells why a key had no role.
+    /// Replaying these events alone rebuilds {rolesAt} and tells why a key had no role:
+    /// one event per checkpoint written, in order; for equal `since` the last event wins,
+    /// and {rolesAt}(t) is the checkpoint with the greatest `since` <= t. A second change
+    /// of a key within one second T emits two: T with the intersection of the states of
+    /// T (flags ORed), then T+1 with the new state (so `since` can go back by one between
+    /// consecutive events of a key).
     event EffectiveRolesChanged(
         address indexed account,
         uint16 roles,
@@ -70,8 +97,6 @@ contract ParticipantRegistry is IParticipantRegistry {
     error KeyRetired(address account);
     /// @notice Suspension state is already what was asked.
     error SuspensionUnchanged(address account, bool suspended);
-    /// @notice The caller may not rotate this key (only the registrar or the key itself).
-    error NotAllowedToRotate(address caller, address oldKey);
 
     modifier onlyRegistrar() {
         _requireRegistrar();
@@ -148,16 +173,18 @@ contract ParticipantRegistry is IParticipantRegistry {
     }
 
     /// @notice Replaces `oldKey` by `newKey` from now on: the new key takes the
-    /// participant's identity, roles, suspension state and window end; the old key is
+    /// participant's identity, roles, suspension state and window; the old key is
     /// retired. Signatures the old key made while valid stay valid.
-    /// @dev Callable by a registrar (compromised key) or by the old key itself (planned rotation).
-    function rotateKey(address oldKey, address newKey) external {
-        if (msg.sender != oldKey) _requireRegistrar();
+    /// @dev Only a registrar may rotate, never the key itself: a stolen key must not be
+    /// able to take over its participant's identity before the registrar can react. The
+    /// new key's window starts at max(now, old key's start): a key admitted for later does
+    /// not become valid early by rotation. Emits {KeyRotated}, not {ParticipantAdmitted}.
+    function rotateKey(address oldKey, address newKey) external onlyRegistrar {
         Participant storage old = _live(oldKey);
-        if (msg.sender == oldKey && old.suspended) revert NotAllowedToRotate(msg.sender, oldKey);
         uint48 nowTs = uint48(block.timestamp);
         // Every state change first, the listener calls last (checks-effects-interactions).
-        Participant storage fresh = _enrol(newKey, old.participantId, old.roles, nowTs, old.validUntil, old.suspended);
+        Participant storage fresh =
+            _enrol(newKey, old.participantId, old.roles, old.validFrom, old.validUntil, old.suspended);
         old.retired = true;
         old.successor = newKey;
         emit KeyRotated(oldKey, newKey, old.participantId, nowTs);
@@ -210,10 +237,13 @@ contract ParticipantRegistry is IParticipantRegistry {
     function _admit(address account, bytes32 participantId, uint16 roles, uint48 validFrom, uint48 validUntil)
         private
     {
-        _notify(account, _enrol(account, participantId, roles, validFrom, validUntil, false));
+        Participant storage p = _enrol(account, participantId, roles, validFrom, validUntil, false);
+        emit ParticipantAdmitted(account, participantId, roles, p.validFrom, validUntil);
+        _notify(account, p);
     }
 
-    /// @dev Writes a new participant record and its first checkpoint; tells no one.
+    /// @dev Writes a new key record and its first checkpoint; tells no one. A `validFrom`
+    /// in the past is moved to now.
     function _enrol(
         address account,
         bytes32 participantId,
@@ -234,7 +264,6 @@ contract ParticipantRegistry is IParticipantRegistry {
         p.validFrom = validFrom;
         p.validUntil = validUntil;
         p.suspended = suspended;
-        emit ParticipantAdmitted(account, participantId, roles, validFrom, validUntil);
         _record(account, p);
     }
 
@@ -244,14 +273,60 @@ contract ParticipantRegistry is IParticipantRegistry {
         _notify(account, p);
     }
 
-    /// @dev Appends the effective roles of `account` from now on to its history.
+    /// @dev Appends the state of `account` from now (second T) on to its history and emits
+    /// one {EffectiveRolesChanged} per checkpoint written. The first change in T pushes
+    /// (T, state). A later change in T intersects its state into the checkpoint at T
+    /// and (re)writes (T+1, state) marked AHEAD, so that a change in second T+1 is still
+    /// told apart from a second change in T.
     function _record(address account, Participant storage p) private {
-        uint16 effective = _effectiveRoles(p);
+        uint208 state = _stateOf(p);
         uint48 nowTs = uint48(block.timestamp);
-        // push returns the previous and new values; nothing to check (same-second
-        // changes overwrite, which is the intended "latest wins within a second").
-        _effective[account].push(nowTs, effective);
-        emit EffectiveRolesChanged(account, effective, p.roles, p.suspended, p.retired, nowTs, p.validFrom, p.validUntil);
+        Checkpoints.Trace208 storage trace = _effective[account];
+        (, uint48 lastKey, uint208 lastValue) = trace.latestCheckpoint();
+        if (lastKey != nowTs + 1 && (lastKey != nowTs || lastValue & _AHEAD != 0)) {
+            // First change in this second (an AHEAD checkpoint at now is the previous
+            // second's carried state, which this change replaces).
+            // push returns the previous and new values; nothing to check.
+            trace.push(nowTs, state);
+            _emitCheckpoint(account, p, nowTs, state);
+            return;
+        }
+        Checkpoints.Checkpoint208[] storage checkpoints = trace._checkpoints;
+        if (lastKey == nowTs) checkpoints.push(Checkpoints.Checkpoint208({_key: nowTs + 1, _value: 0}));
+        uint256 n = checkpoints.length;
+        Checkpoints.Checkpoint208 storage atNow = checkpoints[n - 2];
+        uint208 meet = _meet(atNow._value, state);
+        atNow._value = meet;
+        checkpoints[n - 1]._value = state | _AHEAD;
+        _emitCheckpoint(account, p, nowTs, meet);
+        _emitCheckpoint(account, p, nowTs + 1, state);
+    }
+
+    /// @dev Emits the checkpoint (`since`, `state`) of `account` with its current window.
+    function _emitCheckpoint(address account, Participant storage p, uint48 since, uint208 state) private {
+        emit EffectiveRolesChanged(
+            account,
+            uint16(state),
+            uint16(state >> 16),
+            state & _SUSPENDED != 0,
+            state & _RETIRED != 0,
+            since,
+            p.validFrom,
+            p.validUntil
+        );
+    }
+
+    /// @dev The checkpoint value of the current state of `p`.
+    function _stateOf(Participant storage p) private view returns (uint208 state) {
+        state = uint208(_effectiveRoles(p)) | (uint208(p.roles) << 16);
+        if (p.suspended) state |= _SUSPENDED;
+        if (p.retired) state |= _RETIRED;
+    }
+
+    /// @dev Two states of one second taken together, failing closed: roles intersected,
+    /// suspended or retired if either was.
+    function _meet(uint208 a, uint208 b) private pure returns (uint208) {
+        return (a & b & _ROLE_BITS) | ((a | b) & (_SUSPENDED | _RETIRED));
     }
 
     /// @dev Tells the role listener (the ledger) the effective roles of `account` now.

@@ -1,13 +1,14 @@
 """Who held which role when, answered from the indexed registry history.
 
 Mirrors the registry contract's `rolesAt` exactly (validity window of the key's latest
-record, effective roles of the last checkpoint at or before the time), and also says
+record, effective roles of the checkpoint in force at the time, see `checkpoint_at`;
+several changes within one second are already merged by the contract, failing closed,
+into the checkpoint of that second), and also says
 *why* a key had no role: unknown, outside its window or rotated out, or suspended.
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -27,6 +28,21 @@ class Checkpoint:
     retired: bool
     valid_from: int
     valid_until: int
+
+
+def checkpoint_at(history: list[Checkpoint], at: int) -> Checkpoint | None:
+    """The checkpoint in force at `at`: the greatest `since` <= `at`, the last one among equal `since`.
+
+    `history` is in event order, and `since` is not monotonic in it: when a key changes
+    twice within one second T, the registry emits (T, the intersection of the states of T)
+    then (T+1, the latest state), and a third change in T emits both again. A later event
+    with an equal `since` replaces an earlier one.
+    """
+    found: Checkpoint | None = None
+    for checkpoint in history:
+        if checkpoint.since <= at and (found is None or checkpoint.since >= found.since):
+            found = checkpoint
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +99,9 @@ class RegistryView:
         latest = history[-1]
         if not latest.valid_from <= at < latest.valid_until:
             return Standing(Role(0), Reason.KEY_NOT_VALID)
-        # Checkpoints share a timestamp when several changes land in one block: the last wins.
-        position = bisect.bisect_right(history, at, key=lambda c: c.since) - 1
-        if position < 0:
+        checkpoint = checkpoint_at(history, at)
+        if checkpoint is None:
             return Standing(Role(0), Reason.KEY_NOT_VALID)
-        checkpoint = history[position]
         if checkpoint.retired:
             return Standing(Role(0), Reason.KEY_NOT_VALID)
         if checkpoint.suspended:

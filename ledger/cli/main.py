@@ -785,7 +785,10 @@ def participant_reinstate(address: str, registrar_keystore: RegistrarKey = None,
 
 @participant_app.command("rotate")
 def participant_rotate(old: str, new: str, registrar_keystore: RegistrarKey = None, rpc_url: RpcUrl = None) -> None:
-    """Replace a key: the new one takes over from now; the old one's past signatures stay valid."""
+    """Replace a key (a registrar's act: a key cannot rotate itself).
+
+    The new key takes over from now, or from the old key's window start if that is later;
+    the old key is retired and its past signatures stay valid."""
     _registrar_call("rotate", lambda f: f.rotateKey(_address(old), _address(new)), registrar_keystore, rpc_url)
 
 

@@ -8,6 +8,47 @@ async function advance(seconds) {
   await network.provider.send("evm_mine");
 }
 
+/** Sends every transaction of `sends` (functions returning a sent transaction) into one
+ * block, so that they share one block time; returns that block's timestamp. */
+async function inOneBlock(...sends) {
+  await network.provider.send("evm_setAutomine", [false]);
+  const txs = [];
+  try {
+    for (const send of sends) txs.push(await send({ gasLimit: 1_000_000 }));
+    await network.provider.send("evm_mine");
+  } finally {
+    await network.provider.send("evm_setAutomine", [true]);
+  }
+  const receipts = await Promise.all(txs.map((tx) => tx.wait()));
+  expect(new Set(receipts.map((r) => r.blockNumber)).size).to.equal(1);
+  return (await ethers.provider.getBlock(receipts[0].blockNumber)).timestamp;
+}
+
+/** Rebuilds `rolesAt(account, t)` from EffectiveRolesChanged events alone, the way an
+ * off-chain auditor does: for equal `since` the last event wins, and the answer at t is
+ * the checkpoint with the greatest `since` <= t (zero outside the latest window). */
+async function replayed(registry, account) {
+  const events = await registry.queryFilter(registry.filters.EffectiveRolesChanged(account));
+  const bySince = new Map();
+  for (const e of events) bySince.set(Number(e.args.since), e.args);
+  const latest = events[events.length - 1].args;
+  return {
+    at(t) {
+      if (t < Number(latest.validFrom) || t >= Number(latest.validUntil)) return { roles: 0n };
+      const since = Math.max(...[...bySince.keys()].filter((s) => s <= t));
+      return since === -Infinity ? { roles: 0n } : bySince.get(since);
+    },
+  };
+}
+
+/** Asserts the event replay equals the contract's rolesAt over [from, to]. */
+async function expectReplayMatches(registry, account, from, to) {
+  const replay = await replayed(registry, account);
+  for (let t = from; t <= to; t += 1) {
+    expect(replay.at(t).roles, `roles at ${t}`).to.equal(await registry.rolesAt(account, t));
+  }
+}
+
 describe("ParticipantRegistry", function () {
   it("admits the initial registrar and answers role questions at a time", async function () {
     const { registry, registrar, maker } = await loadFixture(deployAll);
@@ -158,7 +199,7 @@ describe("ParticipantRegistry", function () {
     const { registry, maker, outsider, carrier } = await loadFixture(deployAll);
     const beforeRotation = await latestTime();
     await advance(5);
-    await expect(registry.connect(maker).rotateKey(maker.address, outsider.address))
+    await expect(registry.rotateKey(maker.address, outsider.address))
       .to.emit(registry, "KeyRotated")
       .withArgs(maker.address, outsider.address, ethers.id("maker"), (at) => at > BigInt(beforeRotation));
     const afterRotation = await latestTime();
@@ -173,6 +214,9 @@ describe("ParticipantRegistry", function () {
     await expect(registry.grantRoles(maker.address, Roles.CARRIER))
       .to.be.revertedWithCustomError(registry, "KeyRetired")
       .withArgs(maker.address);
+    await expect(registry.rotateKey(maker.address, carrier.address))
+      .to.be.revertedWithCustomError(registry, "KeyRetired")
+      .withArgs(maker.address);
     await expect(registry.connect(carrier).rotateKey(outsider.address, carrier.address))
       .to.be.revertedWithCustomError(registry, "NotRegistrar")
       .withArgs(carrier.address);
@@ -181,9 +225,6 @@ describe("ParticipantRegistry", function () {
   it("lets the registrar rotate a suspended key, which stays suspended", async function () {
     const { registry, maker, outsider } = await loadFixture(deployAll);
     await registry.suspend(maker.address, ethers.id("leak"));
-    await expect(registry.connect(maker).rotateKey(maker.address, outsider.address))
-      .to.be.revertedWithCustomError(registry, "NotAllowedToRotate")
-      .withArgs(maker.address, maker.address);
     await registry.rotateKey(maker.address, outsider.address);
     expect((await registry.participant(outsider.address)).suspended).to.equal(true);
     expect(await registry.rolesAt(outsider.address, await latestTime())).to.equal(0);
@@ -204,5 +245,162 @@ describe("ParticipantRegistry", function () {
     );
     await expect(registry.setRoleListener(ethers.ZeroAddress)).to.emit(registry, "RoleListenerSet");
     expect(await registry.roleListener()).to.equal(ethers.ZeroAddress);
+  });
+
+  describe("attacks found in review", function () {
+    it("a stolen key cannot rotate itself to take over the participant's identity", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const thief = ethers.Wallet.createRandom().address;
+      const fresh = ethers.Wallet.createRandom().address;
+      // The thief holds maker's key and tries to move maker's identity to a key of its own.
+      await expect(registry.connect(maker).rotateKey(maker.address, thief))
+        .to.be.revertedWithCustomError(registry, "NotRegistrar")
+        .withArgs(maker.address);
+      expect((await registry.participant(thief)).validUntil).to.equal(0n);
+      expect((await registry.participant(maker.address)).retired).to.equal(false);
+      // So the registrar still can react: suspend the stolen key, then rotate the
+      // participant to a fresh key of the real owner, and reinstate that one.
+      await registry.suspend(maker.address, ethers.id("key stolen"));
+      await registry.rotateKey(maker.address, fresh);
+      await registry.reinstate(fresh);
+      const now = await latestTime();
+      expect(await registry.rolesAt(fresh, now)).to.equal(Roles.MANUFACTURER);
+      expect((await registry.participant(fresh)).participantId).to.equal(ethers.id("maker"));
+      expect(await registry.rolesAt(maker.address, now)).to.equal(0);
+      expect(await registry.rolesAt(thief, now)).to.equal(0);
+    });
+
+    it("a key admitted for next month does not become valid today by being rotated", async function () {
+      const { registry, outsider } = await loadFixture(deployAll);
+      const now = await latestTime();
+      const start = now + 30 * 86400;
+      const end = start + 365 * 86400;
+      await registry.admit(outsider.address, ethers.id("newcomer"), Roles.CARRIER, start, end);
+      // The key itself may not rotate (it could otherwise move its own start forward)...
+      const successor = ethers.Wallet.createRandom().address;
+      await expect(registry.connect(outsider).rotateKey(outsider.address, successor))
+        .to.be.revertedWithCustomError(registry, "NotRegistrar")
+        .withArgs(outsider.address);
+      // ...and a registrar's rotation keeps the start where it was admitted.
+      await registry.rotateKey(outsider.address, successor);
+      const fresh = await registry.participant(successor);
+      expect(fresh.validFrom).to.equal(BigInt(start));
+      expect(fresh.validUntil).to.equal(BigInt(end));
+      const after = await latestTime();
+      expect(await registry.hasRoleAt(successor, Roles.CARRIER, after)).to.equal(false);
+      expect(await registry.hasRoleAt(successor, Roles.CARRIER, start - 1)).to.equal(false);
+      expect(await registry.hasRoleAt(successor, Roles.CARRIER, start)).to.equal(true);
+      await expectReplayMatches(registry, successor, after - 1, after + 1);
+    });
+
+    it("a rotation is announced as a rotation, never as a new admission", async function () {
+      const { registry, maker, outsider } = await loadFixture(deployAll);
+      const tx = registry.rotateKey(maker.address, outsider.address);
+      await expect(tx).to.emit(registry, "KeyRotated");
+      await expect(tx).not.to.emit(registry, "ParticipantAdmitted");
+      const t = await latestTime();
+      await expect(tx)
+        .to.emit(registry, "EffectiveRolesChanged")
+        .withArgs(outsider.address, Roles.MANUFACTURER, Roles.MANUFACTURER, false, false, t, t, 2n ** 48n - 1n);
+      await expect(tx)
+        .to.emit(registry, "EffectiveRolesChanged")
+        .withArgs(maker.address, 0, Roles.MANUFACTURER, false, true, t, (v) => v > 0n, 2n ** 48n - 1n);
+    });
+
+    it("a reinstatement in the same second cannot erase a suspension from history", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const before = await latestTime();
+      const count = await registry.checkpointCount(maker.address);
+      const t = await inOneBlock(
+        (o) => registry.suspend(maker.address, ethers.id("fraud"), o),
+        (o) => registry.reinstate(maker.address, o),
+      );
+      // Suspended at some moment of second t: suspended for all of t, valid again from t+1.
+      expect(await registry.rolesAt(maker.address, before)).to.equal(Roles.MANUFACTURER);
+      expect(await registry.rolesAt(maker.address, t)).to.equal(0);
+      expect(await registry.rolesAt(maker.address, t + 1)).to.equal(Roles.MANUFACTURER);
+      expect(await registry.checkpointCount(maker.address)).to.equal(count + 2n);
+      // The events say the same, with the reason.
+      const replay = await replayed(registry, maker.address);
+      expect(replay.at(t).suspended).to.equal(true);
+      expect(replay.at(t + 1).suspended).to.equal(false);
+      await expectReplayMatches(registry, maker.address, before, t + 3);
+    });
+
+    it("a third change in the same second counts against that second too", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const t = await inOneBlock(
+        (o) => registry.grantRoles(maker.address, Roles.EXPORTER, o),
+        (o) => registry.grantRoles(maker.address, Roles.CARRIER, o),
+        (o) => registry.revokeRoles(maker.address, Roles.MANUFACTURER, o),
+      );
+      // States during t: M|E, M|E|C, E|C. At t only what was held throughout: E (the
+      // third change narrows the checkpoint at t after the second wrote t+1).
+      expect(await registry.rolesAt(maker.address, t)).to.equal(Roles.EXPORTER);
+      expect(await registry.rolesAt(maker.address, t + 1)).to.equal(Roles.EXPORTER | Roles.CARRIER);
+      const replay = await replayed(registry, maker.address);
+      expect(replay.at(t).granted).to.equal(BigInt(Roles.EXPORTER));
+      await expectReplayMatches(registry, maker.address, t - 2, t + 2);
+    });
+
+    it("a key admitted and suspended in the same second never held a role", async function () {
+      const { registry, outsider, forever } = await loadFixture(deployAll);
+      const t = await inOneBlock(
+        (o) => registry.admit(outsider.address, ethers.id("o"), Roles.CARRIER, 0, forever, o),
+        (o) => registry.suspend(outsider.address, ethers.id("mistake"), o),
+      );
+      expect(await registry.rolesAt(outsider.address, t)).to.equal(0);
+      expect(await registry.rolesAt(outsider.address, t + 1)).to.equal(0);
+      expect((await replayed(registry, outsider.address)).at(t).suspended).to.equal(true);
+      await expectReplayMatches(registry, outsider.address, t - 1, t + 2);
+    });
+
+    it("a key rotated out in the same second it was reinstated holds no role in that second", async function () {
+      const { registry, maker, outsider } = await loadFixture(deployAll);
+      await registry.suspend(maker.address, ethers.id("leak"));
+      const t = await inOneBlock(
+        (o) => registry.reinstate(maker.address, o),
+        (o) => registry.rotateKey(maker.address, outsider.address, o),
+      );
+      expect(await registry.rolesAt(maker.address, t)).to.equal(0);
+      expect((await replayed(registry, maker.address)).at(t).retired).to.equal(true);
+      expect(await registry.rolesAt(outsider.address, t)).to.equal(Roles.MANUFACTURER);
+      await expectReplayMatches(registry, maker.address, t - 2, t + 2);
+      await expectReplayMatches(registry, outsider.address, t - 2, t + 2);
+    });
+
+    it("one change in the second after a same-second pair applies from its own second", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const t = await inOneBlock(
+        (o) => registry.suspend(maker.address, ethers.id("check"), o),
+        (o) => registry.reinstate(maker.address, o),
+      );
+      // The pair wrote its latest state ahead, at t+1; a single change at t+1 replaces it
+      // (it is the first change of second t+1, not a third change of second t).
+      await network.provider.send("evm_setNextBlockTimestamp", [t + 1]);
+      await registry.grantRoles(maker.address, Roles.EXPORTER);
+      expect(await latestTime()).to.equal(t + 1);
+      expect(await registry.rolesAt(maker.address, t)).to.equal(0);
+      expect(await registry.rolesAt(maker.address, t + 1)).to.equal(Roles.MANUFACTURER | Roles.EXPORTER);
+      await expectReplayMatches(registry, maker.address, t - 1, t + 3);
+    });
+
+    it("two changes in the second after a same-second pair count against that second only", async function () {
+      const { registry, maker } = await loadFixture(deployAll);
+      const t = await inOneBlock(
+        (o) => registry.suspend(maker.address, ethers.id("check"), o),
+        (o) => registry.reinstate(maker.address, o),
+      );
+      await network.provider.send("evm_setNextBlockTimestamp", [t + 1]);
+      const u = await inOneBlock(
+        (o) => registry.grantRoles(maker.address, Roles.EXPORTER, o),
+        (o) => registry.revokeRoles(maker.address, Roles.MANUFACTURER, o),
+      );
+      expect(u).to.equal(t + 1);
+      expect(await registry.rolesAt(maker.address, t)).to.equal(0);
+      expect(await registry.rolesAt(maker.address, t + 1)).to.equal(Roles.EXPORTER);
+      expect(await registry.rolesAt(maker.address, t + 2)).to.equal(Roles.EXPORTER);
+      await expectReplayMatches(registry, maker.address, t - 1, t + 3);
+    });
   });
 });
