@@ -1,8 +1,11 @@
 """The HTTP service. `create_app()` is the factory (uvicorn `api.app:create_app --factory`).
 
 Configuration comes from the same environment variables as the core (see the README),
-plus PROVENANCE_MAX_BODY_BYTES, PROVENANCE_MAX_BATCH and PROVENANCE_RATE_LIMIT
-(requests per second per credential).
+plus PROVENANCE_MAX_BODY_BYTES, PROVENANCE_MAX_BATCH, PROVENANCE_RATE_LIMIT (per
+credential: requests per second, or a `limits` expression such as `100/minute`),
+PROVENANCE_AUTH_FAILURE_LIMIT (failed authentications per client address, default
+`20/minute`) and PROVENANCE_RATE_LIMIT_PREFIX (the Redis key prefix when
+PROVENANCE_REDIS_URL is set).
 """
 
 from __future__ import annotations
@@ -26,8 +29,16 @@ from ledger.ingest import Rejected
 from ledger.reasons import markdown_table
 from ledger.store.db import STORE_UNAVAILABLE
 
-from .limits import BodySizeLimit, RateLimiter
-from .problems import on_http, on_rejected, on_store_unavailable, on_unparseable, on_validation, problem
+from .limits import BodySizeLimit, RateLimits, RateLimitUnavailable, parse_rate
+from .problems import (
+    on_http,
+    on_limits_unavailable,
+    on_rejected,
+    on_store_unavailable,
+    on_unparseable,
+    on_validation,
+    problem,
+)
 from .routes import router
 
 DESCRIPTION = f"""Signed provenance attestations for goods and IP licences, anchored on an
@@ -74,8 +85,12 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
 
     app = FastAPI(title="provenance-ledger", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.max_batch = int(os.environ.get("PROVENANCE_MAX_BATCH", "500"))
-    rate = float(os.environ.get("PROVENANCE_RATE_LIMIT", "500"))
-    app.state.rate_limiter = RateLimiter(rate=rate, burst=int(rate * 2))
+    app.state.rate_limits = RateLimits(
+        per_caller=parse_rate(os.environ.get("PROVENANCE_RATE_LIMIT", "500")),
+        failed_auth=parse_rate(os.environ.get("PROVENANCE_AUTH_FAILURE_LIMIT", "20/minute")),
+        redis_url=settings.redis_url,
+        prefix=os.environ.get("PROVENANCE_RATE_LIMIT_PREFIX", "provenance-ratelimit"),
+    )
     app.state.metrics = make_metrics()
     app.include_router(router)
     app.add_exception_handler(Rejected, on_rejected)
@@ -83,6 +98,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RecursionError, on_unparseable)  # absurdly deep JSON
     app.add_exception_handler(UnicodeDecodeError, on_unparseable)
+    app.add_exception_handler(RateLimitUnavailable, on_limits_unavailable)
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(error, on_store_unavailable)
 

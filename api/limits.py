@@ -1,14 +1,19 @@
 """Request body size limit (pure ASGI, so oversized bodies are never buffered whole) and
-per-credential rate limiting (token buckets)."""
+rate limits per credential and for failed authentication (the `limits` library; Redis
+when configured, so they hold across processes and nodes)."""
 
 from __future__ import annotations
 
 import json
-import re
-import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+import anyio
+import numpy as np
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -18,20 +23,41 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
+# Bodies up to this size are checked inline; larger ones in a worker thread, in chunks, so
+# the event loop keeps serving other requests (health checks included) meanwhile.
+INLINE_CHECK_BYTES = 64 * 1024
+_CHUNK = 1 << 20
+_KEEP = b'"[]{}'
+_ONLY_STRUCTURE = bytes(b for b in range(256) if b not in _KEEP)
+_BRACES_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 
 
-def json_depth(body: bytes) -> int:
-    """Deepest nesting of arrays/objects in `body`, without parsing it (strings removed by
-    a C regex, then only bracket characters are visited)."""
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(_JSON_STRING.sub(b"", body)):
-        if match.group() in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
+def json_depth(body: bytes, limit: int | None = None) -> int:
+    """Deepest nesting of arrays/objects in `body`, without parsing it, in time linear in
+    its size (no regex backtracking: hostile bodies cost what ordinary ones cost).
+
+    1. Escapes go first: `\\\\` pairs, then `\\"` (left to right, exactly as a JSON
+       string escape is read), so every remaining `"` opens or closes a string.
+    2. Only quotes and brackets are kept (a byte-level translate).
+    3. One pass over that, 1 MiB at a time with numpy: a bracket counts when an even
+       number of quotes precede it (outside strings); the depth is the running sum of
+       +1/-1, carried from chunk to chunk. Stops early once past `limit`.
+
+    Invalid JSON (a backslash outside a string, unbalanced brackets) gives a depth no
+    lower than any parser would reach before failing on it."""
+    text = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_BRACES_AS_BRACKETS, _ONLY_STRUCTURE)
+    depth = deepest = quotes = 0
+    for start in range(0, len(text), _CHUNK):
+        chunk = np.frombuffer(text, dtype=np.uint8, count=min(_CHUNK, len(text) - start), offset=start)
+        quoted = (np.cumsum(chunk == ord('"'), dtype=np.int64) + quotes) & 1
+        quotes = int(quoted[-1])
+        steps = (chunk == ord("[")).astype(np.int64) - (chunk == ord("]"))
+        steps[quoted == 1] = 0
+        running = np.cumsum(steps) + depth
+        deepest = max(deepest, int(running.max()))
+        depth = int(running[-1])
+        if limit is not None and deepest > limit:
+            break
     return deepest
 
 
@@ -69,8 +95,11 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if body[:1] in (b"[", b"{") or b"json" in dict(scope.get("headers") or []).get(b"content-type", b""):
-            depth = json_depth(body)
+        if body.lstrip()[:1] in (b"[", b"{") or b"json" in dict(scope.get("headers") or []).get(b"content-type", b""):
+            if len(body) <= INLINE_CHECK_BYTES:
+                depth = json_depth(body, MAX_JSON_DEPTH)
+            else:
+                depth = await anyio.to_thread.run_sync(json_depth, body, MAX_JSON_DEPTH)
             if depth > MAX_JSON_DEPTH:
                 await self._refuse(
                     send,
@@ -121,22 +150,62 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class RateLimiter:
-    """Token buckets per caller identity: `rate` requests per second, bursts of `burst`."""
+class RateLimitUnavailable(Exception):
+    """The shared rate-limit store (Redis) could not be reached."""
 
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+
+def parse_rate(raw: str) -> RateLimitItem:
+    """`500` (requests per second) or a `limits` expression such as `20/minute`."""
+    raw = raw.strip()
+    try:
+        return parse(f"{float(raw):g}/second" if raw.replace(".", "", 1).isdigit() else raw)
+    except ValueError as exc:
+        raise ValueError(f"not a rate limit: {raw!r} (e.g. 500, 100/second, 20/minute)") from exc
+
+
+class RateLimits:
+    """Request limits per caller, and failed authentication per client address, kept by
+    the `limits` library with a moving window: in Redis when `redis_url` is given (shared
+    by every process and node using the same URL and prefix), else in this process's
+    memory, whose entries expire with their window (memory stays bounded by the callers
+    of the last window)."""
+
+    def __init__(
+        self, per_caller: RateLimitItem, failed_auth: RateLimitItem, redis_url: str | None, prefix: str
+    ) -> None:
+        self.per_caller, self.failed_auth = per_caller, failed_auth
+        self.storage: Storage = (
+            RedisStorage(redis_url, key_prefix=prefix, socket_timeout=2, socket_connect_timeout=2)
+            if redis_url
+            else MemoryStorage()
+        )
+        self._limiter = MovingWindowRateLimiter(self.storage)
 
     def allow(self, who: str) -> tuple[bool, float]:
-        """(allowed, seconds until the next token)."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(who, (float(self.burst), now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[who] = (tokens - 1, now)
+        """Count one request by `who`: (allowed, seconds until the window frees a slot)."""
+        return self._hit(self.per_caller, "caller", who)
+
+    def auth_blocked(self, address: str) -> tuple[bool, float]:
+        """Has `address` used up its failed authentications? (blocked, seconds to wait)"""
+        try:
+            if self._limiter.test(self.failed_auth, "auth-failed", address):
+                return False, 0.0
+            return True, self._wait(self.failed_auth, "auth-failed", address)
+        except Exception as exc:
+            raise RateLimitUnavailable(str(exc)) from exc
+
+    def auth_failed(self, address: str) -> tuple[bool, float]:
+        """Count one failed authentication from `address`: (still allowed, seconds to wait)."""
+        return self._hit(self.failed_auth, "auth-failed", address)
+
+    def _hit(self, item: RateLimitItem, *ids: str) -> tuple[bool, float]:
+        try:
+            if self._limiter.hit(item, *ids):
                 return True, 0.0
-            self._buckets[who] = (tokens, now)
-            return False, (1 - tokens) / self.rate
+            return False, self._wait(item, *ids)
+        except Exception as exc:
+            raise RateLimitUnavailable(str(exc)) from exc
+
+    def _wait(self, item: RateLimitItem, *ids: str) -> float:
+        reset = self._limiter.get_window_stats(item, *ids).reset_time
+        return max(0.0, reset - time.time())

@@ -47,6 +47,8 @@ class Settings:
     )
     anvil_port: int = field(default_factory=lambda: _int("PROVENANCE_ANVIL_PORT", 8545))
     api_port: int = field(default_factory=lambda: _int("PROVENANCE_API_PORT", 8000))
+    # Shared store for the HTTP rate limits (redis://host:port/db); unset: kept in-process.
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_REDIS_URL") or None)
 
     @property
     def resolved_database_url(self) -> str:
