@@ -21,6 +21,7 @@ from ledger.chain.anvil import free_port
 from ledger.core import Ledger
 
 from .conftest import REPO, ReliabilityRecorder
+from .scenario import productions
 
 MAX_BODY = 8 * 1024 * 1024  # PROVENANCE_MAX_BODY_BYTES default
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -194,3 +195,29 @@ def test_rate_limits_hold_across_two_server_processes_sharing_redis(
         print(f"\n2 processes, one Redis: {accepted} of 90 accepted (limit 30); bad keys: 20 x 401 then 40 x 429")
     reliability.record("access", "HTTP: 90 requests, one key, 2 processes (limit 30/min)", 90, f"{accepted} accepted")
     reliability.record("access", "HTTP: 60 guessed keys from one address", 60, "20 x 401, then 429")
+
+
+@pytest.mark.parametrize(
+    "database_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_sixty_identical_submissions_at_once_are_one_201_and_the_rest_200(
+    serve, ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:  # type: ignore[no-untyped-def]
+    """A flaky exporter client retries one signed attestation 60 times at once: exactly
+    one answer is 201, every other one 200 "exists" (never a 500), one record stored."""
+    server = serve({"PROVENANCE_RATE_LIMIT": "100000"})
+    submission = productions(ledger_env, 1, prefix=f"RACE{uuid.uuid4().hex[:6]}")[0]
+    barrier = threading.Barrier(60)
+
+    def submit(_: int) -> tuple[int, str]:
+        with httpx.Client(timeout=60) as client:
+            barrier.wait()
+            response = client.post(f"{server.url}/v1/attestations", json=submission)
+            return response.status_code, response.json().get("status", response.text)
+
+    with ThreadPoolExecutor(60) as pool:
+        answers = list(pool.map(submit, range(60)))
+    codes = sorted(code for code, _ in answers)
+    assert codes == [200] * 59 + [201], answers
+    assert ledger_env.get_attestation(submission["uid"]) is not None
+    reliability.record("fault", "HTTP: 60 concurrent identical submissions", 60, "one 201, 59 x 200 exists, no 500")
