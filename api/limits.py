@@ -13,7 +13,7 @@ import anyio
 import numpy as np
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, RedisStorage, Storage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -165,10 +165,12 @@ def parse_rate(raw: str) -> RateLimitItem:
 
 class RateLimits:
     """Request limits per caller, and failed authentication per client address, kept by
-    the `limits` library with a moving window: in Redis when `redis_url` is given (shared
-    by every process and node using the same URL and prefix), else in this process's
-    memory, whose entries expire with their window (memory stays bounded by the callers
-    of the last window)."""
+    the `limits` library with a sliding window counter (two fixed-window counters per
+    caller, weighted; atomic in Redis): in Redis when `redis_url` is given (shared by
+    every process and node using the same URL and prefix), else in this process's memory.
+    Counters expire two windows after their last use, in Redis and in memory alike, so
+    memory holds only the callers of the last two windows. (The library's in-memory
+    moving window keeps an empty list per caller forever, hence not that strategy.)"""
 
     def __init__(
         self, per_caller: RateLimitItem, failed_auth: RateLimitItem, redis_url: str | None, prefix: str
@@ -179,7 +181,7 @@ class RateLimits:
             if redis_url
             else MemoryStorage()
         )
-        self._limiter = MovingWindowRateLimiter(self.storage)
+        self._limiter = SlidingWindowCounterRateLimiter(self.storage)
 
     def allow(self, who: str) -> tuple[bool, float]:
         """Count one request by `who`: (allowed, seconds until the window frees a slot)."""

@@ -63,6 +63,23 @@ def test_the_depth_guard_is_linear_on_the_worst_8_mib_bodies(capsys: pytest.Capt
     assert json_depth(b'{"a":[{"b":[1,{"c":"}"}]}]}') == 5
 
 
+def test_the_in_process_rate_limit_table_forgets_callers() -> None:
+    """A botnet of 20,000 addresses each tries once: the in-memory counters expire two
+    windows later (the old token-bucket table kept every caller forever)."""
+    from api.limits import RateLimits, parse_rate
+
+    limits = RateLimits(parse_rate("5/second"), parse_rate("2/second"), None, "t")
+    for i in range(10_000):
+        limits.allow(f"ip:10.0.{i // 256}.{i % 256}")
+        limits.auth_failed(f"10.1.{i // 256}.{i % 256}")
+    table = limits.storage.storage  # type: ignore[attr-defined]
+    assert len(table) >= 20_000
+    time.sleep(2.5)
+    assert limits.allow("ip:192.0.2.1") == (True, 0.0)  # traffic triggers the expiry pass
+    time.sleep(0.3)
+    assert len(table) <= 2, len(table)
+
+
 # ------------------------------------------------------------------- server processes
 
 
