@@ -14,6 +14,7 @@ import uvicorn
 from sqlalchemy import func, select
 
 from api.app import create_app
+from api.limits import parse_rate
 from ledger.access import create_api_key, revoke_api_key
 from ledger.chain.anvil import free_port
 from ledger.core import Ledger
@@ -30,9 +31,11 @@ class Server:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(create_app(ledger.settings, ledger), host="127.0.0.1", port=self.port, log_level="warning")
-        )
+        app = create_app(ledger.settings, ledger)
+        # These tests present many wrong keys on purpose; the failed-authentication limit
+        # has its own tests (test_hostile_http.py).
+        app.state.rate_limits.failed_auth = parse_rate("100000/minute")
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10

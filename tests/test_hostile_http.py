@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.limits import MAX_JSON_DEPTH, json_depth
+from api.limits import MAX_JSON_DEPTH, MAX_JSON_VALUES, json_depth, json_shape
 from ledger.access import create_api_key
 from ledger.chain.anvil import free_port
 from ledger.core import Ledger
@@ -41,7 +41,20 @@ def worst_bodies(size: int = MAX_BODY) -> dict[str, bytes]:
         "flat brackets": b"[]" * (size // 2),
         "nesting 64 repeated": (b"[" * 64 + b"]" * 64) * (size // 128),
         "nesting without end": b"[" * size,
+        "zeros": (b"[" + b"0," * (size // 2))[: size - 2] + b"0]",
+        "distinct keys": _distinct_keys(size),
     }
+
+
+def _distinct_keys(size: int, count: int | None = None) -> bytes:
+    """`{"0":0,"1":0,...}`: the costliest JSON to parse per byte (a dict entry and a key
+    string each), `count` members or as many as fit in `size` bytes."""
+    members, length, i = [], 2, 0
+    while (count is None or i < count) and length + len(member := b'"%d":0,' % i) <= size:
+        members.append(member)
+        length += len(member)
+        i += 1
+    return b"{" + b"".join(members)[:-1] + b"}"
 
 
 def test_the_depth_guard_is_linear_on_the_worst_8_mib_bodies(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,15 +62,18 @@ def test_the_depth_guard_is_linear_on_the_worst_8_mib_bodies(capsys: pytest.Capt
     quadratic string regex took ~30 s on a 128 KB body)."""
     timings = {}
     for name, body in worst_bodies().items():
-        assert MAX_BODY - 2 <= len(body) <= MAX_BODY, name
+        assert MAX_BODY - 16 <= len(body) <= MAX_BODY, name
         started = time.perf_counter()
         depth = json_depth(body, MAX_JSON_DEPTH)
         timings[name] = time.perf_counter() - started
         assert timings[name] < 1.0, (name, timings[name])
         # `"[` repeated: every other `[` is outside a string, so that one is deep too.
         assert (depth > MAX_JSON_DEPTH) == (name in {"quote-bracket", "nesting without end"}), (name, depth)
+        if name in {"zeros", "distinct keys"}:
+            assert json_shape(body, max_values=MAX_JSON_VALUES)[1] > MAX_JSON_VALUES, name
     with capsys.disabled():
         print("\njson_depth on 8 MiB:", ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in timings.items()))
+    assert json_shape(b'{"a":"x,y:z","b":[1,2,{"c":3}]}') == (3, 7)  # separators + 1
     assert json_depth(b'{"a":"\\\\"}') == 1
     assert json_depth(b'{"a":"[\\"[{"}') == 1
     assert json_depth(b'[[{"x":"]]]"}]]') == 3
@@ -79,6 +95,22 @@ def test_the_in_process_rate_limit_table_forgets_callers() -> None:
     assert limits.allow("ip:192.0.2.1") == (True, 0.0)  # traffic triggers the expiry pass
     time.sleep(0.3)
     assert len(table) <= 2, len(table)
+
+
+def test_the_costliest_body_under_the_value_limit_parses_quickly(capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON is parsed on the event loop, holding the interpreter: the most expensive body
+    the guard lets through (distinct object keys, just under MAX_JSON_VALUES) parses
+    in well under a second; past the limit it is refused before parsing."""
+    import json
+
+    body = _distinct_keys(MAX_BODY, count=MAX_JSON_VALUES // 2)
+    assert json_shape(body)[1] == MAX_JSON_VALUES  # the most allowed
+    started = time.perf_counter()
+    json.loads(body)
+    took = time.perf_counter() - started
+    assert took < 1.0, took
+    with capsys.disabled():
+        print(f"\njson.loads of the costliest accepted body ({len(body)} bytes): {took * 1000:.0f} ms")
 
 
 # ------------------------------------------------------------------- server processes
@@ -149,10 +181,10 @@ def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
     operator's health check, asked meanwhile, still answers within a second, and
     Mallory gets a 4xx, never a 500."""
     server = serve()
-    body = worst_bodies()["escaped quotes"]
+    bodies = worst_bodies()
     answers: list[int] = []
 
-    def attack() -> None:
+    def attack(body: bytes) -> None:
         with httpx.Client(timeout=120) as client:
             answers.append(
                 client.post(
@@ -160,7 +192,10 @@ def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
                 ).status_code
             )
 
-    attackers = [threading.Thread(target=attack) for _ in range(3)]
+    attackers = [
+        threading.Thread(target=attack, args=(bodies[name],))
+        for name in ("escaped quotes", "escaped quotes", "distinct keys", "zeros")
+    ]
     latencies: list[float] = []
     with httpx.Client(timeout=30) as operator:
         for thread in attackers:
@@ -172,13 +207,19 @@ def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
             time.sleep(0.02)
     for thread in attackers:
         thread.join()
-    assert len(answers) == 3 and all(400 <= code < 500 for code in answers), answers
+    assert len(answers) == 4 and all(400 <= code < 500 for code in answers), answers
     assert latencies and max(latencies) < 1.0, max(latencies)
     with capsys.disabled():
         print(
-            f"\n/healthz during 3 x 8 MiB hostile bodies: {len(latencies)} probes, max {max(latencies) * 1000:.0f} ms"
+            f"\n/healthz during 4 x 8 MiB hostile bodies at once: {len(latencies)} probes, "
+            f"max {max(latencies) * 1000:.0f} ms"
         )
-    reliability.record("input", "HTTP: 3 x 8 MiB body of escaped quotes, unauthenticated", 3, "4xx; /healthz < 1 s")
+    reliability.record(
+        "input",
+        "HTTP: 4 x 8 MiB hostile bodies (escaped quotes, keys, zeros), unauthenticated",
+        4,
+        "4xx; /healthz < 1 s",
+    )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
