@@ -256,6 +256,17 @@ def test_rate_limits_hold_across_two_server_processes_sharing_redis(
     reliability.record("access", "HTTP: 60 guessed keys from one address", 60, "20 x 401, then 429")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_with_redis_unreachable_requests_are_refused_with_503_not_served_unlimited(serve, ledger_env: Ledger) -> None:  # type: ignore[no-untyped-def]
+    """The shared limit store is down: a limited request gets 503 with Retry-After (never
+    a 500, and never served without its limit); health checks still answer."""
+    server = serve({"PROVENANCE_REDIS_URL": "redis://127.0.0.1:1/0"})
+    response = httpx.post(f"{server.url}/v1/attestations", json=productions(ledger_env, 1)[0], timeout=30)
+    assert response.status_code == 503 and response.headers["retry-after"], response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+
+
 @pytest.mark.parametrize(
     "database_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )
