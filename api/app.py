@@ -1,8 +1,11 @@
 """The HTTP service. `create_app()` is the factory (uvicorn `api.app:create_app --factory`).
 
 Configuration comes from the same environment variables as the core (see the README),
-plus PROVENANCE_MAX_BODY_BYTES, PROVENANCE_MAX_BATCH and PROVENANCE_RATE_LIMIT
-(requests per second per credential).
+plus PROVENANCE_MAX_BODY_BYTES, PROVENANCE_MAX_BATCH, PROVENANCE_RATE_LIMIT (per
+credential: requests per second, or a `limits` expression such as `100/minute`),
+PROVENANCE_AUTH_FAILURE_LIMIT (failed authentications per client address, default
+`20/minute`) and PROVENANCE_RATE_LIMIT_PREFIX (the Redis key prefix when
+PROVENANCE_REDIS_URL is set).
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,8 +33,16 @@ from ledger.ingest import Rejected
 from ledger.reasons import markdown_table
 from ledger.store.db import STORE_UNAVAILABLE
 
-from .limits import BodySizeLimit, RateLimiter
-from .problems import on_http, on_rejected, on_store_unavailable, on_unparseable, on_validation, problem
+from .limits import BodySizeLimit, RateLimits, RateLimitUnavailable, parse_rate
+from .problems import (
+    on_http,
+    on_limits_unavailable,
+    on_rejected,
+    on_store_unavailable,
+    on_unparseable,
+    on_validation,
+    problem,
+)
 from .routes import router
 
 DESCRIPTION = f"""Signed provenance attestations for goods and IP licences, anchored on an
@@ -60,6 +75,42 @@ def make_metrics() -> Metrics:
     )
 
 
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+def _self_hosted_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with their scripts and styles served by the service
+    itself (from the pinned fastapi-offline package), not from a CDN: the docs work on a
+    closed network."""
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - API",
+            oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get(app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -> FastAPI:
     """The FastAPI application over one ledger (opened from `settings` if not given)."""
     settings = settings or Settings()
@@ -72,10 +123,22 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         if opened:
             app.state.ledger.close()
 
-    app = FastAPI(title="provenance-ledger", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="provenance-ledger",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    _self_hosted_docs(app)
     app.state.max_batch = int(os.environ.get("PROVENANCE_MAX_BATCH", "500"))
-    rate = float(os.environ.get("PROVENANCE_RATE_LIMIT", "500"))
-    app.state.rate_limiter = RateLimiter(rate=rate, burst=int(rate * 2))
+    app.state.rate_limits = RateLimits(
+        per_caller=parse_rate(os.environ.get("PROVENANCE_RATE_LIMIT", "500")),
+        failed_auth=parse_rate(os.environ.get("PROVENANCE_AUTH_FAILURE_LIMIT", "20/minute")),
+        redis_url=settings.redis_url,
+        prefix=os.environ.get("PROVENANCE_RATE_LIMIT_PREFIX", "provenance-ratelimit"),
+    )
     app.state.metrics = make_metrics()
     app.include_router(router)
     app.add_exception_handler(Rejected, on_rejected)
@@ -83,6 +146,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RecursionError, on_unparseable)  # absurdly deep JSON
     app.add_exception_handler(UnicodeDecodeError, on_unparseable)
+    app.add_exception_handler(RateLimitUnavailable, on_limits_unavailable)
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(error, on_store_unavailable)
 

@@ -78,3 +78,11 @@ async def on_unparseable(_request: Request, exc: Exception) -> JSONResponse:
     return problem(
         400, "Bad request", f"the body could not be parsed: {type(exc).__name__}", reason="MALFORMED", field="body"
     )
+
+
+async def on_limits_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+    """The shared rate-limit store (Redis) was unreachable: refuse rather than serve
+    without limits; nothing was done."""
+    response = problem(503, "Unavailable", "the rate-limit store is unreachable; nothing was done; retry later")
+    response.headers["Retry-After"] = "2"
+    return response

@@ -77,6 +77,10 @@ class Verification(BaseModel):
     riskScore: int = Field(ge=0, le=100)
     reasons: list[str]
     findings: list[dict[str, Any]]
+    notices: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="informational findings that do not bear on this verdict (e.g. third parties' NOT_ENTITLED claims)",
+    )
     checks: list[dict[str, Any]]
     riskFactors: list[dict[str, Any]]
     evaluatedAt: int

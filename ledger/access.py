@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .store.models import AccessLogRow, ApiKeyRow
@@ -96,15 +96,19 @@ class AccessLog:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
-        self._pending: list[tuple[AccessLogRow, _Waiter]] = []
+        self._pending: list[tuple[dict[str, object], _Waiter]] = []
         self._lock = threading.Condition()
         self._writer: threading.Thread | None = None
         self._closed = False
 
     def record(self, key: ApiKey, action: str, shipment: str, verdict: str) -> None:
-        """Log who asked what and the verdict; raises if the entry could not be committed."""
+        """Log who asked what and the verdict; returns once the entry is committed, raises
+        (ValueError for an entry that cannot be stored, else the database's error) if not.
+
+        A shipment id longer than its column (a presented bundle may name anything) is
+        logged as `h:` + its SHA-256, so the entry still fits and still identifies it."""
         waiter = _Waiter()
-        row = AccessLogRow(key_id=key.id, at=time.time(), action=action, shipment=shipment, verdict=verdict)
+        row = _entry(key, action, shipment, verdict)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the access log is closed")
@@ -134,15 +138,49 @@ class AccessLog:
                 batch, self._pending = self._pending, []
                 if not batch and self._closed:
                     return
-            error: BaseException | None = None
             try:
-                with self._sessions.begin() as session:
-                    session.add_all([row for row, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
-                error = exc
-            for _, waiter in batch:
+                self._insert([row for row, _ in batch])
+                errors: list[BaseException | None] = [None] * len(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to the callers below
+                # One entry must not fail the others of its group: each one alone, so
+                # only the entries that really cannot be committed report an error.
+                errors = [exc] if len(batch) == 1 else [self._insert_alone(row) for row, _ in batch]
+            for (_, waiter), error in zip(batch, errors, strict=True):
                 waiter.error = error
                 waiter.done.set()
+
+    def _insert(self, rows: list[dict[str, object]]) -> None:
+        with self._sessions.begin() as session:
+            session.execute(insert(AccessLogRow), rows)
+
+    def _insert_alone(self, row: dict[str, object]) -> BaseException | None:
+        try:
+            self._insert([row])
+        except BaseException as exc:  # noqa: BLE001 - handed to its caller
+            return exc
+        return None
+
+
+_COLUMNS = {"key_id": 16, "action": 32, "shipment": 66, "verdict": 16}
+
+
+def _entry(key: ApiKey, action: str, shipment: str, verdict: str) -> dict[str, object]:
+    """An access-log row checked against its columns before it is queued."""
+    shipment = str(shipment)
+    if len(shipment) > _COLUMNS["shipment"] or not shipment.isprintable():
+        shipment = "h:" + hashlib.sha256(shipment.encode("utf-8", "surrogatepass")).hexdigest()
+    row: dict[str, object] = {
+        "key_id": key.id,
+        "at": time.time(),
+        "action": action,
+        "shipment": shipment,
+        "verdict": verdict,
+    }
+    for column, width in _COLUMNS.items():
+        value = row[column]
+        if not isinstance(value, str) or not value or len(value) > width:
+            raise ValueError(f"access log {column} must be 1-{width} characters, got {value!r:.80}")
+    return row
 
 
 class _Waiter:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 
 from .chain.client import ChainRevert, Deployment, call_and_send, decode_revert
+from .chain.logs import AdaptiveLogFetcher
 from .eip712 import Attestation
 from .hashing import hex32, parse_hex
 from .kinds import Kind
@@ -87,6 +88,23 @@ def release_lease(sessions: sessionmaker[Session], name: str, holder: str) -> No
         )
 
 
+def contract_logs(deployment: Deployment, event: Any, first_indexed: bytes) -> list[Any]:
+    """The ledger's `event` logs whose first indexed argument is `first_indexed` (32 bytes),
+    from the deployment block to the head, decoded. Through the adaptive fetcher: a
+    provider refusing wide `eth_getLogs` ranges gets narrower ones."""
+    fetcher = AdaptiveLogFetcher(
+        deployment.w3,
+        [deployment.manifest.ledger],
+        topics=[event.topic, "0x" + first_indexed.hex()],
+    )
+    head = deployment.w3.eth.block_number
+    return [
+        event.process_log(log)
+        for _, _, logs in fetcher.fetch(deployment.manifest.deployment_block, head)
+        for log in logs
+    ]
+
+
 def record_directly(
     deployment: Deployment, sender: LocalAccount, attestation: Attestation, signature: bytes, uid: bytes
 ) -> str | None:
@@ -96,9 +114,7 @@ def record_directly(
     clock is still before the signing time (the contract would refuse it)."""
     ledger = deployment.ledger
     if int(ledger.functions.getRecord(uid).call()[0], 16) != 0:
-        logs = ledger.events.Attested().get_logs(
-            from_block=deployment.manifest.deployment_block, argument_filters={"uid": uid}
-        )
+        logs = contract_logs(deployment, ledger.events.Attested(), uid)
         return "0x" + bytes(logs[0]["transactionHash"]).hex()
     if deployment.now() < attestation.issued_at:
         return None
@@ -407,9 +423,7 @@ class AnchoringWorker:
     def _locate_anchor(self, batch: BatchRow) -> Any:
         """The receipt of the transaction that anchored `batch` (when not ours, or re-sent)."""
         ledger = self.deployment.ledger
-        logs = ledger.events.BatchAnchored().get_logs(
-            from_block=self.deployment.manifest.deployment_block, argument_filters={"index": batch.chain_index}
-        )
+        logs = contract_logs(self.deployment, ledger.events.BatchAnchored(), batch.chain_index.to_bytes(32, "big"))
         for entry in logs:
             if hex32(bytes(entry["args"]["root"])) == batch.root:
                 return self.deployment.w3.eth.get_transaction_receipt(entry["transactionHash"])

@@ -69,6 +69,8 @@ class Settings:
     api_port: int = field(default_factory=lambda: _int("PROVENANCE_API_PORT", 8000))
     require_acceptance: bool = field(default_factory=lambda: _bool("PROVENANCE_REQUIRE_ACCEPTANCE", False))
     mandatory_checks: tuple[str, ...] = field(default_factory=lambda: _checks("PROVENANCE_MANDATORY_CHECKS"))
+    # Shared store for the HTTP rate limits (redis://host:port/db); unset: kept in-process.
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_REDIS_URL") or None)
 
     def __post_init__(self) -> None:
         """Refuse a bad value at start-up, naming its variable."""

@@ -288,7 +288,7 @@ class Ledger:
         if self.settings.anchor_keystore is not None:
             account = load_keystore(self.settings.anchor_keystore)
         else:
-            require_dev_chain(self.deployment.manifest.chain_id)
+            require_dev_chain(self.deployment.w3)
             account = dev_account(1)
         options: dict[str, Any] = {
             "confirmations": self.settings.confirmations,

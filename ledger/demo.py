@@ -34,7 +34,7 @@ CAST = {
 
 def admit_demo_participants(ledger: Ledger) -> None:
     """Accredit the demo cast with the registrar's well-known development key."""
-    require_dev_chain(ledger.deployment.manifest.chain_id)
+    require_dev_chain(ledger.deployment.w3)
     registry = ledger.deployment.registry
     for name, (index, role) in CAST.items():
         account = dev_account(index)

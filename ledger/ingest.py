@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .eip712 import Attestation, Domain, parse_typed_data
@@ -244,6 +245,26 @@ class Ingestor:
         return final
 
     def _store(self, results: list[Accepted | Rejected | Prepared], prepared: list[Prepared]) -> None:
+        """Store the prepared items, deciding each one's result; `results` is updated
+        only once the transaction committed. A concurrent request storing some of the
+        same attestations first makes the insert fail on the unique UID: then the
+        transaction is retried, now reading those as existing (200, not 500)."""
+        attempts = 3
+        for attempt in range(attempts):
+            try:
+                decided = self._store_once(results, prepared)
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    raise
+                continue
+            for i, result in decided.items():
+                results[i] = result
+            return
+
+    def _store_once(
+        self, results: list[Accepted | Rejected | Prepared], prepared: list[Prepared]
+    ) -> dict[int, Accepted | Rejected]:
+        decided: dict[int, Accepted | Rejected] = {}
         now = self._clock()
         uids = {hex32(p.uid) for p in prepared}
         refs = {hex32(r) for p in prepared for r in p.attestation.refs}
@@ -265,7 +286,7 @@ class Ingestor:
                     continue
                 uid = hex32(item.uid)
                 if uid in existing or uid in stored_now:
-                    results[i] = Accepted(uid, created=False)
+                    decided[i] = Accepted(uid, created=False)
                     continue
                 missing = [
                     hex32(r)
@@ -273,7 +294,7 @@ class Ingestor:
                     if hex32(r) not in known_refs and hex32(r) not in existing and hex32(r) not in stored_now
                 ]
                 if missing:
-                    results[i] = Rejected(
+                    decided[i] = Rejected(
                         Reason.UNKNOWN_REFERENCE,
                         f"references unknown attestation(s) {missing}",
                         "typedData.message.refs",
@@ -282,7 +303,7 @@ class Ingestor:
                     continue
                 unentitled = _unentitled_revocation(item, attesters)
                 if unentitled is not None:
-                    results[i] = Rejected(Reason.NOT_ENTITLED, unentitled, "typedData.message.refs", uid)
+                    decided[i] = Rejected(Reason.NOT_ENTITLED, unentitled, "typedData.message.refs", uid)
                     continue
                 rows.append(self._row(item, uid, now))
                 watch_rows.extend(_watchlist_class_rows(item, uid))
@@ -291,7 +312,7 @@ class Ingestor:
                     {"uid": uid, "position": pos, "ref": hex32(ref)} for pos, ref in enumerate(item.attestation.refs)
                 )
                 stored_now.add(uid)
-                results[i] = Accepted(uid, created=True)
+                decided[i] = Accepted(uid, created=True)
             # Parents first: references point at attestation rows by foreign key.
             if rows:
                 session.execute(insert(AttestationRow), rows)
@@ -299,6 +320,7 @@ class Ingestor:
                 session.execute(insert(AttestationRefRow), ref_rows)
             if watch_rows:
                 session.execute(insert(WatchlistClassRow), watch_rows)
+        return decided
 
     def _row(self, item: Prepared, uid: str, now: float) -> dict[str, Any]:
         a = item.attestation

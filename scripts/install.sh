@@ -27,6 +27,14 @@ if [ ! -f .venv/.install-stamp ] || [ "$(cat .venv/.install-stamp)" != "$py_stam
   echo "$py_stamp" > .venv/.install-stamp
 fi
 
+# Headless Chromium for the test that renders /docs (Debian's package; only as root and
+# only when it is missing).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "==> apt-get install chromium"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 if [ "${1:-}" = "--with-slither" ]; then
   sl_stamp=$(stamp_of requirements-slither.lock)
   if [ ! -f .venv-slither/.install-stamp ] || [ "$(cat .venv-slither/.install-stamp)" != "$sl_stamp" ]; then

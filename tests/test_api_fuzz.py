@@ -36,8 +36,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     api: Server, tmp_path: Path, reliability: ReliabilityRecorder
 ) -> None:
     _, token = create_api_key(api.ledger.sessions, "fuzzer", {"customs", "auditor", "admin"})
-    api.server.config.app.state.rate_limiter.rate = 1e9  # type: ignore[attr-defined]
-    api.server.config.app.state.rate_limiter.burst = 10**9  # type: ignore[attr-defined]
+    from api.limits import RateLimits, parse_rate
+
+    unlimited = parse_rate("1000000000/second")
+    api.server.config.app.state.rate_limits = RateLimits(unlimited, unlimited, None, "fuzz")  # type: ignore[attr-defined]
     run = subprocess.run(
         [
             str(Path(sys.executable).with_name("schemathesis")),

@@ -77,7 +77,21 @@ def test_manifest_for_another_chain_is_detected(deployment: Deployment) -> None:
 
 def test_well_known_dev_keys_are_refused_off_the_dev_chain() -> None:
     with start_anvil(chain_id=777) as node, pytest.raises(KeyLoadError, match="refused on chain 777"):
-        require_dev_chain(connect(node.rpc_url).eth.chain_id)
+        require_dev_chain(connect(node.rpc_url))
+
+
+def test_a_manifest_claiming_the_dev_chain_does_not_unlock_dev_keys(deployment: Deployment) -> None:
+    """An operator points a node at chain 777 with a manifest that says 31337: the demo's
+    well-known registrar key is still refused, because the chain connected is asked."""
+    from types import SimpleNamespace
+
+    from ledger.demo import admit_demo_participants
+
+    with start_anvil(chain_id=777) as node:
+        lying = Deployment(connect(node.rpc_url), deployment.manifest)
+        assert lying.manifest.chain_id == 31337
+        with pytest.raises(KeyLoadError, match="refused on chain 777"):
+            admit_demo_participants(SimpleNamespace(deployment=lying))  # type: ignore[arg-type]
 
 
 def test_keystores_round_trip_and_reject_a_wrong_password(tmp_path: Path) -> None:
@@ -89,3 +103,24 @@ def test_keystores_round_trip_and_reject_a_wrong_password(tmp_path: Path) -> Non
         load_keystore(path, "wrong")
     with pytest.raises(KeyLoadError, match="empty password"):
         write_keystore(account, tmp_path / "k2.json", "")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_local_secrets_and_the_database_are_private(ledger_env: object, tmp_path: Path) -> None:
+    """Another local user must not read the SQLite database (with its WAL), the data key
+    or the demo credentials: all are created 0600; an older 0644 database is tightened."""
+    from ledger.private import ensure_private, write_private
+    from ledger.store.db import make_engine
+
+    home = tmp_path
+    for name in ("ledger.db", "ledger.db-wal", "data.key"):
+        assert (home / name).stat().st_mode & 0o777 == 0o600, name
+    write_private(home / "demo.json", "{}")
+    assert (home / "demo.json").stat().st_mode & 0o777 == 0o600
+    old = home / "old.db"
+    old.write_bytes(b"")
+    old.chmod(0o644)
+    make_engine(f"sqlite:///{old}").dispose()
+    assert old.stat().st_mode & 0o777 == 0o600
+    ensure_private(old)
+    assert old.stat().st_mode & 0o777 == 0o600

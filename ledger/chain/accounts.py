@@ -13,6 +13,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 from .anvil import DEV_CHAIN_ID
 
@@ -32,10 +33,13 @@ def dev_account(index: int) -> LocalAccount:
     return account
 
 
-def require_dev_chain(chain_id: int) -> None:
-    """Refuse to use well-known keys anywhere but a development chain."""
+def require_dev_chain(w3: Web3) -> int:
+    """Refuse to use well-known keys anywhere but a development chain: the chain actually
+    connected (its `eth_chainId`), not what a manifest claims. Returns the chain id."""
+    chain_id = int(w3.eth.chain_id)
     if chain_id not in DEV_CHAIN_IDS:
         raise KeyLoadError(f"well-known development keys are refused on chain {chain_id}; use an encrypted keystore")
+    return chain_id
 
 
 def load_keystore(path: Path, password: str | None = None) -> LocalAccount:

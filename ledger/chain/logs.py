@@ -20,30 +20,41 @@ MAX_RANGE = 10_000
 
 
 class RangeRefused(Exception):
-    """The node refused a range even at one block."""
+    """The node refused a range even at one block (its last refusal is the cause)."""
 
 
 @dataclass
 class AdaptiveLogFetcher:
-    """Yields (from_block, to_block, logs) chunks covering [start, end]."""
+    """Yields (from_block, to_block, logs) chunks covering [start, end]. `topics`, when
+    given, is passed to the node as the eth_getLogs topic filter (event signature first).
+    Raises `RangeRefused` when the node refuses even a one-block range; other errors
+    (node unreachable, ...) propagate unchanged."""
 
     w3: Web3
     addresses: list[str]
     span: int = 2_000
+    topics: list[Any] | None = None
 
     def fetch(self, start: int, end: int) -> Iterator[tuple[int, int, list[LogReceipt]]]:
         wanted = {a.lower() for a in self.addresses}
         cursor = start
         while cursor <= end:
             upper = min(end, cursor + self.span - 1)
+            query: dict[str, Any] = {
+                "fromBlock": cursor,
+                "toBlock": upper,
+                "address": [Web3.to_checksum_address(a) for a in wanted],
+            }
+            if self.topics is not None:
+                query["topics"] = self.topics
             try:
-                logs = self.w3.eth.get_logs(
-                    {"fromBlock": cursor, "toBlock": upper, "address": [Web3.to_checksum_address(a) for a in wanted]}
-                )
+                logs = self.w3.eth.get_logs(query)  # type: ignore[arg-type]
             except Exception as exc:
-                if not _looks_like_range_refusal(exc) or self.span <= MIN_RANGE:
+                if not _looks_like_range_refusal(exc):
                     raise
-                self.span = max(MIN_RANGE, self.span // 2)
+                if upper == cursor:
+                    raise RangeRefused(f"the node refuses eth_getLogs even for block {cursor}: {exc}") from exc
+                self.span = max(MIN_RANGE, min(self.span, upper - cursor + 1) // 2)
                 continue
             yield cursor, upper, [log for log in logs if str(log["address"]).lower() in wanted]
             cursor = upper + 1

@@ -25,6 +25,7 @@ from ledger.chain.client import ChainRevert, ChainUnavailable, Deployment, conne
 from ledger.chain.deploy import deploy
 from ledger.chain.manifest import Manifest
 from ledger.config import Settings
+from ledger.private import write_private
 
 EXIT_INPUT = 1
 EXIT_UNAVAILABLE = 2
@@ -61,7 +62,7 @@ def ensure_deployed(settings: Settings, rpc_url: str) -> Manifest:
     if manifest is not None:
         return manifest
     w3 = connect(rpc_url)
-    require_dev_chain(w3.eth.chain_id)
+    require_dev_chain(w3)
     manifest = deploy(w3, dev_account(0), dev_account(1).address)
     manifest.save(settings.resolved_manifest_path)
     return manifest
@@ -131,12 +132,12 @@ def _run_service(settings: Settings, api_port: int, stop: threading.Event) -> No
     if not demo_file.exists():
         ids = seed_demo(ledger)
         _key, token = create_api_key(ledger.sessions, "demo customs officer", {"customs", "auditor"})
-        demo_file.write_text(
+        write_private(
+            demo_file,
             json.dumps(
                 {"shipment": ids["shipment"], "flaggedShipment": ids["flagged_shipment"], "customsKey": token}, indent=2
-            )
+            ),
         )
-        demo_file.chmod(0o600)
     demo = json.loads(demo_file.read_text())
     worker = ledger.anchoring_worker()
     threading.Thread(target=worker.run, args=(stop,), name="anchoring-worker", daemon=True).start()
@@ -221,7 +222,7 @@ def deploy_cmd(
         if registrar_keystore is not None:
             registrar = load_keystore(registrar_keystore)
         else:
-            require_dev_chain(w3.eth.chain_id)
+            require_dev_chain(w3)
             registrar = dev_account(0)
         anchorer_address = anchorer or (registrar.address if registrar_keystore else dev_account(1).address)
         manifest = deploy(w3, registrar, anchorer_address)
@@ -504,7 +505,8 @@ def sign_cmd(
         if keystore is not None:
             account = load_keystore(keystore, _password(confirm=False))
         elif dev_key is not None:
-            require_dev_chain(trusted.chain_id)
+            if require_dev_chain(connect(settings.resolved_rpc_url)) != trusted.chain_id:
+                raise KeyLoadError(f"the manifest is for chain {trusted.chain_id}, not the chain connected")
             account = dev_account(dev_key)
         else:
             raise ValueError("give --keystore (or --dev-key on the development chain)")
@@ -520,6 +522,8 @@ def sign_cmd(
             disclose={n.strip() for n in disclose.split(",") if n.strip()} if disclose is not None else None,
             confidential=[n.strip() for n in (confidential or "").split(",") if n.strip()],
         )
+    except ChainUnavailable as exc:  # a dev key needs the dev chain to prove it is one
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
     except (OSError, ValueError, KeyLoadError, FileNotFoundError) as exc:
         raise _fail(str(exc), EXIT_INPUT) from exc
     if out is not None:
@@ -690,7 +694,7 @@ def _registrar_call(
         if registrar_keystore is not None:
             registrar = load_keystore(registrar_keystore, _password(confirm=False))
         else:
-            require_dev_chain(w3.eth.chain_id)
+            require_dev_chain(w3)
             registrar = dev_account(0)
         fn = build(Deployment(w3, manifest).registry.functions)
         receipt = call_and_send(w3, registrar, fn)

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..private import ensure_private
+
 # Errors meaning "the database could not be reached or was busy", as opposed to a bug:
 # the transaction did not commit, so the caller may retry safely.
 STORE_UNAVAILABLE: tuple[type[Exception], ...] = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
@@ -23,8 +25,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     survives a process kill and a power cut; PostgreSQL keeps its durable defaults."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # Private from the start: SQLite gives its -wal and -shm files the same mode.
+            for file in (Path(path), Path(f"{path}-wal"), Path(f"{path}-shm")):
+                if file == Path(path) or file.exists():
+                    ensure_private(file)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine, "connect")
