@@ -141,12 +141,16 @@ class AnchoringWorker:
     # Test hook: called with a step name ("sealed", "persisted", "broadcast", ...) so
     # tests can crash the worker at exactly that point.
     checkpoint: Callable[[str], None] = lambda _point: None
+    # Called before every pass; raises to stop it (e.g. a dev key on a chain that is not
+    # a development chain: asked of the chain actually connected, every time).
+    guard: Callable[[], object] = lambda: None
 
     # ------------------------------------------------------------------ the loop
 
     def step(self) -> StepReport:
         """One pass: take the lease, seal what is due, advance every open batch."""
         report = StepReport()
+        self.guard()
         if not acquire_lease(self.sessions, LEASE_NAME, self.holder, self.lease_seconds, self.clock()):
             return report
         report.leader = True

@@ -38,7 +38,7 @@ def _bool(name: str, default: bool) -> bool:
 
 
 def _checks(name: str) -> tuple[str, ...]:
-    from ledger.verify.model import CHECKS
+    from ledger.verify.checks import CHECKS
 
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -74,7 +74,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Refuse a bad value at start-up, naming its variable."""
-        from ledger.verify.model import CHECKS
+        from ledger.verify.checks import CHECKS
 
         if self.confirmations < 1:
             raise ValueError(f"PROVENANCE_CONFIRMATIONS must be at least 1, got {self.confirmations}")

@@ -38,9 +38,9 @@ from .signatures import SignatureChecker, web3_erc1271_caller
 from .store.db import make_engine, migrate, session_factory
 from .store.models import AttestationRefRow, AttestationRow, BatchRow
 from .store.rows import attestation_from_row
-from .verify.engine import VerificationPolicy
 from .verify.evidence import StoreCorrupted
 from .verify.model import CheckStatus, VerificationResult
+from .verify.policy import VerificationPolicy
 from .verify.service import export_bundle, unverifiable, verify_bundle, verify_in_store
 
 
@@ -285,15 +285,18 @@ class Ledger:
 
     def anchoring_worker(self, **overrides: Any) -> AnchoringWorker:
         """A worker anchoring with the configured key (dev key 1 on the dev chain)."""
-        if self.settings.anchor_keystore is not None:
-            account = load_keystore(self.settings.anchor_keystore)
-        else:
-            require_dev_chain(self.deployment.w3)
-            account = dev_account(1)
         options: dict[str, Any] = {
             "confirmations": self.settings.confirmations,
             "max_batch": self.settings.batch_max_size,
             "max_age": self.settings.batch_max_age_seconds,
         }
+        if self.settings.anchor_keystore is not None:
+            account = load_keystore(self.settings.anchor_keystore)
+        else:
+            # The well-known dev key: every pass first asks the connected chain whether it
+            # is a development chain (a worker made during an outage checks once it is back).
+            w3 = self.deployment.w3
+            options["guard"] = lambda: require_dev_chain(w3)
+            account = dev_account(1)
         options.update(overrides)
         return AnchoringWorker(self.deployment, self.sessions, account, **options)

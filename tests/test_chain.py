@@ -124,3 +124,22 @@ def test_local_secrets_and_the_database_are_private(ledger_env: object, tmp_path
     assert old.stat().st_mode & 0o777 == 0o600
     ensure_private(old)
     assert old.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_anchoring_worker_with_the_dev_key_refuses_to_anchor_on_another_chain(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The worker can be made while its chain is down (it backs off), but every pass first
+    asks the chain connected whether it is a development chain."""
+    from ledger.config import Settings
+    from ledger.core import Ledger
+
+    with start_anvil(chain_id=777) as node:
+        settings = Settings(home=tmp_path, rpc_url=node.rpc_url, database_url=f"sqlite:///{tmp_path / 'l.db'}")
+        ledger = Ledger.open(settings, manifest=deployment.manifest)
+        try:
+            worker = ledger.anchoring_worker()
+            with pytest.raises(KeyLoadError, match="refused on chain 777"):
+                worker.step()
+        finally:
+            ledger.close()

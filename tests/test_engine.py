@@ -15,7 +15,8 @@ def test_a_fabricated_custody_loop_is_reported_as_a_cycle(reliability: Reliabili
     from ledger.eip712 import Attestation, Domain
     from ledger.kinds import Kind
     from ledger.payload import commit
-    from ledger.verify.engine import Context, check_custody
+    from ledger.verify.checks.custody import check_custody
+    from ledger.verify.context import Context
     from ledger.verify.evidence import Evidence, Record
 
     a_uid, b_uid, ship_uid = ("0x" + c * 64 for c in "abc")
@@ -39,8 +40,9 @@ def test_a_fabricated_custody_loop_is_reported_as_a_cycle(reliability: Reliabili
         a_uid: record(a_uid, Kind.TRANSFER, [b_uid]),
         b_uid: record(b_uid, Kind.TRANSFER, [a_uid]),
     }
-    ctx = Context(Evidence(ship_uid, records), domain, None, None, None, VerificationPolicy(), 0)  # type: ignore[arg-type]
-    ctx.ancestors = set(records)
+    ctx = Context(
+        Evidence(ship_uid, records), domain, None, None, None, VerificationPolicy(), 0, ancestors=frozenset(records)
+    )  # type: ignore[arg-type]
     result = check_custody(ctx)
     assert result.status is CheckStatus.INVALID and {f.code for f in result.findings} == {Reason.CUSTODY_CYCLE}
     reliability.record("input", "custody cycle (fabricated evidence)", 1, "CUSTODY_CYCLE, no unbounded recursion")

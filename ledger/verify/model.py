@@ -8,9 +8,6 @@ from typing import Any
 
 from ledger.reasons import Reason
 
-# The checks every verdict runs, in order (SPEC §4); a policy names the mandatory ones.
-CHECKS = ("integrity", "identity", "anchoring", "status", "custody", "licensing", "watchlist", "prior_findings")
-
 
 class CheckStatus(enum.StrEnum):
     VALID = "VALID"
@@ -64,13 +61,15 @@ class CheckResult:
     """The outcome of one check. INVALID carries findings; ERROR says why it could not run.
 
     `notices` are informational findings that do not bear on this shipment's verdict
-    (e.g. a third party's unentitled claim about the goods, reported on the claimant)."""
+    (e.g. a third party's unentitled claim about the goods, reported on the claimant).
+    `distrusts` names records later checks must ignore (failed integrity or identity)."""
 
     name: str
     status: CheckStatus
     findings: list[Finding] = field(default_factory=list)
     detail: str = ""
     notices: list[Finding] = field(default_factory=list)
+    distrusts: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -25,9 +25,11 @@ from ledger.kinds import Kind
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
 
-from .engine import ShipmentHistory, VerificationPolicy, verify_evidence
+from .engine import verify_evidence
 from .evidence import EvidenceError, evidence_from_bundle, evidence_from_store
 from .model import CheckResult, CheckStatus, Finding, Verdict, VerificationResult
+from .policy import VerificationPolicy
+from .risk import ShipmentHistory
 
 
 def deployment_json(manifest: Manifest) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""Check 3, anchoring: each record of the history is in a batch whose root the ledger
+contract holds, or recorded directly, with enough confirmations."""
+
+from __future__ import annotations
+
+from ledger.chain.view import ChainSnapshot
+from ledger.hashing import parse_hex
+from ledger.merkle import verify_proof
+from ledger.reasons import Reason
+
+from ..context import Context, outcome
+from ..evidence import Record
+from ..model import CheckResult, Finding
+
+
+def check_anchoring(ctx: Context) -> CheckResult:
+    snapshot = ctx.require_snapshot()
+    findings: list[Finding] = []
+    for uid in sorted(ctx.ancestors):
+        record = ctx.evidence.records[uid]
+        finding = _anchor_problem(ctx, snapshot, record)
+        if finding is not None:
+            findings.append(finding)
+    return outcome("anchoring", findings)
+
+
+def _unconfirmed(snapshot: ChainSnapshot, block: int, confirmations: int, what: str, uid: str) -> Finding | None:
+    have = snapshot.confirmations(block)
+    if have < confirmations:
+        return Finding(Reason.ANCHOR_UNCONFIRMED, f"{what} has {have} of {confirmations} confirmations", (uid,))
+    return None
+
+
+def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Finding | None:
+    anchor = record.anchor
+    confirmations = ctx.policy.confirmations
+    if not anchor:
+        return Finding(Reason.NOT_ANCHORED, "not yet in an anchored batch", (record.uid,))
+    if anchor.get("type") == "direct":
+        direct = snapshot.direct(record.uid)
+        if direct is None or direct[0] != record.attester.lower():
+            return Finding(Reason.NOT_ANCHORED, "no direct record of it at the ledger contract", (record.uid,))
+        return _unconfirmed(snapshot, direct[1], confirmations, "its direct record", record.uid)
+    index, root, proof = anchor.get("batchIndex"), anchor.get("root"), anchor.get("proof") or []
+    if not isinstance(index, int) or not isinstance(root, str) or not isinstance(proof, list):
+        return Finding(Reason.NOT_ANCHORED, "batch sealed but not yet anchored", (record.uid,))
+    if (
+        anchor.get("txHash")
+        and ctx.chain is not None
+        and not ctx.chain.tx_emitted_by_ledger(str(anchor["txHash"]), index)
+    ):
+        return Finding(
+            Reason.WRONG_CONTRACT,
+            f"transaction {anchor['txHash']} did not anchor batch {index} at the "
+            f"ledger contract {ctx.chain.ledger_address}",
+            (record.uid,),
+        )
+    on_chain = snapshot.batch(index)
+    if on_chain is None or on_chain[0] != root.lower():
+        return Finding(Reason.NOT_ANCHORED, f"batch {index} root {root} is not on chain", (record.uid,))
+    try:
+        ok = verify_proof(
+            parse_hex(root, 32, "root"), parse_hex(record.uid, 32, "uid"), [parse_hex(p, 32, "proof") for p in proof]
+        )
+    except ValueError:
+        ok = False
+    if not ok:
+        return Finding(Reason.NOT_ANCHORED, f"the inclusion proof does not lead to batch {index}'s root", (record.uid,))
+    return _unconfirmed(snapshot, on_chain[1], confirmations, f"batch {index}", record.uid)
