@@ -295,6 +295,26 @@ def batches(
     }
 
 
+@router.get(
+    "/ledger/batches/{index}",
+    tags=["federation"],
+    summary="The public records of an anchored batch, for mirroring nodes",
+    description="What a peer needs to mirror this batch and check it against the chain: each "
+    "record's typed data, signature, field hashes and the fields disclosed to the ledger (never "
+    "confidential ones). The receiver trusts none of it: it rebuilds the on-chain root.",
+)
+def ledger_batch(index: int = Path(ge=0, le=2**62), ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+    records = ledger.public_batch(index)
+    if records is None:
+        raise HTTPException(404, f"this node holds no batch {index}")
+    return {"index": index, "attestations": records}
+
+
+@router.get("/ledger/completeness", tags=["federation"], summary="How complete this node's copy of the ledger is")
+def ledger_completeness(ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+    return ledger.completeness.watermark(ledger.chain_view.snapshot()).to_json()
+
+
 @router.get("/reason-codes", tags=["reference"], summary="The stable reason codes")
 def reason_codes() -> list[dict[str, str]]:
     return [{"code": r.value, "meaning": r.info.meaning, "officerAction": r.info.officer_action} for r in Reason]

@@ -69,6 +69,10 @@ class Settings:
     api_port: int = field(default_factory=lambda: _int("PROVENANCE_API_PORT", 8000))
     require_acceptance: bool = field(default_factory=lambda: _bool("PROVENANCE_REQUIRE_ACCEPTANCE", False))
     mandatory_checks: tuple[str, ...] = field(default_factory=lambda: _checks("PROVENANCE_MANDATORY_CHECKS"))
+    completeness_interval: float = field(default_factory=lambda: _float("PROVENANCE_COMPLETENESS_INTERVAL", 5.0))
+    peers: tuple[str, ...] = field(
+        default_factory=lambda: tuple(p.strip() for p in os.environ.get("PROVENANCE_PEERS", "").split(",") if p.strip())
+    )
     # Shared store for the HTTP rate limits (redis://host:port/db); unset: kept in-process.
     redis_url: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_REDIS_URL") or None)
 
@@ -82,6 +86,11 @@ class Settings:
             raise ValueError(f"PROVENANCE_BATCH_MAX_SIZE must be at least 1, got {self.batch_max_size}")
         if self.batch_max_age_seconds < 0:
             raise ValueError(f"PROVENANCE_BATCH_MAX_AGE must not be negative, got {self.batch_max_age_seconds}")
+        if self.completeness_interval < 0:
+            raise ValueError(f"PROVENANCE_COMPLETENESS_INTERVAL must not be negative, got {self.completeness_interval}")
+        for peer in self.peers:
+            if not peer.startswith(("http://", "https://")):
+                raise ValueError(f"PROVENANCE_PEERS: {peer!r} is not an http(s) URL")
         unknown = sorted(set(self.mandatory_checks) - set(CHECKS))
         if unknown:
             raise ValueError(f"PROVENANCE_MANDATORY_CHECKS: unknown checks {unknown}; known: {', '.join(CHECKS)}")

@@ -24,6 +24,7 @@ from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
 from .chain.manifest import Manifest
 from .chain.view import ChainRegistry, ChainView
+from .completeness import CompletenessMonitor
 from .config import Settings
 from .eip712 import Domain, parse_typed_data, typed_data
 from .hashing import hex32, parse_hex
@@ -31,6 +32,7 @@ from .indexer import ChainIndexer
 from .ingest import Accepted, Ingestor, Rejected
 from .kinds import Kind
 from .merkle import MerkleTree
+from .mirror import public_batch
 from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
@@ -84,6 +86,7 @@ class Ledger:
         self.checker = SignatureChecker(web3_erc1271_caller(deployment.w3))
         self.sealer = sealer
         self.policy = VerificationPolicy.from_settings(settings)
+        self.completeness = CompletenessMonitor(self.sessions, settings.confirmations, settings.completeness_interval)
         self._verdicts: dict[tuple[str, int, int, VerificationPolicy], tuple[Any, float]] = {}
         self.ingestor = Ingestor(
             self.sessions,
@@ -254,7 +257,11 @@ class Ledger:
     def verify_bundle(self, bundle: object, policy: VerificationPolicy | None = None) -> VerificationResult:
         """The verdict on a proof bundle presented at the border, against this node's view
         of the chain (kept current across requests), under the configured policy."""
-        return verify_bundle(bundle, self.chain_view, policy or self.policy, self.checker)
+        return verify_bundle(bundle, self.chain_view, policy or self.policy, self.checker, complete_from=self)
+
+    def public_batch(self, index: int) -> list[dict[str, Any]] | None:
+        """The public records of batch `index` as this node serves them to its peers."""
+        return public_batch(self, index)
 
     def export_bundle(self, shipment_uid: str) -> dict[str, Any]:
         """The self-contained proof bundle of a shipment in the store."""

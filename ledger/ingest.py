@@ -305,8 +305,8 @@ class Ingestor:
                 if unentitled is not None:
                     decided[i] = Rejected(Reason.NOT_ENTITLED, unentitled, "typedData.message.refs", uid)
                     continue
-                rows.append(self._row(item, uid, now))
-                watch_rows.extend(_watchlist_class_rows(item, uid))
+                rows.append(self.row_for(item, uid, now))
+                watch_rows.extend(watchlist_class_rows(item, uid))
                 attesters[uid] = item.attestation.attester.lower()
                 ref_rows.extend(
                     {"uid": uid, "position": pos, "ref": hex32(ref)} for pos, ref in enumerate(item.attestation.refs)
@@ -322,7 +322,8 @@ class Ingestor:
                 session.execute(insert(WatchlistClassRow), watch_rows)
         return decided
 
-    def _row(self, item: Prepared, uid: str, now: float) -> dict[str, Any]:
+    def row_for(self, item: Prepared, uid: str, now: float) -> dict[str, Any]:
+        """The attestation row of a validated item (confidential fields sealed)."""
         a = item.attestation
         public = {
             n: {"value": f.value, "salt": hex32(f.salt)}
@@ -367,7 +368,7 @@ def _unentitled_revocation(item: Prepared, attesters: dict[str, str]) -> str | N
     return None
 
 
-def _watchlist_class_rows(item: Prepared, uid: str) -> list[dict[str, Any]]:
+def watchlist_class_rows(item: Prepared, uid: str) -> list[dict[str, Any]]:
     """Index rows for a watch-list entry's goods classes (confidential or not)."""
     if item.attestation.kind is not Kind.WATCHLIST:
         return []

@@ -57,6 +57,7 @@ class Reason(enum.StrEnum):
     NOT_ENTITLED = "NOT_ENTITLED"
     GOODS_MISMATCH = "GOODS_MISMATCH"
     FIELD_UNDISCLOSED = "FIELD_UNDISCLOSED"
+    EVIDENCE_INCOMPLETE = "EVIDENCE_INCOMPLETE"
 
     @property
     def info(self) -> ReasonInfo:
@@ -194,6 +195,10 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.FIELD_UNDISCLOSED: ReasonInfo(
         "A field a check needs was not disclosed in the evidence, so the check cannot pass.",
         "Ask the declarant for evidence disclosing the named record's fields.",
+    ),
+    Reason.EVIDENCE_INCOMPLETE: ReasonInfo(
+        "The verifying node's copy of the public ledger is not complete (a batch anchored on chain is missing records or was never mirrored), or it could not be measured: records that bear on the verdict may be missing.",
+        "Do not release on this answer; retry once the node has caught up, or verify at a complete node.",
     ),
 }
 

@@ -37,6 +37,7 @@ class ChainFacts:
     """Facts read from a range of blocks (append-only while reading in block order)."""
 
     batches: dict[int, tuple[str, int]] = field(default_factory=dict)  # index -> (root, block)
+    batch_counts: dict[int, int] = field(default_factory=dict)  # index -> attestations in it
     direct: dict[str, tuple[str, int]] = field(default_factory=dict)  # uid -> (attester, block)
     revocations: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # uid -> revokers
     checkpoints: defaultdict[str, list[Checkpoint]] = field(default_factory=lambda: defaultdict(list))
@@ -65,6 +66,25 @@ class ChainSnapshot:
     def batch(self, index: int) -> tuple[str, int] | None:
         """(root, block) of batch `index` as emitted by the ledger contract, or None."""
         return self.tail.batches.get(index) or self.confirmed.batches.get(index)
+
+    def batch_count(self, index: int) -> int | None:
+        """How many attestations batch `index` holds, as its BatchAnchored event says."""
+        found = self.tail.batch_counts.get(index)
+        return found if found is not None else self.confirmed.batch_counts.get(index)
+
+    def confirmed_batches(self, confirmations: int) -> int:
+        """How many batches (indices 0..n-1: the sequence is gap-free) have at least
+        `confirmations` confirmations at this head."""
+        total = len(self.confirmed.batches) + sum(1 for i in self.tail.batches if i not in self.confirmed.batches)
+        low, high = 0, total  # blocks never decrease along the sequence: binary search
+        while low < high:
+            middle = (low + high) // 2
+            found = self.batch(middle)
+            if found is not None and self.confirmations(found[1]) >= confirmations:
+                low = middle + 1
+            else:
+                high = middle
+        return low
 
     def direct(self, uid: str) -> tuple[str, int] | None:
         """(attester, block) of a directly recorded attestation, or None."""
@@ -206,7 +226,10 @@ class ChainView:
 
 def _apply(name: str, args: Any, block: int, into: ChainFacts) -> None:
     if name == "BatchAnchored":
-        into.batches.setdefault(int(args["index"]), (hex32(bytes(args["root"])), block))
+        index = int(args["index"])
+        if index not in into.batches:
+            into.batches[index] = (hex32(bytes(args["root"])), block)
+            into.batch_counts[index] = int(args["count"])
     elif name == "Attested":
         uid, attester = hex32(bytes(args["uid"])), str(args["attester"]).lower()
         into.direct.setdefault(uid, (attester, block))

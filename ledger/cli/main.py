@@ -30,6 +30,7 @@ from ledger.private import write_private
 EXIT_INPUT = 1
 EXIT_UNAVAILABLE = 2
 EXIT_REVERT = 3
+EXIT_DISCREPANCY = 4  # replay found discrepancies; mirroring left gaps
 EXIT_FLAGGED = 10
 EXIT_UNVERIFIABLE = 11
 VERDICT_EXIT = {"VERIFIED": 0, "FLAGGED": EXIT_FLAGGED, "UNVERIFIABLE": EXIT_UNVERIFIABLE}
@@ -326,9 +327,21 @@ def verify_bundle_cmd(
     rpc_url: Annotated[str | None, typer.Option(help="chain RPC URL (default $PROVENANCE_RPC_URL)")] = None,
     manifest: Annotated[Path | None, typer.Option(help="manifest of the trusted deployment")] = None,
     confirmations: Annotated[int | None, typer.Option(help="confirmations an anchor needs")] = None,
+    mirror: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="untrusted node API URL to complete the evidence from (repeatable; checked against the chain)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Verify a proof bundle with only the chain: no database, no service needed."""
+    """Verify a proof bundle with only the chain: no database, no service needed.
+
+    Without --mirror the verifier sees only what the bundle shows, so the completeness
+    check is SKIPPED and the verdict cannot be VERIFIED. With --mirror, the public ledger
+    is copied from those nodes into a temporary store, every batch checked against its
+    on-chain root, and the evidence completed from it."""
+    import tempfile
     from dataclasses import replace
 
     from ledger.verify import VerificationPolicy
@@ -343,9 +356,81 @@ def verify_bundle_cmd(
         trusted = Manifest.load(manifest or settings.resolved_manifest_path)
     except (OSError, ValueError) as exc:
         raise _fail(f"cannot read input: {exc}", EXIT_INPUT) from exc
-    chain = chain_view_for(rpc_url or settings.resolved_rpc_url, trusted, policy.confirmations)
-    result = verify_bundle(data, chain, policy)
+    rpc = rpc_url or settings.resolved_rpc_url
+    if not mirror:
+        result = verify_bundle(data, chain_view_for(rpc, trusted, policy.confirmations), policy)
+        _print_verdict(result, as_json)
+        return
+    from ledger.core import Ledger
+    from ledger.mirror import HttpPeer
+    from ledger.mirror import mirror as mirror_from
+
+    with tempfile.TemporaryDirectory(prefix="provenance-mirror-") as scratch:
+        local = replace(
+            settings,
+            home=Path(scratch),
+            database_url=f"sqlite:///{Path(scratch) / 'mirror.db'}",
+            rpc_url=rpc,
+            confirmations=policy.confirmations,
+            completeness_interval=0.0,
+        )
+        copy = Ledger.open(local, manifest=trusted)
+        try:
+            report = mirror_from(copy, [HttpPeer(url) for url in mirror], progress=_progress_printer("mirroring"))
+            for problem in report.problems:
+                typer.echo(f"peer {problem.peer}, batch {problem.batch}: {problem.what}: {problem.detail}", err=True)
+            result = copy.verify_bundle(data, policy)
+        finally:
+            copy.close()
     _print_verdict(result, as_json)
+
+
+@app.command("mirror")
+def mirror_cmd(
+    peer: Annotated[
+        list[str] | None, typer.Option(help="peer node API URL (repeatable; default $PROVENANCE_PEERS)")
+    ] = None,
+    follow: Annotated[bool, typer.Option(help="keep mirroring new batches until stopped")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+) -> None:
+    """Copy the public ledger from untrusted peers into this node's store, checking every
+    batch against its on-chain root (exit 0 complete, 4 gaps remain)."""
+    from ledger.core import Ledger
+    from ledger.mirror import HttpPeer
+    from ledger.mirror import follow as follow_peers
+    from ledger.mirror import mirror as mirror_from
+
+    settings = Settings()
+    urls = peer or list(settings.peers)
+    if not urls:
+        raise _fail("no peers: give --peer URL or set PROVENANCE_PEERS", EXIT_INPUT)
+    ledger = Ledger.open(settings)
+    peers = [HttpPeer(url) for url in urls]
+    try:
+        if follow:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            follow_peers(ledger, peers, stop)
+            return
+        report = mirror_from(ledger, peers, progress=None if as_json else _progress_printer("mirroring"))
+        watermark = ledger.completeness.watermark(ledger.chain_view.snapshot(max_age=0))
+    finally:
+        ledger.close()
+    if as_json:
+        typer.echo(json.dumps({**report.to_json(), "completeness": watermark.to_json()}, indent=2))
+    else:
+        for problem in report.problems:
+            typer.echo(f"peer {problem.peer}, batch {problem.batch}: {problem.what}: {problem.detail}", err=True)
+        typer.echo(f"stored {report.records_stored} records in {report.batches_stored} batches; {watermark.describe()}")
+    raise typer.Exit(0 if not report.gaps else EXIT_DISCREPANCY)
+
+
+def _progress_printer(label: str) -> Any:
+    def show(done: int, total: int) -> None:
+        typer.echo(f"\r{label}: batch {done}/{total}", err=True, nl=done >= total)
+
+    return show
 
 
 @app.command("serve")

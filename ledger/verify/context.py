@@ -12,13 +12,14 @@ from fractions import Fraction
 from typing import Any
 
 from ledger.chain.view import ChainSnapshot, ChainView
+from ledger.completeness import Watermark
 from ledger.eip712 import Domain
 from ledger.fields import exact_quantity
 from ledger.kinds import Kind
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker
 
-from .evidence import Evidence, Record
+from .evidence import Evidence, Record, walk_history
 from .model import CheckResult, CheckStatus, Finding
 from .policy import VerificationPolicy
 
@@ -44,6 +45,8 @@ class Context:
     chain_error: str = ""
     ancestors: frozenset[str] = frozenset()  # the shipment's history (it and all it rests on)
     untrusted: frozenset[str] = frozenset()  # records earlier checks distrusted
+    completeness: Watermark | None = None  # the node's copy of the ledger; None: only the evidence
+    completeness_error: str = ""  # why the watermark could not be measured
     # Results of pure functions of this verification's inputs, computed once and shared by
     # checks (the licensing analysis feeds the watch-list check). Never a channel between checks.
     memo: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -78,15 +81,8 @@ class Context:
 
 
 def ancestors(evidence: Evidence) -> frozenset[str]:
-    seen: set[str] = set()
-    frontier = [evidence.shipment]
-    while frontier:
-        uid = frontier.pop()
-        if uid in seen or uid not in evidence.records:
-            continue
-        seen.add(uid)
-        frontier.extend(evidence.records[uid].refs)
-    return frozenset(seen)
+    """The uids of the shipment's history that the evidence holds."""
+    return walk_history(evidence)[0]
 
 
 def undisclosed(record: Record) -> int:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 from ledger.chain.view import ChainSnapshot, ChainView
+from ledger.completeness import Watermark
 from ledger.eip712 import Domain
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker
@@ -33,12 +35,14 @@ def verify_evidence(
     policy: VerificationPolicy,
     history: ShipmentHistory | None = None,
     now: int | None = None,
+    completeness: Callable[[ChainSnapshot], Watermark] | None = None,
 ) -> VerificationResult:
     """Run every check over `evidence` and return the verdict, findings and risk score.
 
     Every on-chain fact comes from one snapshot of `chain`, read once here; if it cannot
     be read, every check that needs the chain is an ERROR (so the verdict cannot be
-    VERIFIED)."""
+    VERIFIED). `completeness` measures the node's copy of the ledger against that snapshot;
+    without it the completeness check is SKIPPED."""
     snapshot: ChainSnapshot | None = None
     chain_error = ""
     if chain is not None:
@@ -48,6 +52,16 @@ def verify_evidence(
                 snapshot = chain.snapshot(max_age=0)  # anchored a moment ago: read the head again
         except Exception as exc:  # noqa: BLE001 - any chain failure means the facts are unknown
             chain_error = f"{type(exc).__name__}: {exc}"
+    watermark: Watermark | None = None
+    completeness_error = ""
+    if completeness is not None:
+        if snapshot is None:
+            completeness_error = "the chain could not be read, so the node's copy cannot be measured against it"
+        else:
+            try:
+                watermark = completeness(snapshot)
+            except Exception as exc:  # noqa: BLE001 - a store that cannot be measured is not complete
+                completeness_error = f"the node's copy could not be measured: {type(exc).__name__}: {exc}"
     ctx = Context(
         evidence,
         domain,
@@ -58,6 +72,8 @@ def verify_evidence(
         int(time.time()) if now is None else now,
         chain_error,
         ancestors(evidence),
+        completeness=watermark,
+        completeness_error=completeness_error,
     )
     checks: list[CheckResult] = []
     for name, check in REGISTRY.items():
@@ -82,6 +98,7 @@ def verify_evidence(
         ctx.now,
         float(min(expiries)) if expiries else float("inf"),
         snapshot.head if snapshot is not None else -1,
+        watermark.to_json() if watermark is not None else None,
     )
 
 

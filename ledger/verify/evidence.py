@@ -44,6 +44,8 @@ class Record:
     disclosure: Disclosure
     anchor: dict[str, Any] | None
     typed_data: dict[str, Any]
+    # Fields the ledger holds encrypted: used by this node's checks, never exported.
+    confidential: frozenset[str] = frozenset()
 
     @property
     def kind(self) -> Kind:
@@ -61,11 +63,13 @@ class Record:
         return self.disclosure.value(name, default)
 
     def to_bundle_entry(self) -> dict[str, Any]:
+        """The record as a bundle carries it: never a confidential field's value."""
+        public = self.disclosure.restricted_to(set(self.disclosure.fields) - self.confidential)
         return {
             "uid": self.uid,
             "typedData": self.typed_data,
             "signature": "0x" + self.signature.hex(),
-            "payload": self.disclosure.to_json(),
+            "payload": public.to_json(),
             "anchor": self.anchor,
         }
 
@@ -79,6 +83,9 @@ class Evidence:
     missing: set[str] = field(default_factory=set)
     # uid -> why a stored row could not be read back (store path only)
     unreadable: dict[str, str] = field(default_factory=dict)
+    # Records as a presenter showed them where the node's own copy is used instead: still
+    # integrity-checked, so a tampered bundle is reported even when the store corrects it.
+    presented: dict[str, Record] = field(default_factory=dict)
     _children: dict[str, list[str]] | None = None
 
     def children(self, uid: str) -> list[Record]:
@@ -95,13 +102,17 @@ class Evidence:
         return [r for r in self.records.values() if r.kind is kind]
 
     def to_bundle(self, deployment: dict[str, Any], created_at: int) -> dict[str, Any]:
-        """The self-contained JSON proof bundle of this evidence."""
+        """The self-contained JSON proof bundle of the shipment's history: its records with
+        their public fields and proofs. Records of other parties that bear on the verdict
+        (watch lists, findings, other hand-overs) are not the holder's to hand out: a
+        verifying node completes the evidence from its own copy of the ledger."""
+        history, _missing = walk_history(self)
         return {
             "format": BUNDLE_FORMAT,
             "createdAt": created_at,
             "shipment": self.shipment,
             "deployment": deployment,
-            "attestations": [r.to_bundle_entry() for r in sorted(self.records.values(), key=lambda r: r.uid)],
+            "attestations": [self.records[uid].to_bundle_entry() for uid in sorted(history)],
         }
 
 
@@ -143,8 +154,13 @@ def evidence_from_bundle(bundle: object) -> Evidence:
     return evidence
 
 
-def _missing_ancestors(evidence: Evidence) -> set[str]:
-    missing, seen, frontier = set(), set(), [evidence.shipment]
+def walk_history(evidence: Evidence) -> tuple[frozenset[str], frozenset[str]]:
+    """The shipment's history — it and every record it rests on, transitively — as
+    (uids the evidence holds, uids it references but does not hold)."""
+    held: set[str] = set()
+    missing: set[str] = set()
+    seen: set[str] = set()
+    frontier = [evidence.shipment]
     while frontier:
         uid = frontier.pop()
         if uid in seen:
@@ -154,8 +170,13 @@ def _missing_ancestors(evidence: Evidence) -> set[str]:
         if record is None:
             missing.add(uid)
             continue
+        held.add(uid)
         frontier.extend(record.refs)
-    return missing
+    return frozenset(held), frozenset(missing)
+
+
+def _missing_ancestors(evidence: Evidence) -> set[str]:
+    return set(walk_history(evidence)[1])
 
 
 def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
@@ -168,25 +189,71 @@ def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
     no longer rebuilds its anchored root, becomes a STORE_CORRUPTED finding, not a crash.
     Raises StoreCorrupted when the shipment's own row is unreadable.
     """
-    from sqlalchemy import literal, union
+    shipment_uid = shipment_uid.lower()
+    records, unreadable = _stored_case_file(ledger, {shipment_uid}, set())
+    if shipment_uid in unreadable:
+        raise StoreCorrupted(f"{shipment_uid}: {unreadable[shipment_uid]}")
+    if shipment_uid not in records:
+        raise EvidenceError(f"unknown shipment {shipment_uid}")
+    if records[shipment_uid].kind is not Kind.SHIPMENT:
+        raise EvidenceError(f"{shipment_uid} is a {records[shipment_uid].kind.type_name}, not a Shipment")
+    evidence = Evidence(shipment_uid, records, unreadable=unreadable)
+    evidence.missing = _missing_ancestors(evidence)
+    for uid in evidence.missing - set(unreadable):
+        # Ingest never stores a record whose references it does not hold: a gap in the
+        # store's history is a deleted row, not a gap in custody.
+        unreadable[uid] = "referenced by the shipment's history but missing from the store"
+    return evidence
+
+
+def completed_from_store(ledger: Any, presented: Evidence) -> Evidence:
+    """A presented bundle's evidence completed from the node's own copy of the ledger.
+
+    What the presenter shows is merged with everything the store holds that bears on it
+    — the stored history of the same records, what refers to that history (other
+    hand-overs of the lots, productions under the licences, revocations, findings) and
+    the watch lists for the goods — so leaving records out of a bundle can never improve
+    a verdict. Where both hold a record, the store's copy is used (it carries the fields
+    disclosed to the ledger); both are integrity-checked against the same chain.
+    """
+    history = set(walk_history(presented)[0])
+    goods = {
+        str(r.field("goodsClass"))
+        for uid, r in presented.records.items()
+        if uid in history and r.kind in (Kind.SHIPMENT, Kind.PRODUCTION) and isinstance(r.field("goodsClass"), str)
+    }
+    stored, unreadable = _stored_case_file(ledger, history, goods)
+    records = dict(presented.records)
+    records.update(stored)
+    replaced = {uid: r for uid, r in presented.records.items() if uid in stored}
+    evidence = Evidence(presented.shipment, records, unreadable=unreadable, presented=replaced)
+    evidence.missing = _missing_ancestors(evidence)
+    return evidence
+
+
+def _stored_case_file(ledger: Any, roots: set[str], goods: set[str]) -> tuple[dict[str, Record], dict[str, str]]:
+    """The stored records bearing on the history of `roots` (and on goods of `goods`
+    classes), and the stored rows that could not be read back (uid -> why)."""
+    from sqlalchemy import union
 
     from ledger.store.models import AttestationRefRow, AttestationRow, WatchlistClassRow
 
-    shipment_uid = shipment_uid.lower()
     with ledger.sessions() as session:
-        # Ancestors: everything the shipment rests on, transitively.
-        history = select(literal(shipment_uid).label("uid")).cte("history", recursive=True)
+        # Ancestors: everything the roots rest on, transitively.
+        history = (
+            select(AttestationRow.uid.label("uid")).where(AttestationRow.uid.in_(roots)).cte("history", recursive=True)
+        )
         history = history.union(
             select(AttestationRefRow.ref.label("uid")).join(history, AttestationRefRow.uid == history.c.uid)
         )
-        ancestors = set(session.scalars(select(history.c.uid)))
+        ancestors = set(session.scalars(select(history.c.uid))) | roots
         # What refers to the history (acceptances, forks, revocations, findings, sibling
         # productions under the same licences) and what refers to those.
         first = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(ancestors))
         second = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(first))
         related = set(session.scalars(union(first, second)))
         rows = list(session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(ancestors | related))).all())
-        goods = _goods_classes(ledger, rows, ancestors)
+        goods = goods | _goods_classes(ledger, rows, ancestors)
         prefixes = {g[:n] for g in goods for n in range(4, len(g) + 1)}
         if prefixes:
             watching = select(WatchlistClassRow.uid).where(WatchlistClassRow.goods_class.in_(prefixes))
@@ -213,19 +280,7 @@ def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
             )
         except (ValueError, KeyError, TypeError) as exc:
             unreadable[row.uid] = f"stored row cannot be read back: {type(exc).__name__}: {exc}"
-    if shipment_uid in unreadable:
-        raise StoreCorrupted(f"{shipment_uid}: {unreadable[shipment_uid]}")
-    if shipment_uid not in records:
-        raise EvidenceError(f"unknown shipment {shipment_uid}")
-    if records[shipment_uid].kind is not Kind.SHIPMENT:
-        raise EvidenceError(f"{shipment_uid} is a {records[shipment_uid].kind.type_name}, not a Shipment")
-    evidence = Evidence(shipment_uid, records, unreadable=unreadable)
-    evidence.missing = _missing_ancestors(evidence)
-    for uid in evidence.missing - set(unreadable):
-        # Ingest never stores a record whose references it does not hold: a gap in the
-        # store's history is a deleted row, not a gap in custody.
-        unreadable[uid] = "referenced by the shipment's history but missing from the store"
-    return evidence
+    return records, unreadable
 
 
 def _goods_classes(ledger: Any, rows: list[Any], ancestors: set[str]) -> set[str]:
@@ -258,7 +313,9 @@ def _record_from_row(ledger: Any, row: Any, refs: list[str], batches: dict[int, 
 
     attestation = attestation_from_row(row, refs)
     domain = Domain(row.chain_id, row.contract)
-    disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": _fields_of(ledger, row)})
+    fields = _fields_of(ledger, row)
+    disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": fields})
+    confidential = frozenset(fields) - frozenset(json.loads(row.disclosed))
     anchor_json: dict[str, Any] | None
     try:
         anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batches.get(row.batch_id))
@@ -286,4 +343,5 @@ def _record_from_row(ledger: Any, row: Any, refs: list[str], batches: dict[int, 
         disclosure,
         anchor_json,
         typed_data(attestation, domain),
+        confidential,
     )

@@ -40,6 +40,7 @@ EVIDENCE_FAILURES = frozenset(
         Reason.UNKNOWN_REFERENCE,
         Reason.STORE_CORRUPTED,
         Reason.FIELD_UNDISCLOSED,
+        Reason.EVIDENCE_INCOMPLETE,
     }
 )
 
@@ -103,6 +104,8 @@ class VerificationResult:
     valid_until: float = float("inf")
     # The chain head whose facts the verdict rests on (-1: the chain could not be read).
     chain_head: int = -1
+    # How complete the verifying node's copy of the ledger was (None: no copy was used).
+    completeness: dict[str, Any] | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -123,4 +126,5 @@ class VerificationResult:
             "checks": [c.to_json() for c in self.checks],
             "riskFactors": [r.to_json() for r in self.risk_factors],
             "evaluatedAt": self.evaluated_at,
+            "completeness": self.completeness,
         }

@@ -26,7 +26,7 @@ from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
 
 from .engine import verify_evidence
-from .evidence import EvidenceError, evidence_from_bundle, evidence_from_store
+from .evidence import EvidenceError, completed_from_store, evidence_from_bundle, evidence_from_store
 from .model import CheckResult, CheckStatus, Finding, Verdict, VerificationResult
 from .policy import VerificationPolicy
 from .risk import ShipmentHistory
@@ -81,6 +81,7 @@ def verify_in_store(
         checker=ledger.checker,
         policy=policy or ledger.policy,
         history=shipment_history(ledger, evidence.shipment, shipment.attester, shipment.attestation.issued_at),
+        completeness=ledger.completeness.watermark,
     )
 
 
@@ -102,12 +103,20 @@ def chain_view_for(rpc_url: str, trusted: Manifest, confirmations: int) -> Chain
 
 
 def verify_bundle(
-    bundle: object, chain: ChainView, policy: VerificationPolicy, checker: SignatureChecker | None = None
+    bundle: object,
+    chain: ChainView,
+    policy: VerificationPolicy,
+    checker: SignatureChecker | None = None,
+    *,
+    complete_from: Any = None,
 ) -> VerificationResult:
     """Verify a proof bundle against the chain behind `chain` and its trusted deployment.
 
     A bundle that names another deployment than the trusted one is UNVERIFIABLE
-    (WRONG_CONTRACT): the officer decides which ledger to trust, never the bundle.
+    (WRONG_CONTRACT): the officer decides which ledger to trust, never the bundle. With
+    `complete_from` (a `ledger.core.Ledger` holding a copy of the public ledger), the
+    evidence is completed from that copy and its completeness is measured; without it,
+    the completeness check is SKIPPED and the verdict cannot be VERIFIED.
     """
     trusted = chain.deployment.manifest
     shipment = str(bundle.get("shipment", "")) if isinstance(bundle, dict) else ""
@@ -128,10 +137,13 @@ def verify_bundle(
             f"on chain {claimed.get('chainId') if isinstance(claimed, dict) else None}; the trusted "
             f"ledger is {trusted.ledger} on chain {trusted.chain_id}",
         )
+    if complete_from is not None:
+        evidence = completed_from_store(complete_from, evidence)
     return verify_evidence(
         evidence,
         domain=Domain(trusted.chain_id, trusted.ledger),
         chain=chain,
         checker=checker or SignatureChecker(web3_erc1271_caller(chain.deployment.w3)),
         policy=policy,
+        completeness=complete_from.completeness.watermark if complete_from is not None else None,
     )

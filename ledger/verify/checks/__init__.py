@@ -11,6 +11,7 @@ from collections.abc import Callable
 from ..context import Context
 from ..model import CheckResult
 from .anchoring import check_anchoring
+from .completeness import check_completeness
 from .custody import check_custody
 from .identity import check_identity
 from .integrity import check_integrity
@@ -28,5 +29,6 @@ REGISTRY: dict[str, Callable[[Context], CheckResult]] = {
     "licensing": check_licensing,
     "watchlist": check_watchlist,
     "prior_findings": check_prior_findings,
+    "completeness": check_completeness,
 }
 CHECKS: tuple[str, ...] = tuple(REGISTRY)

@@ -28,6 +28,10 @@ def check_integrity(ctx: Context) -> CheckResult:
             if record.uid not in ctx.ancestors:
                 message = f"{record.kind.type_name} in the evidence: {message}"
             findings.append(Finding(code, message, (record.uid,)))
+    for uid, shown in sorted(ctx.evidence.presented.items()):
+        problem = _integrity_problem(ctx, shown)
+        if problem is not None:
+            findings.append(Finding(problem[0], f"as presented in the bundle: {problem[1]}", (uid,)))
     return outcome("integrity", findings, distrusts=frozenset(distrusted))
 
 

@@ -1,0 +1,128 @@
+"""How complete this node's copy of the public ledger is, checked against the chain.
+
+The chain holds, for every batch, its root and how many attestations it anchors. A node
+is complete through batch N while, for every batch 0..N, its store holds exactly that
+many records under that batch and they rebuild that root. Completeness rests on the
+chain alone: a peer that withheld records, an exporter that trimmed a bundle, or an
+administrator that deleted a row all show up here as a gap, named by batch.
+
+Counting every batch's members is one grouped query; a batch's root is rebuilt from its
+members the first time its count matches (and again whenever the count changes). The
+answer is cached for `interval` seconds, so verification does not pay for it per call;
+every verdict states the watermark and when it was measured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .chain.view import ChainSnapshot
+from .hashing import hex32, parse_hex
+from .merkle import MerkleTree
+from .store.models import AttestationRow, BatchRow
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """'Complete through batch `through`' (-1: not even batch 0), measured at chain head
+    `head`, against `chain_batches` confirmed batches; `gaps` names the first batches
+    held incompletely or not at all."""
+
+    through: int
+    chain_batches: int
+    head: int
+    block: int | None
+    measured_at: float
+    gaps: tuple[int, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.through + 1 >= self.chain_batches and not self.gaps
+
+    def describe(self) -> str:
+        if self.complete:
+            return (
+                f"complete through batch {self.through} "
+                f"(all {self.chain_batches} confirmed batches at block {self.head})"
+            )
+        return (
+            f"complete only through batch {self.through} of the {self.chain_batches} confirmed batches at block "
+            f"{self.head}; missing or incomplete: batches {', '.join(map(str, self.gaps)) or 'beyond the watermark'}"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "completeThroughBatch": self.through,
+            "confirmedBatchesOnChain": self.chain_batches,
+            "atBlock": self.head,
+            "batchBlock": self.block,
+            "measuredAt": self.measured_at,
+            "complete": self.complete,
+            "gaps": list(self.gaps),
+        }
+
+
+class CompletenessMonitor:
+    """Measures the watermark of one store against chain snapshots (thread-safe)."""
+
+    MAX_GAPS = 20
+
+    def __init__(self, sessions: sessionmaker[Session], confirmations: int, interval: float = 5.0) -> None:
+        self._sessions = sessions
+        self._confirmations = confirmations
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._rebuilt: dict[int, tuple[str, int]] = {}  # chain index -> (root, count) whose members rebuilt it
+        self._last: Watermark | None = None
+
+    def watermark(self, snapshot: ChainSnapshot) -> Watermark:
+        """The watermark, measured again when the cached one is older than `interval`."""
+        with self._lock:
+            last = self._last
+            if last is not None and time.time() - last.measured_at < self._interval and last.head <= snapshot.head:
+                return last
+            self._last = self._measure(snapshot)
+            return self._last
+
+    def _measure(self, snapshot: ChainSnapshot) -> Watermark:
+        on_chain = snapshot.confirmed_batches(self._confirmations)
+        with self._sessions() as session:
+            held = {
+                row.chain_index: (row.id, row.root, int(row.members))
+                for row in session.execute(
+                    select(
+                        BatchRow.chain_index, BatchRow.id, BatchRow.root, func.count(AttestationRow.id).label("members")
+                    )
+                    .join(AttestationRow, AttestationRow.batch_id == BatchRow.id, isouter=True)
+                    .where(BatchRow.chain_index < on_chain)
+                    .group_by(BatchRow.id, BatchRow.chain_index, BatchRow.root)
+                )
+            }
+            gaps: list[int] = []
+            for index in range(on_chain):
+                found = snapshot.batch(index)
+                mine = held.get(index)
+                if found is None or mine is None or (mine[1], mine[2]) != (found[0], snapshot.batch_count(index)):
+                    gaps.append(index)
+                elif self._rebuilt.get(index) == (found[0], mine[2]) or self._rebuilds(session, mine[0], found[0]):
+                    self._rebuilt[index] = (found[0], mine[2])
+                else:
+                    gaps.append(index)
+                if len(gaps) >= self.MAX_GAPS:
+                    break
+        through = (gaps[0] if gaps else on_chain) - 1
+        found = snapshot.batch(through) if through >= 0 else None
+        return Watermark(through, on_chain, snapshot.head, found[1] if found else None, time.time(), tuple(gaps))
+
+    @staticmethod
+    def _rebuilds(session: Session, batch_id: int, root: str) -> bool:
+        uids = session.scalars(select(AttestationRow.uid).where(AttestationRow.batch_id == batch_id)).all()
+        try:
+            return hex32(MerkleTree.of([parse_hex(u, 32, "uid") for u in uids]).root) == root
+        except ValueError:
+            return False

@@ -1,0 +1,309 @@
+"""Mirroring the public ledger from peers nobody trusts, checked against the chain.
+
+Certificate Transparency's monitors are the model: where the bytes came from does not
+matter, only that they hash to the published root. For every batch anchored on chain
+(with enough confirmations) that this node does not hold completely, the mirror asks its
+peers in turn for the batch's public records — the signed struct, the signature and the
+fields disclosed to the ledger, never confidential plaintext — and stores them only when
+every signature and commitment checks out and the UIDs rebuild exactly the on-chain root
+and count. A peer that withholds records, adds one, or serves a forged one is reported
+by name and batch, and the next peer (or a later run) fills the gap. Mirroring resumes
+wherever the store stands, so a restart costs nothing; `follow` keeps up with new blocks.
+
+A federation is nodes mirroring each other: each anchors its own records into the one
+batch sequence of the one ledger contract, and each mirrors the others' batches, so a
+shipment declared at one border verifies at another, and findings and watch lists reach
+every node.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import func, insert, select, update
+
+from .eip712 import attestation_uid
+from .hashing import hex32, parse_hex
+from .ingest import Prepared, watchlist_class_rows
+from .merkle import MerkleTree
+from .payload import Disclosure
+from .store.models import AttestationRefRow, AttestationRow, BatchRow, WatchlistClassRow
+from .verify.evidence import EvidenceError, record_from_json
+
+log = logging.getLogger(__name__)
+
+ANCHORED = "anchored"
+ZERO_ROOT = "0x" + "00" * 32
+
+
+class PeerUnavailable(Exception):
+    """A peer could not be asked (unreachable, or it answered an error)."""
+
+
+class Peer(Protocol):
+    """Somewhere public records of a batch can be fetched from (trusted for nothing)."""
+
+    name: str
+
+    def batch(self, index: int) -> list[dict[str, Any]]:
+        """The public records of batch `index`, as `public_batch` returns them."""
+        ...
+
+
+@dataclass
+class HttpPeer:
+    """Another node's API: `GET {base_url}/v1/ledger/batches/{index}`."""
+
+    base_url: str
+    timeout: float = 30.0
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.base_url
+        self._client = httpx.Client(timeout=self.timeout)
+
+    def batch(self, index: int) -> list[dict[str, Any]]:
+        try:
+            response = self._client.get(f"{self.base_url.rstrip('/')}/v1/ledger/batches/{index}")
+        except httpx.HTTPError as exc:
+            raise PeerUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise PeerUnavailable(f"{self.name}: batch {index} answered {response.status_code}")
+        body = response.json()
+        records = body.get("attestations") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise PeerUnavailable(f"{self.name}: batch {index}: no attestation list in the answer")
+        return records
+
+
+@dataclass(frozen=True)
+class PeerProblem:
+    """What a peer did wrong for one batch: UNREACHABLE, WITHHELD (fewer records than the
+    chain anchors), ADDED (more), FORGED (a record that fails its signature or commitment,
+    or records that do not rebuild the root)."""
+
+    peer: str
+    batch: int
+    what: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"peer": self.peer, "batch": self.batch, "what": self.what, "detail": self.detail}
+
+
+@dataclass
+class MirrorReport:
+    batches_checked: int = 0
+    batches_stored: int = 0
+    records_stored: int = 0
+    gaps: list[int] = field(default_factory=list)  # batches no peer could fill
+    problems: list[PeerProblem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batchesChecked": self.batches_checked,
+            "batchesStored": self.batches_stored,
+            "recordsStored": self.records_stored,
+            "gaps": self.gaps,
+            "peerProblems": [p.to_json() for p in self.problems],
+        }
+
+
+def public_batch(ledger: Any, index: int) -> list[dict[str, Any]] | None:
+    """The public records of the batch anchored at chain index `index` (a peer serves
+    these): typed data, signature, field hashes and the fields disclosed to the ledger.
+    Confidential fields stay sealed in the store and are never included. None when this
+    node does not hold that batch."""
+    from .eip712 import typed_data
+    from .store.rows import attestation_from_row
+
+    with ledger.sessions() as session:
+        batch = session.scalars(select(BatchRow).where(BatchRow.chain_index == index)).first()
+        if batch is None:
+            return None
+        rows = session.scalars(select(AttestationRow).where(AttestationRow.batch_id == batch.id)).all()
+        refs = session.execute(
+            select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
+                AttestationRefRow.uid.in_([r.uid for r in rows])
+            )
+        ).all()
+    by_uid: dict[str, list[tuple[int, str]]] = {}
+    for ref in refs:
+        by_uid.setdefault(ref.uid, []).append((ref.position, ref.ref))
+    import json
+
+    out = []
+    for row in rows:
+        attestation = attestation_from_row(row, [r for _p, r in sorted(by_uid.get(row.uid, []))])
+        out.append(
+            {
+                "uid": row.uid,
+                "typedData": typed_data(attestation, ledger.domain),
+                "signature": row.signature,
+                "payload": {"fieldHashes": json.loads(row.field_hashes), "fields": json.loads(row.disclosed)},
+            }
+        )
+    return out
+
+
+def mirror(
+    ledger: Any,
+    peers: Sequence[Peer],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> MirrorReport:
+    """Fill every confirmed batch this node lacks (or holds incompletely) from `peers`."""
+    report = MirrorReport()
+    snapshot = ledger.chain_view.snapshot(max_age=0)
+    total = snapshot.confirmed_batches(ledger.settings.confirmations)
+    held = _held_batches(ledger)
+    for index in range(total):
+        found = snapshot.batch(index)
+        count = snapshot.batch_count(index)
+        if found is None or count is None:
+            report.gaps.append(index)
+            continue
+        root, block = found
+        if held.get(index) == (root, count):
+            continue
+        report.batches_checked += 1
+        stored = False
+        for peer in peers:
+            try:
+                entries = peer.batch(index)
+            except PeerUnavailable as exc:
+                report.problems.append(PeerProblem(peer.name, index, "UNREACHABLE", str(exc)))
+                continue
+            checked = _check_batch(ledger, entries, root, count)
+            if isinstance(checked, tuple):
+                report.problems.append(PeerProblem(peer.name, index, checked[0], checked[1]))
+                log.warning("peer %s, batch %d: %s (%s)", peer.name, index, checked[0], checked[1])
+                continue
+            previous = snapshot.batch(index - 1)[0] if index > 0 and snapshot.batch(index - 1) else ZERO_ROOT
+            report.records_stored += _store_batch(ledger, index, root, previous, block, checked)
+            report.batches_stored += 1
+            stored = True
+            break
+        if not stored:
+            report.gaps.append(index)
+        if progress is not None:
+            progress(index + 1, total)
+    return report
+
+
+def follow(ledger: Any, peers: Sequence[Peer], stop: threading.Event, interval: float = 2.0) -> None:
+    """Mirror until `stop` is set, looking for new batches every `interval` seconds."""
+    while not stop.is_set():
+        try:
+            result = mirror(ledger, peers)
+            if result.gaps:
+                log.warning("mirror: batches %s not yet filled by any peer", result.gaps[:10])
+        except Exception as exc:  # noqa: BLE001 - chain or database down: try again later
+            log.warning("mirror pass failed: %s", exc)
+        stop.wait(interval)
+
+
+def _held_batches(ledger: Any) -> dict[int, tuple[str, int]]:
+    """chain index -> (root, records held under it), for every batch row in the store."""
+    with ledger.sessions() as session:
+        return {
+            row.chain_index: (row.root, int(row.members))
+            for row in session.execute(
+                select(BatchRow.chain_index, BatchRow.root, func.count(AttestationRow.id).label("members"))
+                .join(AttestationRow, AttestationRow.batch_id == BatchRow.id, isouter=True)
+                .group_by(BatchRow.id, BatchRow.chain_index, BatchRow.root)
+            )
+        }
+
+
+def _check_batch(ledger: Any, entries: list[dict[str, Any]], root: str, count: int) -> list[Prepared] | tuple[str, str]:
+    """The batch's records, each checked, when they rebuild `root` and `count` exactly;
+    else (what, detail) naming the peer's fault."""
+    prepared: list[Prepared] = []
+    for entry in entries:
+        try:
+            record = record_from_json(entry)
+        except EvidenceError as exc:
+            return "FORGED", str(exc)
+        if record.domain != ledger.domain:
+            return "FORGED", f"{record.uid}: signed for another ledger"
+        uid = attestation_uid(record.attestation, record.domain)
+        if hex32(uid) != record.uid:
+            return "FORGED", f"{record.uid}: its typed data hashes to {hex32(uid)}"
+        try:
+            signature_ok = ledger.checker.check_digest(uid, record.attester, record.signature).valid
+        except Exception:  # noqa: BLE001 - a wallet that cannot answer: the record cannot be accepted
+            signature_ok = False
+        if not signature_ok:
+            return "FORGED", f"{record.uid}: the signature does not belong to {record.attester}"
+        problems = record.disclosure.problems(record.attestation.payload_hash)
+        if problems:
+            return "FORGED", f"{record.uid}: {'; '.join(problems)}"
+        disclosure = Disclosure(record.disclosure.field_hashes, record.disclosure.fields)
+        prepared.append(Prepared(record.attestation, uid, record.signature, disclosure, frozenset()))
+    uids = {hex32(p.uid) for p in prepared}
+    if len(uids) < count:
+        return "WITHHELD", f"{len(uids)} distinct records served, the chain anchors {count}"
+    if len(uids) > count:
+        return "ADDED", f"{len(uids)} distinct records served, the chain anchors {count}"
+    rebuilt = hex32(MerkleTree.of([parse_hex(u, 32, "uid") for u in sorted(uids)]).root)
+    if rebuilt != root:
+        return "FORGED", f"the records rebuild root {rebuilt}, the chain holds {root}"
+    unique = {hex32(p.uid): p for p in prepared}
+    return list(unique.values())
+
+
+def _store_batch(ledger: Any, index: int, root: str, previous: str, block: int, records: list[Prepared]) -> int:
+    """Store a checked batch under its chain index; returns how many records were new."""
+    now = time.time()
+    uids = [hex32(p.uid) for p in records]
+    with ledger.sessions.begin() as session:
+        batch = session.scalars(select(BatchRow).where(BatchRow.chain_index == index)).first()
+        if batch is None:
+            batch = BatchRow(
+                chain_index=index,
+                root=root,
+                previous_root=previous,
+                count=len(records),
+                status=ANCHORED,
+                block_number=block,
+                attempts=0,
+                sealed_at=now,
+                anchored_at=now,
+            )
+            session.add(batch)
+            session.flush()
+        elif batch.root != root:
+            # Our own batch lost the race for this index: the anchoring worker moves it
+            # after the chain's tip; the peer's batch is stored on a later pass.
+            log.info("batch %d: our own unanchored batch holds the index; storing it later", index)
+            return 0
+        present = dict(
+            session.execute(select(AttestationRow.uid, AttestationRow.batch_id).where(AttestationRow.uid.in_(uids)))
+            .tuples()
+            .all()
+        )
+        unbatched = [u for u, b in present.items() if b is None]
+        if unbatched:  # submitted here too, anchored by the peer: never anchor it twice
+            session.execute(update(AttestationRow).where(AttestationRow.uid.in_(unbatched)).values(batch_id=batch.id))
+        new = [p for p in records if hex32(p.uid) not in present]
+        if new:
+            rows = [ledger.ingestor.row_for(p, hex32(p.uid), now) | {"batch_id": batch.id} for p in new]
+            session.execute(insert(AttestationRow), rows)
+            refs = [
+                {"uid": hex32(p.uid), "position": pos, "ref": hex32(ref)}
+                for p in new
+                for pos, ref in enumerate(p.attestation.refs)
+            ]
+            if refs:
+                session.execute(insert(AttestationRefRow), refs)
+            watch = [row for p in new for row in watchlist_class_rows(p, hex32(p.uid))]
+            if watch:
+                session.execute(insert(WatchlistClassRow), watch)
+    return len(new)
