@@ -284,11 +284,12 @@ def _store_batch(ledger: Any, index: int, root: str, previous: str, block: int, 
             # after the chain's tip; the peer's batch is stored on a later pass.
             log.info("batch %d: our own unanchored batch holds the index; storing it later", index)
             return 0
-        present = dict(
-            session.execute(select(AttestationRow.uid, AttestationRow.batch_id).where(AttestationRow.uid.in_(uids)))
-            .tuples()
-            .all()
-        )
+        present: dict[str, int | None] = {
+            row.uid: row.batch_id
+            for row in session.execute(
+                select(AttestationRow.uid, AttestationRow.batch_id).where(AttestationRow.uid.in_(uids))
+            )
+        }
         unbatched = [u for u, b in present.items() if b is None]
         if unbatched:  # submitted here too, anchored by the peer: never anchor it twice
             session.execute(update(AttestationRow).where(AttestationRow.uid.in_(unbatched)).values(batch_id=batch.id))
