@@ -339,3 +339,51 @@ def test_export_schema_check_catches_a_broken_event() -> None:
     del broken["epcisBody"]["eventList"][0]["eventTime"]
     with pytest.raises(jsonschema.ValidationError):
         valid_epcis(broken)
+
+
+def test_over_http_the_server_maps_the_participant_signs_and_customs_exports(ledger_env: Ledger) -> None:
+    from ledger.epcis.importer import ImportPlan, PlannedAttestation
+    from ledger.kinds import Kind
+
+    from .test_api import Server
+
+    server = Server(ledger_env)
+    try:
+        doc = document(commission_lot(300))
+        answer = server.http.post(
+            "/v1/epcis/map",
+            json={
+                "document": doc,
+                "signer": actor("maker").address,
+                "goodsClasses": {"urn:epc:idpat:sgtin:4012345.012345.*": "090111"},
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        plan = ImportPlan(
+            body["signer"],
+            [
+                PlannedAttestation(
+                    a["eventKey"], a["rule"], Kind.from_type_name(a["kind"]), a["subject"], a["fields"], a["refs"]
+                )
+                for a in body["attestations"]
+            ],
+            body["alreadyRecorded"],
+        )
+        signed = sign_plan(plan, actor("maker"), ledger_env.domain, issued_at=signing_time(ledger_env))
+        stored = server.http.post("/v1/epcis/import", json=signed)
+        assert stored.status_code == 201 and stored.json()["created"] == 1
+        forged = copy.deepcopy(signed)
+        forged[0]["signature"] = forged[0]["signature"][:-4] + "0000"
+        assert server.http.post("/v1/epcis/import", json=forged).status_code == 422
+        refused = server.http.post("/v1/epcis/map", json={"document": {"type": "x"}, "signer": actor("maker").address})
+        assert refused.status_code == 422 and "EPCISDocument" in refused.json()["detail"]
+        exported = server.http.get(
+            "/v1/lots/urn:epc:class:lgtin:4012345.012345.998877/epcis",
+            headers={"Authorization": f"Bearer {server.customs}"},
+        )
+        assert exported.status_code == 200
+        valid_epcis(exported.json())
+        assert exported.json()["epcisBody"]["eventList"][0]["eventID"] == doc["epcisBody"]["eventList"][0]["eventID"]
+    finally:
+        server.stop()
