@@ -905,3 +905,8 @@ def show_manifest(path: Annotated[Path | None, typer.Argument(help="manifest fil
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+from ledger.cli.epcis import app as epcis_app  # noqa: E402 - the epcis commands live in their own module
+
+app.add_typer(epcis_app, name="epcis")

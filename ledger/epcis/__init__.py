@@ -1,0 +1,7 @@
+"""GS1 EPCIS 2.0 in and out: documents mapped to signed attestations by one table
+(`mapping.RULES`), and custody exported back as EPCIS 2.0.
+
+Public surface: `document.read_document`, `importer.plan_import` / `importer.sign_plan`,
+`exporter.export_events`, `mapping.RULES` / `mapping.markdown_table`. Nothing here imports
+the web framework; the API and the command line call these same functions.
+"""
