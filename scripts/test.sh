@@ -22,4 +22,4 @@ echo "==> python: lint and types"
 .venv/bin/mypy
 
 echo "==> python: tests"
-.venv/bin/pytest --reliability-json build/reliability.json "$@"
+.venv/bin/pytest --reliability-json=build/reliability.json "$@"
