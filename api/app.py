@@ -10,7 +10,6 @@ PROVENANCE_REDIS_URL is set).
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -133,12 +132,12 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         redoc_url=None,
     )
     _self_hosted_docs(app)
-    app.state.max_batch = int(os.environ.get("PROVENANCE_MAX_BATCH", "500"))
+    app.state.max_batch = settings.max_batch
     app.state.rate_limits = RateLimits(
-        per_caller=parse_rate(os.environ.get("PROVENANCE_RATE_LIMIT", "500")),
-        failed_auth=parse_rate(os.environ.get("PROVENANCE_AUTH_FAILURE_LIMIT", "20/minute")),
+        per_caller=parse_rate(settings.rate_limit),
+        failed_auth=parse_rate(settings.auth_failure_limit),
         redis_url=settings.redis_url,
-        prefix=os.environ.get("PROVENANCE_RATE_LIMIT_PREFIX", "provenance-ratelimit"),
+        prefix=settings.rate_limit_prefix,
     )
     app.state.metrics = make_metrics()
     app.include_router(router)
@@ -198,6 +197,5 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     def metrics(request: Request) -> Response:
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    max_body = int(os.environ.get("PROVENANCE_MAX_BODY_BYTES", str(8 * 1024 * 1024)))
-    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -16,8 +16,9 @@ from ledger.epcis.service import ImportRejected, export_lot, export_shipment, im
 from ledger.gs1 import GS1KeyError
 
 from .deps import get_ledger, optional_key, require
+from .routes import PROBLEM_RESPONSES
 
-router = APIRouter(prefix="/v1", tags=["epcis"])
+router = APIRouter(prefix="/v1", tags=["epcis"], responses=PROBLEM_RESPONSES)
 
 
 @router.post("/epcis/map", summary="Map an EPCIS 2.0 document to the attestations its participant signs")

@@ -3,12 +3,11 @@ ledger core, and shapes the response; none holds domain logic."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
-from sqlalchemy import select
 
+from ledger import queries
 from ledger.access import ApiKey
 from ledger.core import Ledger
 from ledger.hashing import checksum_address
@@ -16,8 +15,6 @@ from ledger.ingest import Accepted, Rejected
 from ledger.kinds import Kind
 from ledger.reasons import Reason
 from ledger.roles import Role
-from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow
-from ledger.submission import subject_id
 from ledger.verify.evidence import EvidenceError
 
 from .deps import get_ledger, optional_key, require
@@ -40,22 +37,21 @@ PROBLEM_RESPONSE = {
         }
     }
 }
-router = APIRouter(
-    prefix="/v1",
-    responses={
-        status: {"description": description, **PROBLEM_RESPONSE}
-        for status, description in [
-            (400, "unparseable or absurdly nested body"),
-            (401, "no, unknown or revoked API key"),
-            (403, "the key lacks the scope"),
-            (404, "not found"),
-            (413, "body or batch too large"),
-            (422, "invalid or rejected (reason code and field given)"),
-            (429, "rate limit exceeded"),
-            (503, "chain or database unavailable; nothing was stored; retry after Retry-After"),
-        ]
-    },
-)
+# Every /v1 router declares the problem responses it may give (schemathesis checks them).
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, **PROBLEM_RESPONSE}
+    for status, description in [
+        (400, "unparseable or absurdly nested body"),
+        (401, "no, unknown or revoked API key"),
+        (403, "the key lacks the scope"),
+        (404, "not found"),
+        (413, "body or batch too large"),
+        (422, "invalid or rejected (reason code and field given)"),
+        (429, "rate limit exceeded"),
+        (503, "chain or database unavailable; nothing was stored; retry after Retry-After"),
+    ]
+}
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 UID = Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="attestation UID (EIP-712 digest)")
 
 
@@ -144,28 +140,7 @@ def lot_custody(
     _key: ApiKey = Depends(require("auditor", "customs")),
 ) -> dict[str, Any]:
     """Attestations whose subject is `lot:<lot>` and the references between them."""
-    subject = "0x" + subject_id(f"lot:{lot}").hex()
-    with ledger.sessions() as session:
-        rows = session.scalars(select(AttestationRow).where(AttestationRow.subject == subject)).all()
-        uids = [r.uid for r in rows]
-        edges = (
-            session.execute(
-                select(AttestationRefRow.uid, AttestationRefRow.ref).where(AttestationRefRow.uid.in_(uids))
-            ).all()
-            if uids
-            else []
-        )
-    nodes = [
-        {
-            "uid": r.uid,
-            "kind": Kind(r.kind).name,
-            "attester": checksum_address(r.attester),
-            "issuedAt": r.issued_at,
-            "fields": {k: v["value"] for k, v in json.loads(r.disclosed).items()},
-        }
-        for r in rows
-    ]
-    return {"lot": lot, "nodes": nodes, "edges": [{"from": e.ref, "to": e.uid} for e in edges]}
+    return queries.lot_custody(ledger.sessions, lot)
 
 
 def _log_and_shape(request: Request, ledger: Ledger, key: ApiKey, action: str, result: Any) -> dict[str, Any]:
@@ -274,25 +249,7 @@ def batches(
     ledger: Ledger = Depends(get_ledger),
     _key: ApiKey = Depends(require("auditor", "customs")),
 ) -> dict[str, Any]:
-    with ledger.sessions() as session:
-        query = select(BatchRow).order_by(BatchRow.chain_index.desc()).limit(limit)
-        if before is not None:
-            query = query.where(BatchRow.chain_index < before)
-        rows = session.scalars(query).all()
-    return {
-        "batches": [
-            {
-                "index": b.chain_index,
-                "root": b.root,
-                "previousRoot": b.previous_root,
-                "count": b.count,
-                "status": b.status,
-                "txHash": b.tx_hash,
-                "blockNumber": b.block_number,
-            }
-            for b in rows
-        ]
-    }
+    return {"batches": queries.recent_batches(ledger.sessions, limit, before)}
 
 
 @router.get(

@@ -26,7 +26,6 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 
@@ -36,7 +35,8 @@ from .eip712 import Attestation
 from .hashing import hex32, parse_hex
 from .kinds import Kind
 from .merkle import MerkleTree
-from .store.models import AttestationRefRow, AttestationRow, BatchRow, WorkerLeaseRow
+from .store.leases import acquire_lease, release_lease
+from .store.models import AttestationRefRow, AttestationRow, BatchRow
 from .store.rows import attestation_from_row
 
 log = logging.getLogger(__name__)
@@ -55,37 +55,6 @@ class StepReport:
     sent: int = 0
     anchored: int = 0
     resent: int = 0
-
-
-def acquire_lease(sessions: sessionmaker[Session], name: str, holder: str, seconds: float, now: float) -> bool:
-    """Take or renew the lease `name` for `holder`; True when held. Atomic on SQLite and
-    PostgreSQL: one conditional UPDATE, or one INSERT that only one process can win."""
-    with sessions.begin() as session:
-        taken = session.execute(
-            update(WorkerLeaseRow)
-            .where(WorkerLeaseRow.name == name)
-            .where((WorkerLeaseRow.holder == holder) | (WorkerLeaseRow.expires_at < now))
-            .values(holder=holder, expires_at=now + seconds)
-        )
-        if taken.rowcount == 1:  # type: ignore[attr-defined]
-            return True
-        if session.get(WorkerLeaseRow, name) is not None:
-            return False
-    try:
-        with sessions.begin() as session:
-            session.add(WorkerLeaseRow(name=name, holder=holder, expires_at=now + seconds))
-        return True
-    except IntegrityError:
-        return False
-
-
-def release_lease(sessions: sessionmaker[Session], name: str, holder: str) -> None:
-    with sessions.begin() as session:
-        session.execute(
-            update(WorkerLeaseRow)
-            .where(WorkerLeaseRow.name == name, WorkerLeaseRow.holder == holder)
-            .values(expires_at=0.0)
-        )
 
 
 def contract_logs(deployment: Deployment, event: Any, first_indexed: bytes) -> list[Any]:

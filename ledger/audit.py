@@ -43,6 +43,7 @@ from .hashing import hex32, parse_hex
 from .kinds import Kind
 from .merkle import MerkleTree
 from .payload import Disclosure
+from .ports import Node
 from .registry_view import Checkpoint, RegistryView
 from .signatures import SignatureChecker
 
@@ -178,7 +179,7 @@ class DataRecord:
     direct: bool = False
 
 
-def store_source(ledger: Any) -> Iterator[DataRecord]:
+def store_source(ledger: Node) -> Iterator[DataRecord]:
     """Stream the store's attestations (public fields only), batch by batch."""
     from .store.models import AttestationRefRow, AttestationRow, BatchRow
 
@@ -221,7 +222,7 @@ def store_source(ledger: Any) -> Iterator[DataRecord]:
             last_id = rows[-1].id
 
 
-def export_archive(ledger: Any, path: Path, progress: Callable[[int], None] | None = None) -> int:
+def export_archive(ledger: Node, path: Path, progress: Callable[[int], None] | None = None) -> int:
     """Write the ledger's data as a gzipped JSON-lines archive an auditor can replay
     without the database: attestations, signatures, commitments and public fields —
     never the plaintext of confidential fields. Returns the number of records."""

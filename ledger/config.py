@@ -1,4 +1,7 @@
-"""One settings object, read from environment variables (documented in the README)."""
+"""One settings object, read from environment variables (documented in the README).
+
+The only module that reads the environment: the service, the command line and the
+tests receive a `Settings`; a bad value stops the start with the variable's name."""
 
 from __future__ import annotations
 
@@ -73,6 +76,23 @@ class Settings:
     peers: tuple[str, ...] = field(
         default_factory=lambda: tuple(p.strip() for p in os.environ.get("PROVENANCE_PEERS", "").split(",") if p.strip())
     )
+    max_body_bytes: int = field(default_factory=lambda: _int("PROVENANCE_MAX_BODY_BYTES", 8 * 1024 * 1024))
+    max_batch: int = field(default_factory=lambda: _int("PROVENANCE_MAX_BATCH", 500))
+    rate_limit: str = field(default_factory=lambda: os.environ.get("PROVENANCE_RATE_LIMIT") or "500")
+    auth_failure_limit: str = field(
+        default_factory=lambda: os.environ.get("PROVENANCE_AUTH_FAILURE_LIMIT") or "20/minute"
+    )
+    rate_limit_prefix: str = field(
+        default_factory=lambda: os.environ.get("PROVENANCE_RATE_LIMIT_PREFIX") or "provenance-ratelimit"
+    )
+    anvil_bin: Path | None = field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("PROVENANCE_ANVIL_BIN")) else None
+    )
+    # Secrets: never printed (repr=False).
+    key_password: str | None = field(
+        default_factory=lambda: os.environ.get("PROVENANCE_KEY_PASSWORD") or None, repr=False
+    )
+    api_key: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_API_KEY") or None, repr=False)
     # Shared store for the HTTP rate limits (redis://host:port/db); unset: kept in-process.
     redis_url: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_REDIS_URL") or None)
 
@@ -86,6 +106,10 @@ class Settings:
             raise ValueError(f"PROVENANCE_BATCH_MAX_SIZE must be at least 1, got {self.batch_max_size}")
         if self.batch_max_age_seconds < 0:
             raise ValueError(f"PROVENANCE_BATCH_MAX_AGE must not be negative, got {self.batch_max_age_seconds}")
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"PROVENANCE_MAX_BODY_BYTES must be at least 1024, got {self.max_body_bytes}")
+        if self.max_batch < 1:
+            raise ValueError(f"PROVENANCE_MAX_BATCH must be at least 1, got {self.max_batch}")
         if self.completeness_interval < 0:
             raise ValueError(f"PROVENANCE_COMPLETENESS_INTERVAL must not be negative, got {self.completeness_interval}")
         for peer in self.peers:

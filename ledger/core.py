@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from .access import AccessLog
 from .anchoring import ANCHORED, AnchoringWorker, record_directly
+from .anchors import AnchorRef
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
 from .chain.manifest import Manifest
@@ -31,41 +32,19 @@ from .hashing import hex32, parse_hex
 from .indexer import ChainIndexer
 from .ingest import Accepted, Ingestor, Rejected
 from .kinds import Kind
-from .merkle import MerkleTree
+from .merkle import MerkleTree, proof_from_nodes, tree_nodes
 from .mirror import public_batch
 from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker, web3_erc1271_caller
 from .store.db import make_engine, migrate, session_factory
-from .store.models import AttestationRefRow, AttestationRow, BatchRow
+from .store.models import AttestationRefRow, AttestationRow, BatchRow, BatchTreeRow
 from .store.rows import attestation_from_row
 from .verify.evidence import StoreCorrupted
 from .verify.model import CheckStatus, VerificationResult
 from .verify.policy import VerificationPolicy
 from .verify.service import export_bundle, unverifiable, verify_bundle, verify_in_store
-
-
-@dataclass(frozen=True)
-class AnchorRef:
-    """Where an attestation is anchored: its batch and Merkle proof, or a direct record."""
-
-    status: str  # "pending", "sealed", "sent", "anchored", "direct"
-    batch_index: int | None = None
-    root: str | None = None
-    proof: tuple[str, ...] = ()
-    tx_hash: str | None = None
-    block_number: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "batchIndex": self.batch_index,
-            "root": self.root,
-            "proof": list(self.proof),
-            "txHash": self.tx_hash,
-            "blockNumber": self.block_number,
-        }
 
 
 class Ledger:
@@ -171,8 +150,8 @@ class Ledger:
             return AnchorRef("direct", tx_hash=direct_tx)
         if batch_id is None or batch is None:
             return AnchorRef("pending")
-        tree = self._batch_tree(batch.id, batch.root)
-        proof = tuple(hex32(p) for p in tree.proof(parse_hex(uid.lower(), 32, "uid")))
+        nodes = self._batch_nodes(batch.id, batch.root)
+        proof = tuple(hex32(p) for p in proof_from_nodes(nodes, parse_hex(uid.lower(), 32, "uid")))
         return AnchorRef(batch.status, batch.chain_index, batch.root, proof, batch.tx_hash, batch.block_number)
 
     def batches_by_id(self, ids: set[int]) -> dict[int, BatchRow]:
@@ -182,8 +161,24 @@ class Ledger:
         with self.sessions() as session:
             return {b.id: b for b in session.scalars(select(BatchRow).where(BatchRow.id.in_(ids)))}
 
-    @lru_cache(maxsize=64)  # noqa: B019 - trees are immutable once a batch is sealed; bounded
+    @lru_cache(maxsize=256)  # noqa: B019 - a sealed batch's tree never changes; bounded
+    def _batch_nodes(self, batch_id: int, root: str) -> bytes:
+        """The batch's tree nodes: read from the store, or rebuilt from its members once
+        (checked against `root`) and kept, so proofs never rebuild a tree per request."""
+        with self.sessions() as session:
+            kept = session.get(BatchTreeRow, batch_id)
+            if kept is not None and hex32(kept.nodes[:32]) == root:
+                return bytes(kept.nodes)
+        nodes = tree_nodes(self._batch_tree(batch_id, root))
+        try:
+            with self.sessions.begin() as session:
+                session.merge(BatchTreeRow(batch_id=batch_id, nodes=nodes))
+        except IntegrityError:
+            pass  # another process kept it first: the same tree
+        return nodes
+
     def _batch_tree(self, batch_id: int, root: str) -> MerkleTree:
+        """The batch's tree rebuilt from its stored members; RuntimeError unless it has `root`."""
         with self.sessions() as session:
             uids = session.scalars(
                 select(AttestationRow.uid).where(AttestationRow.batch_id == batch_id).order_by(AttestationRow.id)
@@ -298,7 +293,7 @@ class Ledger:
             "max_age": self.settings.batch_max_age_seconds,
         }
         if self.settings.anchor_keystore is not None:
-            account = load_keystore(self.settings.anchor_keystore)
+            account = load_keystore(self.settings.anchor_keystore, self.settings.key_password)
         else:
             # The well-known dev key: every pass first asks the connected chain whether it
             # is a development chain (a worker made during an outage checks once it is back).

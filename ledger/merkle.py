@@ -74,6 +74,41 @@ class MerkleTree:
         return proof
 
 
+def tree_nodes(tree: MerkleTree) -> bytes:
+    """The tree's nodes as one byte string (32 bytes each, root first): what the store keeps
+    so that proofs never need the tree rebuilt."""
+    return b"".join(tree.nodes)
+
+
+def proof_from_nodes(nodes: bytes, uid: bytes) -> list[bytes]:
+    """The proof of `uid` from a tree kept as `tree_nodes`, found by binary search over the
+    sorted leaves (no hashing beyond the one leaf hash). Raises KeyError if absent."""
+    count = len(nodes) // 32
+    if count == 0 or len(nodes) % 32:
+        raise ValueError("not a stored Merkle tree")
+    leaves = (count + 1) // 2
+
+    def node(index: int) -> bytes:
+        return nodes[index * 32 : index * 32 + 32]
+
+    wanted = leaf_hash(uid)
+    low, high = 0, leaves  # sorted leaf i sits at node index count - 1 - i
+    while low < high:
+        middle = (low + high) // 2
+        if node(count - 1 - middle) < wanted:
+            low = middle + 1
+        else:
+            high = middle
+    if low >= leaves or node(count - 1 - low) != wanted:
+        raise KeyError(f"UID 0x{uid.hex()} is not in this tree")
+    index = count - 1 - low
+    proof: list[bytes] = []
+    while index > 0:
+        proof.append(node(index - 1 if index % 2 == 0 else index + 1))
+        index = (index - 1) // 2
+    return proof
+
+
 def verify_proof(root: bytes, uid: bytes, proof: Sequence[bytes]) -> bool:
     """True when `proof` links the leaf of `uid` to `root`."""
     node = leaf_hash(uid)

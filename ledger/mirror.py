@@ -33,6 +33,7 @@ from .hashing import hex32, parse_hex
 from .ingest import Prepared, watchlist_class_rows
 from .merkle import MerkleTree
 from .payload import Disclosure
+from .ports import Node
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, WatchlistClassRow
 from .verify.evidence import EvidenceError, record_from_json
 
@@ -115,7 +116,7 @@ class MirrorReport:
         }
 
 
-def public_batch(ledger: Any, index: int) -> list[dict[str, Any]] | None:
+def public_batch(ledger: Node, index: int) -> list[dict[str, Any]] | None:
     """The public records of the batch anchored at chain index `index` (a peer serves
     these): typed data, signature, field hashes and the fields disclosed to the ledger.
     Confidential fields stay sealed in the store and are never included. None when this
@@ -153,7 +154,7 @@ def public_batch(ledger: Any, index: int) -> list[dict[str, Any]] | None:
 
 
 def mirror(
-    ledger: Any,
+    ledger: Node,
     peers: Sequence[Peer],
     *,
     progress: Callable[[int, int], None] | None = None,
@@ -185,7 +186,8 @@ def mirror(
                 report.problems.append(PeerProblem(peer.name, index, checked[0], checked[1]))
                 log.warning("peer %s, batch %d: %s (%s)", peer.name, index, checked[0], checked[1])
                 continue
-            previous = snapshot.batch(index - 1)[0] if index > 0 and snapshot.batch(index - 1) else ZERO_ROOT
+            before = snapshot.batch(index - 1) if index > 0 else None
+            previous = before[0] if before is not None else ZERO_ROOT
             report.records_stored += _store_batch(ledger, index, root, previous, block, checked)
             report.batches_stored += 1
             stored = True
@@ -197,7 +199,7 @@ def mirror(
     return report
 
 
-def follow(ledger: Any, peers: Sequence[Peer], stop: threading.Event, interval: float = 2.0) -> None:
+def follow(ledger: Node, peers: Sequence[Peer], stop: threading.Event, interval: float = 2.0) -> None:
     """Mirror until `stop` is set, looking for new batches every `interval` seconds."""
     while not stop.is_set():
         try:
@@ -209,7 +211,7 @@ def follow(ledger: Any, peers: Sequence[Peer], stop: threading.Event, interval: 
         stop.wait(interval)
 
 
-def _held_batches(ledger: Any) -> dict[int, tuple[str, int]]:
+def _held_batches(ledger: Node) -> dict[int, tuple[str, int]]:
     """chain index -> (root, records held under it), for every batch row in the store."""
     with ledger.sessions() as session:
         return {
@@ -222,7 +224,9 @@ def _held_batches(ledger: Any) -> dict[int, tuple[str, int]]:
         }
 
 
-def _check_batch(ledger: Any, entries: list[dict[str, Any]], root: str, count: int) -> list[Prepared] | tuple[str, str]:
+def _check_batch(
+    ledger: Node, entries: list[dict[str, Any]], root: str, count: int
+) -> list[Prepared] | tuple[str, str]:
     """The batch's records, each checked, when they rebuild `root` and `count` exactly;
     else (what, detail) naming the peer's fault."""
     prepared: list[Prepared] = []
@@ -259,7 +263,7 @@ def _check_batch(ledger: Any, entries: list[dict[str, Any]], root: str, count: i
     return list(unique.values())
 
 
-def _store_batch(ledger: Any, index: int, root: str, previous: str, block: int, records: list[Prepared]) -> int:
+def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int, records: list[Prepared]) -> int:
     """Store a checked batch under its chain index; returns how many records were new."""
     now = time.time()
     uids = [hex32(p.uid) for p in records]

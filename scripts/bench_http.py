@@ -94,7 +94,7 @@ def main() -> int:
             "PROVENANCE_RATE_LIMIT": "1000000",
         }
         server = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", str(args.api_workers)],
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(args.api_workers)],
             cwd=REPO,
             env=env,
         )

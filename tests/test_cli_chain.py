@@ -18,7 +18,7 @@ from ledger.chain.manifest import Manifest
 
 from .conftest import REPO
 
-PROVENANCE = [sys.executable, "-m", "ledger.cli"]
+PROVENANCE = [sys.executable, "-m", "api.cli"]  # the full command line (with up and serve)
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:

@@ -131,7 +131,7 @@ class ServeProcess:
             **extra_env,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port), "--workers", str(workers)],
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port), "--workers", str(workers)],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -61,7 +61,7 @@ class ApiProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)],
             cwd=REPO,
             env=self.env,
             stdout=subprocess.DEVNULL,

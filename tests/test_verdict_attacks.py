@@ -123,7 +123,7 @@ def test_a_database_administrator_flipping_a_byte_of_a_watch_list_signature_cann
         signature = conn.execute(text("SELECT signature FROM attestations WHERE uid = :u"), {"u": watch}).scalar_one()
         flipped = signature[:20] + ("1" if signature[20] != "1" else "2") + signature[21:]
         conn.execute(text("UPDATE attestations SET signature = :s WHERE uid = :u"), {"s": flipped, "u": watch})
-    result = verify_in_store(ledger_env, shipment)  # verified afresh, not a verdict reached before the edit
+    result = verify_in_store(ledger_env, shipment, ledger_env.policy)  # afresh: not a verdict from before the edit
     assert result.verdict is Verdict.UNVERIFIABLE and Reason.BAD_SIGNATURE in result.codes, result.to_json()
 
 
@@ -400,8 +400,8 @@ def test_a_database_administrator_deleting_a_hand_over_gets_a_reasoned_verdict_n
     with ledger_env.engine.begin() as conn:
         conn.execute(text("DELETE FROM attestation_refs WHERE uid = :u"), {"u": ids["to_exporter"]})
         conn.execute(text("DELETE FROM attestations WHERE uid = :u"), {"u": ids["to_exporter"]})
-    ledger_env._batch_tree.cache_clear()
-    result = verify_in_store(ledger_env, ids["shipment"])  # afresh (not a verdict reached before the edit)
+    ledger_env._batch_nodes.cache_clear()
+    result = verify_in_store(ledger_env, ids["shipment"], ledger_env.policy)  # afresh, not from before the edit
     assert result.verdict is Verdict.UNVERIFIABLE and Reason.STORE_CORRUPTED in result.codes, result.to_json()
 
 

@@ -45,14 +45,12 @@ def require_dev_chain(w3: Web3) -> int:
 def load_keystore(path: Path, password: str | None = None) -> LocalAccount:
     """Decrypt an eth-account (Web3 Secret Storage) keystore file.
 
-    The password comes from the argument, else $PROVENANCE_KEY_PASSWORD, else a prompt.
+    The password comes from the argument (the settings' key password), else a prompt.
     """
     try:
         keyfile = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise KeyLoadError(f"cannot read keystore {path}: {exc}") from exc
-    if password is None:
-        password = os.environ.get("PROVENANCE_KEY_PASSWORD")
     if password is None:
         password = getpass.getpass(f"password for {path}: ")
     try:

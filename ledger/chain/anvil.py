@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import socket
@@ -30,11 +29,11 @@ class AnvilError(RuntimeError):
     """The local node could not be found, started or reached."""
 
 
-def find_anvil_binary() -> Path:
-    """Path of the anvil binary: $PROVENANCE_ANVIL_BIN, the npm package, or PATH."""
-    override = os.environ.get("PROVENANCE_ANVIL_BIN")
-    if override:
-        return Path(override)
+def find_anvil_binary(override: Path | None = None) -> Path:
+    """Path of the anvil binary: `override` (the settings' PROVENANCE_ANVIL_BIN), the npm
+    package, or PATH."""
+    if override is not None:
+        return override
     if ANVIL_PACKAGE_BIN.exists():
         return ANVIL_PACKAGE_BIN
     on_path = shutil.which("anvil")
@@ -115,6 +114,7 @@ def start_anvil(
     block_time: float | None = None,
     log_file: Path | None = None,
     startup_timeout: float = 20.0,
+    binary_path: Path | None = None,
 ) -> AnvilNode:
     """Start anvil on 127.0.0.1 and return once it answers `eth_chainId`.
 
@@ -122,7 +122,7 @@ def start_anvil(
     stop; `state_interval` (seconds) also writes it periodically so a SIGKILL loses at
     most that much. Without `block_time`, anvil mines a block per transaction.
     """
-    binary = find_anvil_binary()
+    binary = find_anvil_binary(binary_path)
     port = port or free_port()
     args = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
     if state_file is not None:

@@ -17,7 +17,7 @@ from ledger.config import Settings
 app = typer.Typer(help="GS1 EPCIS 2.0 documents in and out.", no_args_is_help=True)
 
 
-def _fail(message: str) -> typer.Exit:
+def fail(message: str) -> typer.Exit:
     typer.secho(message, fg="red", err=True)
     return typer.Exit(1)
 
@@ -64,7 +64,7 @@ def import_cmd(
             raise ValueError("give --keystore (or --dev-key on the development chain)")
         parties, goods = _context(context)
     except (OSError, ValueError, KeyLoadError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if submit is None:
         from ledger.core import Ledger
         from ledger.epcis.ledger_index import StoreIndex
@@ -76,7 +76,7 @@ def import_cmd(
             plan = plan_import(doc, account.address, ctx, StoreIndex(ledger.sessions))
             stored = import_signed(ledger, sign_plan(plan, account, ledger.domain))
         except (ImportRefused, ImportRejected) as exc:
-            raise _fail(f"nothing stored: {exc}") from exc
+            raise fail(f"nothing stored: {exc}") from exc
         finally:
             ledger.close()
         created = sum(a.created for a in stored)
@@ -94,7 +94,7 @@ def import_cmd(
         timeout=60,
     )
     if answer.status_code != 200:
-        raise _fail(f"not mapped: {answer.json().get('detail')}")
+        raise fail(f"not mapped: {answer.json().get('detail')}")
     body: dict[str, Any] = answer.json()
     plan = ImportPlan(
         body["signer"],
@@ -110,7 +110,7 @@ def import_cmd(
     submissions = sign_plan(plan, account, Domain(manifest.chain_id, manifest.ledger))
     answer = httpx.post(f"{base}/v1/epcis/import", json=submissions, timeout=60)
     if answer.status_code != 201:
-        raise _fail(f"nothing stored: {answer.json().get('detail')}")
+        raise fail(f"nothing stored: {answer.json().get('detail')}")
     typer.echo(f"stored {answer.json()['created']} attestations; {len(plan.already_recorded)} events already recorded")
 
 
@@ -125,7 +125,7 @@ def export_cmd(
     from ledger.epcis.service import export_lot, export_shipment
 
     if (lot is None) == (shipment is None):
-        raise _fail("give exactly one of --lot or --shipment")
+        raise fail("give exactly one of --lot or --shipment")
     ledger = Ledger.open(Settings())
     try:
         doc = export_lot(ledger, lot) if lot is not None else export_shipment(ledger, str(shipment))

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,6 @@ from ledger.chain.client import ChainRevert, ChainUnavailable, Deployment, conne
 from ledger.chain.deploy import deploy
 from ledger.chain.manifest import Manifest
 from ledger.config import Settings
-from ledger.private import write_private
 
 EXIT_INPUT = 1
 EXIT_UNAVAILABLE = 2
@@ -40,7 +38,7 @@ chain_app = typer.Typer(help="The local development chain.", no_args_is_help=Tru
 app.add_typer(chain_app, name="chain")
 
 
-def _fail(message: str, code: int) -> typer.Exit:
+def fail(message: str, code: int) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
 
@@ -69,114 +67,6 @@ def ensure_deployed(settings: Settings, rpc_url: str) -> Manifest:
     return manifest
 
 
-@app.command()
-def up(
-    port: Annotated[int | None, typer.Option(help="anvil port (default $PROVENANCE_ANVIL_PORT or 8545)")] = None,
-    api_port: Annotated[int | None, typer.Option(help="HTTP port (default $PROVENANCE_API_PORT or 8000)")] = None,
-    block_time: Annotated[float, typer.Option(help="seconds between blocks on the dev chain")] = 1.0,
-    exit_after_deploy: Annotated[bool, typer.Option(help="stop once deployed (for scripts)")] = False,
-) -> None:
-    """Start the embedded system: local chain (state kept in $PROVENANCE_HOME), contracts
-    deployed once, database migrated, demo story seeded once, anchoring worker and HTTP
-    API running. Runs until interrupted."""
-    settings = Settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    try:
-        node = start_anvil(
-            port=port or settings.anvil_port,
-            state_file=settings.chain_state_file,
-            block_time=block_time,
-            log_file=settings.home / "chain" / "anvil.log",
-        )
-    except AnvilError as exc:
-        raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
-    stop = threading.Event()
-
-    def request_stop(*_: object) -> None:
-        stop.set()
-        raise KeyboardInterrupt  # interrupts set-up (deploy, seeding) too; the finally stops the chain
-
-    signal.signal(signal.SIGTERM, request_stop)
-    try:
-        manifest = ensure_deployed(settings, node.rpc_url)
-        typer.echo(f"chain      {node.rpc_url} (chain id {manifest.chain_id}, state {settings.chain_state_file})")
-        typer.echo(f"registry   {manifest.registry}")
-        typer.echo(f"ledger     {manifest.ledger}")
-        typer.echo(f"manifest   {settings.resolved_manifest_path}")
-        typer.echo(manifest.to_json(), nl=False)
-        sys.stdout.flush()
-        if exit_after_deploy:
-            typer.echo("ready", err=True)
-            return
-        _run_service(Settings(rpc_url=node.rpc_url), api_port or settings.api_port, stop)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        node.stop()
-        typer.echo("stopped", err=True)
-
-
-def _run_service(settings: Settings, api_port: int, stop: threading.Event) -> None:
-    """Migrate, seed the demo once, run the anchoring worker and the HTTP API until stopped."""
-    import os
-
-    import uvicorn
-
-    from ledger.access import create_api_key
-    from ledger.core import Ledger
-    from ledger.demo import seed_demo
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    ledger = Ledger.open(settings)
-    demo_file = settings.home / "demo.json"
-    if not demo_file.exists():
-        ids = seed_demo(ledger)
-        _key, token = create_api_key(ledger.sessions, "demo customs officer", {"customs", "auditor"})
-        write_private(
-            demo_file,
-            json.dumps(
-                {"shipment": ids["shipment"], "flaggedShipment": ids["flagged_shipment"], "customsKey": token}, indent=2
-            ),
-        )
-    demo = json.loads(demo_file.read_text())
-    worker = ledger.anchoring_worker()
-    threading.Thread(target=worker.run, args=(stop,), name="anchoring-worker", daemon=True).start()
-    # The service is loaded by name, not imported: the core never depends on the web layer.
-    os.environ["PROVENANCE_RPC_URL"] = settings.resolved_rpc_url
-    server = uvicorn.Server(
-        uvicorn.Config("api.app:create_app", factory=True, host="127.0.0.1", port=api_port, log_level="warning")
-    )
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-
-    def stop_server() -> None:
-        stop.wait()
-        server.should_exit = True
-
-    threading.Thread(target=stop_server, daemon=True).start()
-    base = f"http://127.0.0.1:{api_port}"
-    typer.echo(f"api        {base}  (OpenAPI: {base}/docs)")
-    typer.echo(f"customs key {demo['customsKey']}")
-    for label, uid in (
-        ("clean shipment (VERIFIED)", demo["shipment"]),
-        ("flagged shipment (FLAGGED)", demo["flaggedShipment"]),
-    ):
-        typer.echo(f"demo {label}: {uid}")
-        typer.echo(
-            f"  curl -s -X POST -H 'Authorization: Bearer {demo['customsKey']}' {base}/v1/shipments/{uid}/verify"
-        )
-        typer.echo(
-            f"  PROVENANCE_HOME={settings.home} PROVENANCE_RPC_URL={settings.resolved_rpc_url} "
-            f".venv/bin/provenance verify {uid}"
-        )
-    typer.echo("(anchoring takes a few seconds after the first start: until then both are UNVERIFIABLE)")
-    typer.echo("ready", err=True)
-    sys.stdout.flush()
-    server.run()
-    ledger.close()
-
-
 @chain_app.command("start")
 def chain_start(
     port: Annotated[int | None, typer.Option(help="port (default $PROVENANCE_ANVIL_PORT or 8545)")] = None,
@@ -187,10 +77,13 @@ def chain_start(
     settings = Settings()
     try:
         node = start_anvil(
-            port=port or settings.anvil_port, state_file=state or settings.chain_state_file, block_time=block_time
+            port=port or settings.anvil_port,
+            state_file=state or settings.chain_state_file,
+            block_time=block_time,
+            binary_path=settings.anvil_bin,
         )
     except AnvilError as exc:
-        raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
+        raise fail(str(exc), EXIT_UNAVAILABLE) from exc
     typer.echo(f"anvil on {node.rpc_url} (chain id {node.chain_id})")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -221,18 +114,18 @@ def deploy_cmd(
     try:
         w3 = connect(url)
         if registrar_keystore is not None:
-            registrar = load_keystore(registrar_keystore)
+            registrar = load_keystore(registrar_keystore, settings.key_password)
         else:
             require_dev_chain(w3)
             registrar = dev_account(0)
         anchorer_address = anchorer or (registrar.address if registrar_keystore else dev_account(1).address)
         manifest = deploy(w3, registrar, anchorer_address)
     except ChainUnavailable as exc:
-        raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
+        raise fail(str(exc), EXIT_UNAVAILABLE) from exc
     except KeyLoadError as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
+        raise fail(str(exc), EXIT_INPUT) from exc
     except ChainRevert as exc:
-        raise _fail(f"contract rejected the deployment: {exc}", EXIT_REVERT) from exc
+        raise fail(f"contract rejected the deployment: {exc}", EXIT_REVERT) from exc
     path = manifest.save(out or settings.resolved_manifest_path)
     if as_json:
         typer.echo(manifest.to_json(), nl=False)
@@ -299,7 +192,7 @@ def verify_cmd(
     try:
         result = ledger.verify_shipment(shipment)
     except EvidenceError as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
+        raise fail(str(exc), EXIT_INPUT) from exc
     _print_verdict(result, as_json)
 
 
@@ -316,7 +209,7 @@ def export_bundle_cmd(
     try:
         bundle = ledger.export_bundle(shipment)
     except EvidenceError as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
+        raise fail(str(exc), EXIT_INPUT) from exc
     out.write_text(json.dumps(bundle, indent=1))
     typer.echo(f"wrote {out} ({len(bundle['attestations'])} attestations)")
 
@@ -355,7 +248,7 @@ def verify_bundle_cmd(
         data = json.loads(bundle.read_text())
         trusted = Manifest.load(manifest or settings.resolved_manifest_path)
     except (OSError, ValueError) as exc:
-        raise _fail(f"cannot read input: {exc}", EXIT_INPUT) from exc
+        raise fail(f"cannot read input: {exc}", EXIT_INPUT) from exc
     rpc = rpc_url or settings.resolved_rpc_url
     if not mirror:
         result = verify_bundle(data, chain_view_for(rpc, trusted, policy.confirmations), policy)
@@ -403,7 +296,7 @@ def mirror_cmd(
     settings = Settings()
     urls = peer or list(settings.peers)
     if not urls:
-        raise _fail("no peers: give --peer URL or set PROVENANCE_PEERS", EXIT_INPUT)
+        raise fail("no peers: give --peer URL or set PROVENANCE_PEERS", EXIT_INPUT)
     ledger = Ledger.open(settings)
     peers = [HttpPeer(url) for url in urls]
     try:
@@ -433,25 +326,6 @@ def _progress_printer(label: str) -> Any:
     return show
 
 
-@app.command("serve")
-def serve_cmd(
-    port: Annotated[int | None, typer.Option(help="HTTP port (default $PROVENANCE_API_PORT or 8000)")] = None,
-    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    workers: Annotated[int, typer.Option(help="API processes (stateless; share the database)")] = 1,
-) -> None:
-    """Run the HTTP API only (run `provenance worker` separately for anchoring)."""
-    import uvicorn
-
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port or Settings().api_port,
-        workers=workers,
-        log_level="warning",
-    )
-
-
 apikey_app = typer.Typer(help="Scoped API keys for customs, auditors and admins.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 
@@ -469,7 +343,7 @@ def apikey_create(
     try:
         key, token = create_api_key(ledger.sessions, name, {s.strip() for s in scopes.split(",") if s.strip()})
     except ValueError as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
+        raise fail(str(exc), EXIT_INPUT) from exc
     typer.echo(f"key {key.id} ({', '.join(sorted(key.scopes))}) for {name}")
     typer.echo(token)
 
@@ -481,7 +355,7 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="key id")]) -> None
     from ledger.core import Ledger
 
     if not revoke_api_key(Ledger.open(Settings()).sessions, key_id):
-        raise _fail(f"no live key {key_id}", EXIT_INPUT)
+        raise fail(f"no live key {key_id}", EXIT_INPUT)
     typer.echo(f"revoked {key_id}")
 
 
@@ -510,9 +384,7 @@ app.add_typer(keys_app, name="keys")
 
 
 def _password(confirm: bool) -> str:
-    import os
-
-    password = os.environ.get("PROVENANCE_KEY_PASSWORD")
+    password = Settings().key_password
     if password:
         return password
     return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
@@ -529,7 +401,7 @@ def keys_new(out: Annotated[Path, typer.Option(help="keystore file to create (mo
     try:
         write_keystore(account, out, _password(confirm=True))
     except (KeyLoadError, FileExistsError) as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
+        raise fail(str(exc), EXIT_INPUT) from exc
     typer.echo(account.address)
 
 
@@ -547,7 +419,7 @@ def keys_import(
         account = Account.from_key(private_key_file.read_text().strip())
         write_keystore(account, out, _password(confirm=True))
     except (OSError, ValueError, KeyLoadError) as exc:
-        raise _fail(f"cannot import: {exc}", EXIT_INPUT) from exc
+        raise fail(f"cannot import: {exc}", EXIT_INPUT) from exc
     typer.echo(account.address)
 
 
@@ -608,9 +480,9 @@ def sign_cmd(
             confidential=[n.strip() for n in (confidential or "").split(",") if n.strip()],
         )
     except ChainUnavailable as exc:  # a dev key needs the dev chain to prove it is one
-        raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
+        raise fail(str(exc), EXIT_UNAVAILABLE) from exc
     except (OSError, ValueError, KeyLoadError, FileNotFoundError) as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
+        raise fail(str(exc), EXIT_INPUT) from exc
     if out is not None:
         out.write_text(json.dumps(submission, indent=1))
     if submit is None:
@@ -621,7 +493,7 @@ def sign_cmd(
     try:
         answer = httpx.post(f"{submit.rstrip('/')}/v1/attestations", json=submission, timeout=30)
     except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {submit}: {exc}", EXIT_UNAVAILABLE) from exc
+        raise fail(f"cannot reach {submit}: {exc}", EXIT_UNAVAILABLE) from exc
     body = answer.json()
     if as_json:
         typer.echo(json.dumps(body, indent=1))
@@ -641,19 +513,18 @@ def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Anchoring status of a submitted attestation (pending, sealed, sent, anchored)."""
-    import os
 
     import httpx
 
-    token = key or os.environ.get("PROVENANCE_API_KEY", "")
+    token = key or Settings().api_key or ""
     try:
         answer = httpx.get(
             f"{api.rstrip('/')}/v1/attestations/{uid}", headers={"Authorization": f"Bearer {token}"}, timeout=30
         )
     except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {api}: {exc}", EXIT_UNAVAILABLE) from exc
+        raise fail(f"cannot reach {api}: {exc}", EXIT_UNAVAILABLE) from exc
     if answer.status_code != 200:
-        raise _fail(answer.json().get("detail", answer.text), EXIT_INPUT)
+        raise fail(answer.json().get("detail", answer.text), EXIT_INPUT)
     anchor = answer.json()["anchor"]
     if as_json:
         typer.echo(json.dumps(anchor, indent=1))
@@ -729,7 +600,7 @@ def audit_replay(
                 jobs=jobs,
             )
         except Exception as exc:
-            raise _fail(f"replay failed: {exc}", EXIT_UNAVAILABLE) from exc
+            raise fail(f"replay failed: {exc}", EXIT_UNAVAILABLE) from exc
         if checkpoint is not None:
             state.save(checkpoint)
         result = report.to_json()
@@ -784,11 +655,11 @@ def _registrar_call(
         fn = build(Deployment(w3, manifest).registry.functions)
         receipt = call_and_send(w3, registrar, fn)
     except (FileNotFoundError, KeyLoadError, ValueError) as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
+        raise fail(str(exc), EXIT_INPUT) from exc
     except ChainUnavailable as exc:
-        raise _fail(str(exc), EXIT_UNAVAILABLE) from exc
+        raise fail(str(exc), EXIT_UNAVAILABLE) from exc
     except ChainRevert as exc:
-        raise _fail(f"the registry refused {action}: {exc}", EXIT_REVERT) from exc
+        raise fail(f"the registry refused {action}: {exc}", EXIT_REVERT) from exc
     typer.echo(f"{action}: tx 0x{bytes(receipt['transactionHash']).hex()} (block {receipt['blockNumber']})")
 
 
@@ -898,7 +769,7 @@ def show_manifest(path: Annotated[Path | None, typer.Argument(help="manifest fil
     try:
         manifest = Manifest.load(path or settings.resolved_manifest_path)
     except FileNotFoundError as exc:
-        raise _fail(str(exc), EXIT_INPUT) from exc
+        raise fail(str(exc), EXIT_INPUT) from exc
     typer.echo(json.dumps(json.loads(manifest.to_json()), indent=2))
 
 

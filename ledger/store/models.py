@@ -52,7 +52,10 @@ class AttestationRow(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True)
     direct_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
 
-    __table_args__ = (Index("ix_attestations_unbatched", "batch_id", "id"),)
+    __table_args__ = (
+        Index("ix_attestations_unbatched", "batch_id", "id"),
+        Index("ix_attestations_exporter_history", "attester", "kind", "issued_at"),
+    )
 
 
 class AttestationRefRow(Base):
@@ -73,6 +76,17 @@ class WatchlistClassRow(Base):
 
     uid: Mapped[str] = mapped_column(ForeignKey("attestations.uid"), primary_key=True)
     goods_class: Mapped[str] = mapped_column(String(10), primary_key=True, index=True)
+
+
+class BatchTreeRow(Base):
+    """A batch's Merkle tree nodes (32 bytes each, root first), kept so that inclusion
+    proofs are read, not rebuilt. Untrusted like every row: a proof from a tampered tree
+    does not lead to the root the chain holds."""
+
+    __tablename__ = "batch_trees"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    nodes: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class BatchRow(Base):

@@ -21,6 +21,7 @@ from ledger.eip712 import Attestation, Domain, parse_typed_data
 from ledger.hashing import hex32, parse_hex
 from ledger.kinds import Kind
 from ledger.payload import Disclosure
+from ledger.ports import StoreReader
 
 BUNDLE_FORMAT = "provenance-ledger/proof-bundle@1"
 
@@ -179,7 +180,7 @@ def _missing_ancestors(evidence: Evidence) -> set[str]:
     return set(walk_history(evidence)[1])
 
 
-def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
+def evidence_from_store(ledger: StoreReader, shipment_uid: str) -> Evidence:
     """Evidence for a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`).
 
     Four round trips whatever the number of hops: the shipment's whole history by one
@@ -206,7 +207,7 @@ def evidence_from_store(ledger: Any, shipment_uid: str) -> Evidence:
     return evidence
 
 
-def completed_from_store(ledger: Any, presented: Evidence) -> Evidence:
+def completed_from_store(ledger: StoreReader, presented: Evidence) -> Evidence:
     """A presented bundle's evidence completed from the node's own copy of the ledger.
 
     What the presenter shows is merged with everything the store holds that bears on it
@@ -231,7 +232,9 @@ def completed_from_store(ledger: Any, presented: Evidence) -> Evidence:
     return evidence
 
 
-def _stored_case_file(ledger: Any, roots: set[str], goods: set[str]) -> tuple[dict[str, Record], dict[str, str]]:
+def _stored_case_file(
+    ledger: StoreReader, roots: set[str], goods: set[str]
+) -> tuple[dict[str, Record], dict[str, str]]:
     """The stored records bearing on the history of `roots` (and on goods of `goods`
     classes), and the stored rows that could not be read back (uid -> why)."""
     from sqlalchemy import union
@@ -283,7 +286,7 @@ def _stored_case_file(ledger: Any, roots: set[str], goods: set[str]) -> tuple[di
     return records, unreadable
 
 
-def _goods_classes(ledger: Any, rows: list[Any], ancestors: set[str]) -> set[str]:
+def _goods_classes(ledger: StoreReader, rows: list[Any], ancestors: set[str]) -> set[str]:
     """The goods classes a watch list could be matched on: the shipment's declared class
     and the classes its productions were made as."""
     found: set[str] = set()
@@ -300,14 +303,14 @@ def _goods_classes(ledger: Any, rows: list[Any], ancestors: set[str]) -> set[str
     return found
 
 
-def _fields_of(ledger: Any, row: Any) -> dict[str, Any]:
+def _fields_of(ledger: StoreReader, row: Any) -> dict[str, Any]:
     fields: dict[str, Any] = json.loads(row.disclosed)
     if row.sealed is not None:
         fields.update(ledger.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
     return fields
 
 
-def _record_from_row(ledger: Any, row: Any, refs: list[str], batches: dict[int, Any]) -> Record:
+def _record_from_row(ledger: StoreReader, row: Any, refs: list[str], batches: dict[int, Any]) -> Record:
     from ledger.eip712 import typed_data
     from ledger.store.rows import attestation_from_row
 

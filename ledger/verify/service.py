@@ -22,6 +22,7 @@ from ledger.chain.view import ChainView
 from ledger.eip712 import Domain
 from ledger.fields import exact_quantity
 from ledger.kinds import Kind
+from ledger.ports import Node, StoreReader
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
 
@@ -41,9 +42,13 @@ def deployment_json(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-def shipment_history(ledger: Any, shipment_uid: str, attester: str, issued_at: int) -> ShipmentHistory:
-    """The exporter's earlier shipments in the store (excluding this one): risk signals
-    only, never a verdict."""
+HISTORY_WINDOW = 50
+
+
+def shipment_history(ledger: StoreReader, shipment_uid: str, attester: str, issued_at: int) -> ShipmentHistory:
+    """The exporter's most recent earlier shipments in the store (at most HISTORY_WINDOW,
+    excluding this one, through an index on attester, kind and time): risk signals only,
+    never a verdict, and a cost that does not grow with the exporter's history."""
     from ledger.store.models import AttestationRow
 
     with ledger.sessions() as session:
@@ -55,7 +60,8 @@ def shipment_history(ledger: Any, shipment_uid: str, attester: str, issued_at: i
                 AttestationRow.uid != shipment_uid,
                 AttestationRow.issued_at <= issued_at,
             )
-            .limit(1000)
+            .order_by(AttestationRow.issued_at.desc())
+            .limit(HISTORY_WINDOW)
         ).all()
     destinations, quantities = set(), []
     for row in rows:
@@ -69,7 +75,7 @@ def shipment_history(ledger: Any, shipment_uid: str, attester: str, issued_at: i
 
 
 def verify_in_store(
-    ledger: Any, shipment_uid: str, policy: VerificationPolicy | None = None, chain: ChainView | None = None
+    ledger: Node, shipment_uid: str, policy: VerificationPolicy, chain: ChainView | None = None
 ) -> VerificationResult:
     """Verify a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`)."""
     evidence = evidence_from_store(ledger, shipment_uid)
@@ -79,13 +85,13 @@ def verify_in_store(
         domain=ledger.domain,
         chain=chain or ledger.chain_view,
         checker=ledger.checker,
-        policy=policy or ledger.policy,
+        policy=policy,
         history=shipment_history(ledger, evidence.shipment, shipment.attester, shipment.attestation.issued_at),
         completeness=ledger.completeness.watermark,
     )
 
 
-def export_bundle(ledger: Any, shipment_uid: str) -> dict[str, Any]:
+def export_bundle(ledger: Node, shipment_uid: str) -> dict[str, Any]:
     """The self-contained proof bundle of a shipment in `ledger`'s store."""
     evidence = evidence_from_store(ledger, shipment_uid)
     return evidence.to_bundle(deployment_json(ledger.deployment.manifest), int(time.time()))
@@ -108,7 +114,7 @@ def verify_bundle(
     policy: VerificationPolicy,
     checker: SignatureChecker | None = None,
     *,
-    complete_from: Any = None,
+    complete_from: Node | None = None,
 ) -> VerificationResult:
     """Verify a proof bundle against the chain behind `chain` and its trusted deployment.
 

@@ -1,0 +1,28 @@
+"""Where an attestation is anchored, as the store knows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AnchorRef:
+    """Where an attestation is anchored: its batch and Merkle proof, or a direct record."""
+
+    status: str  # "pending", "sealed", "sent", "anchored", "direct"
+    batch_index: int | None = None
+    root: str | None = None
+    proof: tuple[str, ...] = ()
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "batchIndex": self.batch_index,
+            "root": self.root,
+            "proof": list(self.proof),
+            "txHash": self.tx_hash,
+            "blockNumber": self.block_number,
+        }
