@@ -290,7 +290,13 @@ def test_sixty_identical_submissions_at_once_are_one_201_and_the_rest_200(
     codes = sorted(code for code, _ in answers)
     assert codes == [200] * 59 + [201], answers
     assert ledger_env.get_attestation(submission["uid"]) is not None
-    reliability.record("fault", "HTTP: 60 concurrent identical submissions", 60, "one 201, 59 x 200 exists, no 500")
+    reliability.record(
+        "fault",
+        "HTTP: 60 concurrent identical submissions",
+        60,
+        "one 201, 59 x 200 exists, no 500",
+        kind="concurrent requests",
+    )
 
 
 CHROMIUM_FLAGS = [
