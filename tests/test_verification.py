@@ -8,6 +8,7 @@ import time
 import pytest
 
 from ledger.chain.accounts import dev_account
+from ledger.chain.anvil import AnvilNode
 from ledger.chain.client import call_and_send
 from ledger.core import Ledger
 from ledger.reasons import Reason
@@ -215,18 +216,23 @@ def test_an_anchor_without_enough_confirmations_is_unconfirmed(ledger_env: Ledge
 
 
 def test_with_the_chain_unreachable_the_verdict_is_unverifiable_never_verified(
-    ledger_env: Ledger, reliability: ReliabilityRecorder
+    anvil: AnvilNode, ledger_env: Ledger, reliability: ReliabilityRecorder
 ) -> None:
     story = Story(ledger_env)
     ids = story.clean_export()
     story.anchor()
-    ledger_env.deployment.w3.provider.endpoint_uri = "http://127.0.0.1:9"  # type: ignore[attr-defined]
+    assert verdict_of(ledger_env, ids["shipment"])[0] is Verdict.VERIFIED  # with the node up
+    anvil.stop()  # the node itself goes away
     time.sleep(0.3)  # past the 250 ms for which a chain head is reused
     verdict, codes, result = verdict_of(ledger_env, ids["shipment"])
     assert verdict is Verdict.UNVERIFIABLE and Reason.CHAIN_UNAVAILABLE in codes
     assert any(c.status is CheckStatus.ERROR for c in result.checks)
     reliability.record(
-        "fault", "chain node unreachable during verification", 1, "UNVERIFIABLE with CHAIN_UNAVAILABLE, never VERIFIED"
+        "fault",
+        "chain node stopped during verification",
+        1,
+        "VERIFIED while up; UNVERIFIABLE with CHAIN_UNAVAILABLE once stopped, never VERIFIED",
+        kind="chain outage",
     )
 
 
