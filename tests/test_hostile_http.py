@@ -172,7 +172,6 @@ def serve(ledger_env: Ledger) -> Iterator[object]:
         process.stop()
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
     serve, reliability: ReliabilityRecorder, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
@@ -222,7 +221,6 @@ def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
     )
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_rate_limits_hold_across_two_server_processes_sharing_redis(
     serve, ledger_env: Ledger, reliability: ReliabilityRecorder, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
