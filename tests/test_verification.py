@@ -460,7 +460,8 @@ def test_the_command_line_verifier_needs_only_the_bundle_and_an_rpc_url(ledger_e
     reason="known gap: a deep reorganisation is trusted silently. The worker never re-checks an anchored batch "
     "(ledger/anchoring.py _advance reads only batches not yet anchored) and the chain view keeps facts it read "
     "below the confirmation depth (ledger/chain/view.py snapshot: _scanned_to never moves back), so the verdict "
-    "stays VERIFIED and the store says anchored",
+    "stays VERIFIED in the running process and the store says anchored (a freshly started process answers "
+    "UNVERIFIABLE, WRONG_CONTRACT: only a restart notices)",
 )
 def test_a_reorganisation_deeper_than_the_confirmations_is_detected_and_never_trusted(
     ledger_env: Ledger, reliability: ReliabilityRecorder
