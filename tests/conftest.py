@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from web3 import Web3
@@ -43,9 +44,14 @@ POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a PostgreSQL database created and dropped here."""
+    """A fresh, empty database: a SQLite file, or a PostgreSQL database created and dropped
+    here (on the shared server), or, with the parameter "throwaway-postgresql", the
+    `throwaway_postgres` fixture's own cluster (for tests that stop the server)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    if request.param == "throwaway-postgresql":
+        yield request.getfixturevalue("throwaway_postgres").url
         return
     import uuid
 
@@ -115,9 +121,28 @@ def ledger_env(deployment: Deployment, database_url: str, tmp_path: Path) -> Ite
 # ---------------------------------------------------------------- reliability report
 #
 # Fault and hostile-input tests say what they injected through the `reliability`
-# fixture. With --reliability-json PATH, the session writes every record together with
-# the test's outcome; scripts/reliability_report.py turns that into the Markdown report,
-# so the report's figures are the tests' own.
+# fixture. With --reliability-json=PATH, the session writes every record together with
+# its test's outcome (a failing test writes its records as failed, or a row of its own
+# when it failed before recording), plus the outcome of every test of the run;
+# scripts/reliability_report.py renders that as Markdown, so the report's figures are the
+# tests' own and describe the code that was just tested.
+
+# What a fault is. Real: the thing itself happened to a real process, database or chain.
+# Stand-ins: an exception raised from a test hook, or sequential calls in one process
+# standing in for concurrent ones; the report lists them apart.
+REAL_FAULTS = {
+    "process kill": "a real process killed with SIGKILL",
+    "database stop": "a real PostgreSQL server stopped (immediate shutdown) and restarted",
+    "chain outage": "a real chain node stopped, or unreachable",
+    "chain reorganisation": "real blocks dropped from a real chain (anvil evm_snapshot / evm_revert)",
+    "concurrent requests": "real concurrent clients against a real server",
+}
+STAND_IN_FAULTS = {
+    "test hook": "an exception raised from a test hook inside the worker (no process dies)",
+    "sequential": "sequential calls in one process standing in for concurrent workers",
+    "proxy": "a proxy in front of a real node answering chosen calls with errors",
+    "unlabelled": "not labelled by its test, so not claimed as real",
+}
 
 
 class ReliabilityRecorder:
@@ -126,14 +151,22 @@ class ReliabilityRecorder:
     def __init__(self, node: pytest.Item) -> None:
         self.node = node
 
-    def record(self, group: str, what: str, tried: int, outcome: str) -> None:
+    def record(self, group: str, what: str, tried: int, outcome: str, *, kind: str | None = None) -> None:
         """`group` is one of fault, input, access, fuzz, property; `outcome` says what the
-        test observed (and asserted) about every one of the `tried` injections."""
+        test observed (and asserted) about every one of the `tried` injections. A fault
+        says what `kind` it is (REAL_FAULTS or STAND_IN_FAULTS); fuzz and property counts
+        are the tools' own statistics (`hypothesis_cases`, schemathesis's summary)."""
         assert group in {"fault", "input", "access", "fuzz", "property"}, group
         assert tried > 0, "a record must count what was actually tried"
-        self.node.user_properties.append(
-            ("reliability", {"group": group, "what": what, "tried": tried, "outcome": outcome})
-        )
+        if group == "fault":
+            kind = kind or "unlabelled"
+            assert kind in REAL_FAULTS or kind in STAND_IN_FAULTS, f"fault of unknown kind {kind!r}"
+        else:
+            assert kind is None, "only faults have a kind"
+        row = {"group": group, "what": what, "tried": tried, "outcome": outcome}
+        if kind is not None:
+            row["kind"] = kind
+        self.node.user_properties.append(("reliability", row))
 
 
 @pytest.fixture
@@ -141,36 +174,38 @@ def reliability(request: pytest.FixtureRequest) -> ReliabilityRecorder:
     return ReliabilityRecorder(request.node)  # type: ignore[arg-type]
 
 
+def hypothesis_cases(test: Callable[[], None]) -> int:
+    """Run a @given test and return how many valid test cases hypothesis itself counted
+    in its generate phase (its own statistics: no discarded or overrun examples, no
+    shrinking replays)."""
+    from hypothesis.statistics import collector
+
+    stats: list[dict[str, Any]] = []
+    with collector.with_value(stats.append):
+        test()
+    assert stats, "hypothesis reported no statistics"
+    cases = stats[-1].get("generate-phase", {}).get("test-cases", [])
+    valid = sum(1 for case in cases if case.get("status") == "valid")
+    assert valid > 0, stats[-1]
+    return valid
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--reliability-json", default=None, help="write the reliability records here")
 
 
-_RELIABILITY_ROWS: list[dict[str, object]] = []
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """A fault test stops the machine's PostgreSQL and always restarts it; should a run
-    have been killed during that outage, start the cluster again before testing."""
-    import shutil
-    import subprocess
-
-    import psycopg
-
-    try:
-        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
-        return
-    except psycopg.OperationalError:
-        pass
-    if shutil.which("pg_lsclusters") is None:
-        return
-    for line in subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True).stdout.splitlines():
-        version, name, port, status, *_ = line.split()
-        if port == "5432" and status == "down":
-            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start"], check=False)
+_OUTCOMES: dict[str, dict[str, Any]] = {}  # nodeid -> what happened to it, phase by phase
+_SESSION: dict[str, Any] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability: records faults or hostile inputs for the reliability report")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    _SESSION["started"] = time.time()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -180,19 +215,59 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when != "call":
-        return
-    for name, value in report.user_properties:
-        if name == "reliability":
-            row = dict(value)  # type: ignore[call-overload]
-            row.update(test=report.nodeid, passed=report.outcome == "passed", seconds=round(report.duration, 2))
-            _RELIABILITY_ROWS.append(row)
+    entry = _OUTCOMES.setdefault(
+        report.nodeid, {"outcome": "passed", "seconds": 0.0, "records": [], "message": "", "reliability": False}
+    )
+    entry["seconds"] += report.duration
+    entry["reliability"] = entry["reliability"] or "reliability" in report.keywords
+    if hasattr(report, "wasxfail"):
+        entry["outcome"] = "xfailed" if report.skipped else "xpassed"
+        entry["message"] = str(report.wasxfail)
+    elif report.failed:
+        entry["outcome"] = "failed" if report.when == "call" else "error"
+        crash = getattr(report.longrepr, "reprcrash", None)
+        entry["message"] = crash.message if crash is not None else str(report.longrepr)[-500:]
+    elif report.skipped and entry["outcome"] == "passed":
+        entry["outcome"] = "skipped"
+    if report.when == "teardown":  # the last phase: every record the test made is known
+        entry["records"] = [dict(value) for name, value in report.user_properties if name == "reliability"]
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = session.config.getoption("--reliability-json")
-    if path:
-        import json
+    if not path:
+        return
+    import json
+    import sys
+    import time
 
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(_RELIABILITY_ROWS, indent=1))
+    rows: list[dict[str, Any]] = []
+    tests: list[dict[str, Any]] = []
+    for nodeid, entry in _OUTCOMES.items():
+        tests.append({"test": nodeid, "outcome": entry["outcome"], "seconds": round(entry["seconds"], 2)})
+        for record in entry["records"]:
+            rows.append({**record, "test": nodeid, "result": entry["outcome"], "seconds": round(entry["seconds"], 2)})
+        if entry["reliability"] and not entry["records"] and entry["outcome"] != "skipped":
+            # Failed (or xfailed) before it could record: the report still shows the test.
+            rows.append(
+                {
+                    "group": "unrecorded",
+                    "what": nodeid,
+                    "tried": 0,
+                    "outcome": entry["message"] or entry["outcome"],
+                    "test": nodeid,
+                    "result": entry["outcome"],
+                    "seconds": round(entry["seconds"], 2),
+                }
+            )
+    document = {
+        "started": _SESSION.get("started"),
+        "finished": time.time(),
+        "exitstatus": int(exitstatus),
+        "args": [str(a) for a in session.config.invocation_params.args],
+        "python": sys.version.split()[0],
+        "tests": tests,
+        "records": rows,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(document, indent=1))

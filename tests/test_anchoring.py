@@ -4,16 +4,19 @@ through crashes, kills, outages, reorganisations and competing workers."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+import requests
+from sqlalchemy import func, select, update
 from web3 import Web3
 
 from ledger.anchoring import ANCHORED
@@ -22,7 +25,7 @@ from ledger.chain.client import Deployment
 from ledger.core import Ledger
 from ledger.hashing import parse_hex
 from ledger.merkle import verify_proof
-from ledger.store.models import AttestationRow, BatchRow
+from ledger.store.models import AttestationRow, BatchRow, WorkerLeaseRow
 
 from .conftest import REPO, ReliabilityRecorder
 from .scenario import actor, every_kind, productions
@@ -143,6 +146,7 @@ def test_a_worker_that_dies_at_any_step_is_resumed_and_anchors_exactly_once(
         f"anchoring worker crashes at step {point!r}, successor takes over",
         1,
         "every attestation anchored exactly once, batch sequence gap-free",
+        kind="test hook",
     )
 
 
@@ -161,6 +165,7 @@ def test_two_workers_at_once_only_one_anchors(ledger_env: Ledger, reliability: R
         "two anchoring workers started at once",
         1,
         "one holds the lease and anchors; the other seals and sends nothing",
+        kind="sequential",
     )
 
 
@@ -174,12 +179,12 @@ def test_a_reorganised_anchor_is_sent_again_and_nothing_unanchored_is_reported_a
     worker = ledger.anchoring_worker(confirmations=3)
     worker.step()
     uid = all_uids(ledger)[0]
-    with ledger.sessions() as session:
-        first_tx = session.scalars(select(BatchRow.tx_hash)).one()
+    dropped_block = w3.eth.get_transaction_receipt(ledger.anchor_of(uid).tx_hash)["blockNumber"]  # type: ignore[arg-type]
     assert ledger.deployment.ledger.functions.batchRoot(0).call() != bytes(32)
-    # The chain drops the block with our anchoring transaction.
+    # The chain drops the block with our anchoring transaction (before its 3 confirmations).
     w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
     assert ledger.deployment.ledger.functions.batchRoot(0).call() == bytes(32)
+    assert w3.eth.block_number < dropped_block
     mine(w3, 3)
     worker.step()
     assert ledger.anchor_of(uid).status != "anchored"
@@ -188,17 +193,23 @@ def test_a_reorganised_anchor_is_sent_again_and_nothing_unanchored_is_reported_a
     with ledger.sessions() as session:
         batch = session.scalars(select(BatchRow)).one()
     assert batch.attempts == 2
-    assert batch.tx_hash != first_tx or ledger.anchor_of(uid).block_number is not None
+    # Anchored in a block mined after the reorganisation, which is canonical now.
+    anchor = ledger.anchor_of(uid)
+    receipt = w3.eth.get_transaction_receipt(anchor.tx_hash)  # type: ignore[arg-type]
+    assert anchor.status == "anchored" and anchor.block_number == receipt["blockNumber"]
+    assert w3.eth.get_block(receipt["blockNumber"])["hash"] == receipt["blockHash"]
+    assert batch.block_hash == "0x" + bytes(receipt["blockHash"]).hex()
     reliability.record(
         "fault",
-        "chain reorganisation (evm_snapshot/evm_revert) drops the anchoring transaction",
+        "chain reorganisation (evm_snapshot/evm_revert) drops the anchoring transaction before its confirmations",
         1,
-        "not reported anchored meanwhile; re-sent (attempts == 2) and anchored once",
+        "not reported anchored meanwhile; re-sent (attempts == 2) and anchored once, in a canonical block",
+        kind="chain reorganisation",
     )
 
 
 def test_anchoring_backs_off_during_a_chain_outage_and_resumes(
-    deployment: Deployment, tmp_path: Path, database_url: str, reliability: ReliabilityRecorder
+    tmp_path: Path, database_url: str, reliability: ReliabilityRecorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A chain node of its own, stopped and restarted with its state."""
     from ledger.chain.accounts import dev_account
@@ -231,15 +242,37 @@ def test_anchoring_backs_off_during_a_chain_outage_and_resumes(
         )
         ledger = Ledger.open(settings, manifest=manifest)
         ledger.ingest_many(productions(ledger, 3))  # type: ignore[arg-type]
+        # The worker exists before the outage (constructing one needs the chain: it checks
+        # the chain id, so `provenance worker` cannot start while the node is down).
+        worker = ledger.anchoring_worker(confirmations=1)
         node.stop()  # the chain goes away (state written on SIGTERM)
         # Ingest keeps accepting on the indexed registry history.
         accepted = ledger.ingest_many(productions(ledger, 3, prefix="DURING"))  # type: ignore[arg-type]
         assert all(type(r).__name__ == "Accepted" for r in accepted)
-        worker = ledger.anchoring_worker(confirmations=1)
-        with pytest.raises(Exception):  # noqa: B017 - any transport error: the worker loop backs off
+        with pytest.raises(requests.exceptions.ConnectionError):
             worker.step()
-        node = start_anvil(state_file=state, port=port)
-        worker.drain(mine=lambda: mine(ledger.deployment.w3))
+        # The worker loop itself: it backs off (doubling its wait) while the node is away...
+        stop = threading.Event()
+        loop = threading.Thread(
+            target=worker.run, args=(stop,), kwargs={"interval": 0.1, "max_backoff": 0.8}, daemon=True
+        )
+        with caplog.at_level(logging.WARNING, logger="ledger.anchoring"):
+            loop.start()
+            try:
+                deadline = time.monotonic() + 60
+                while len(failures := [r.getMessage() for r in caplog.records if "step failed" in r.getMessage()]) < 5:
+                    assert time.monotonic() < deadline, failures
+                    time.sleep(0.05)
+                # ...and anchors everything once the node is back (the same loop, not a new worker).
+                node = start_anvil(state_file=state, port=port)
+                while ledger.counts()["anchored"] < 6:
+                    assert time.monotonic() < deadline + 60, ledger.counts()
+                    time.sleep(0.1)
+            finally:
+                stop.set()
+                loop.join(timeout=30)
+        waits = [float(m.split("retrying in ")[1].split("s)")[0]) for m in failures[:5]]
+        assert waits == [0.1, 0.2, 0.4, 0.8, 0.8], failures
         assert_exactly_once(ledger)
         assert ledger.counts()["anchored"] == 6
         ledger.close()
@@ -249,7 +282,9 @@ def test_anchoring_backs_off_during_a_chain_outage_and_resumes(
         "fault",
         "chain node stopped while ingest continues, then restarted",
         1,
-        "ingest kept accepting; the worker backed off and anchored all 6 once the node returned",
+        "ingest kept accepting (3 more accepted while the node was down); the running worker backed off "
+        "(waits 0.1, 0.2, 0.4, 0.8, 0.8 s) and anchored all 6 once the node returned",
+        kind="chain outage",
     )
 
 
@@ -267,7 +302,6 @@ def test_direct_anchoring_records_the_attestation_on_chain_once(ledger_env: Ledg
     assert not ledger.anchoring_worker(confirmations=1).pending_work()
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sigkill_of_the_worker_process_at_random_points_loses_nothing(
     ledger_env: Ledger, tmp_path: Path, reliability: ReliabilityRecorder
 ) -> None:
@@ -285,6 +319,7 @@ def test_sigkill_of_the_worker_process_at_random_points_loses_nothing(
     }
     rng = random.Random(42)
     kills = 0
+    unfinished: list[tuple[int, int]] = []  # per kill: (open batches, unbatched attestations)
     for round_ in range(6):
         ledger.ingest_many(productions(ledger, 15, prefix=f"R{round_}"))  # type: ignore[arg-type]
         proc = subprocess.Popen(
@@ -294,18 +329,52 @@ def test_sigkill_of_the_worker_process_at_random_points_loses_nothing(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.3, 2.0))
+        # Kill it at a random point after it took the lease (before that it does nothing).
+        deadline = time.monotonic() + 60
+        while not holds_lease(ledger, proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker never took the lease"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         kills += 1
+        unfinished.append(open_work(ledger))
+        if round_ < 5:  # the next worker must not wait 15 s for the dead one's lease; the last one does
+            with ledger.sessions.begin() as session:
+                session.execute(update(WorkerLeaseRow).values(expires_at=0.0))
     assert kills == 6
+    hit = sum(1 for batches, loose in unfinished if batches or loose)
+    assert hit >= 3, f"too few kills hit unfinished work: {unfinished}"
     time.sleep(15.5)  # the last killed worker's lease (15 s) runs out
     ledger.anchoring_worker(confirmations=1, max_batch=7).drain(timeout=120)
     assert_exactly_once(ledger)
     assert ledger.counts() == {"attestations": 90, "batched": 90, "anchored": 90}
     reliability.record(
         "fault",
-        "anchoring worker process SIGKILLed at random points while ingest continues",
+        "anchoring worker process SIGKILLed at random points while it held the lease",
         kills,
-        "all 90 attestations anchored exactly once after restart",
+        f"{hit} of {kills} kills hit unfinished work (open batches, unbatched attestations per kill: "
+        f"{unfinished}); all 90 attestations anchored exactly once after restart",
+        kind="process kill",
     )
+
+
+def holds_lease(ledger: Ledger, pid: int) -> bool:
+    with ledger.sessions() as session:
+        lease = session.get(WorkerLeaseRow, "anchoring")
+    return lease is not None and f":{pid}:" in lease.holder and lease.expires_at > time.time()
+
+
+def open_work(ledger: Ledger) -> tuple[int, int]:
+    """(batches not yet anchored, attestations in no batch) as the store has them."""
+    with ledger.sessions() as session:
+        batches = session.scalar(select(func.count(BatchRow.id)).where(BatchRow.status != ANCHORED)) or 0
+        loose = (
+            session.scalar(
+                select(func.count(AttestationRow.id)).where(
+                    AttestationRow.batch_id.is_(None), AttestationRow.direct_tx.is_(None)
+                )
+            )
+            or 0
+        )
+    return int(batches), int(loose)

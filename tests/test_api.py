@@ -24,8 +24,6 @@ from ledger.store.models import AccessLogRow, AttestationRow
 from .conftest import ReliabilityRecorder
 from .scenario import Story, productions
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 
 class Server:
     def __init__(self, ledger: Ledger) -> None:
@@ -105,28 +103,54 @@ def test_rejections_are_problem_details_with_reason_and_field_and_store_nothing(
     submission["payload"]["fields"]["lot"]["value"] = "LOT\u0000X"
     assert_problem(api.http.post("/v1/attestations", json=submission), 422, "PAYLOAD_MISMATCH")
     assert_problem(api.http.post("/v1/attestations", json={"typedData": {}}), 422, "MALFORMED")
-    assert_problem(
-        api.http.post("/v1/attestations", content=b"{not json", headers={"content-type": "application/json"}), 422
-    )
     deep = ("[" * 100_000) + ("]" * 100_000)
-    response = api.http.post("/v1/attestations", content=deep.encode(), headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422) and response.headers["content-type"].startswith("application/problem")
+    assert_problem(
+        api.http.post("/v1/attestations", content=deep.encode(), headers={"content-type": "application/json"}), 400
+    )
+    assert api.http.get("/healthz").status_code == 200  # the process stays up
     assert stored(api.ledger) == 0
     reliability.record("input", "HTTP: signature with flipped v", 1, "422 problem+json BAD_SIGNATURE, field signature")
     reliability.record("input", "HTTP: NUL byte in a disclosed value", 1, "422 PAYLOAD_MISMATCH")
-    reliability.record("input", "HTTP: malformed JSON / empty typed data", 2, "422 problem+json, nothing stored")
-    reliability.record("input", "HTTP: JSON nested 100,000 deep", 1, "400/422 problem+json; process stays up")
+    reliability.record("input", "HTTP: empty typed data", 1, "422 problem+json MALFORMED, nothing stored")
+    reliability.record("input", "HTTP: JSON nested 100,000 deep", 1, "400 problem+json; process stays up")
 
 
 def test_oversized_bodies_and_batches_are_refused(api: Server, reliability: ReliabilityRecorder) -> None:
     huge = b'{"typedData": "' + b"x" * (9 * 1024 * 1024) + b'"}'
     assert_problem(api.http.post("/v1/attestations", content=huge, headers={"content-type": "application/json"}), 413)
-    many = productions(api.ledger, 1)[0]
-    response = api.http.post("/v1/attestations/batch", json=[many] * 1001)
-    assert response.status_code in (413, 422)
+    items = productions(api.ledger, 501)  # valid, distinct: only their number is wrong
+    body = assert_problem(api.http.post("/v1/attestations/batch", json=items), 413)
+    assert "at most 500" in body["detail"]
     assert stored(api.ledger) == 0
+    assert api.http.post("/v1/attestations/batch", json=items[:500]).status_code == 201  # the limit itself passes
+    assert stored(api.ledger) == 500
     reliability.record("input", "HTTP: 9 MiB body", 1, "413 problem+json before parsing, nothing stored")
-    reliability.record("input", "HTTP: batch of 1,001 items", 1, "413/422, nothing stored")
+    reliability.record(
+        "input", "HTTP: batch of 501 valid items (limit 500)", 1, "413 problem+json, nothing stored; 500 accepted"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="api/routes.py documents 400 for an unparseable body (and api/problems.py has a 400 handler), "
+    "but FastAPI's own 422 answers first",
+)
+def test_unparseable_json_is_400_as_the_readme_says(api: Server) -> None:
+    response = api.http.post("/v1/attestations", content=b"{not json", headers={"content-type": "application/json"})
+    assert_problem(response, 400)
+    assert stored(api.ledger) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="README: batches over 500 items are 413; over 1,000 the body schema (api/routes.py Body(max_length=1000)) "
+    "answers 422 before the handler's 413",
+)
+def test_a_batch_of_1001_items_is_413_as_the_readme_says(api: Server) -> None:
+    many = productions(api.ledger, 1)[0]
+    assert_problem(api.http.post("/v1/attestations/batch", json=[many] * 1001), 413)
 
 
 def test_a_batch_answers_each_item_and_stores_the_valid_ones(api: Server) -> None:

@@ -19,8 +19,6 @@ from .conftest import ReliabilityRecorder
 from .scenario import Story
 from .test_api import Server
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 

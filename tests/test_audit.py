@@ -19,8 +19,6 @@ from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow, Rol
 from .conftest import REPO
 from .scenario import Story, productions
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 
 @pytest.fixture
 def populated(ledger_env: Ledger, tmp_path: Path) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from web3 import Web3
 
@@ -31,7 +30,6 @@ def admit_some(ledger: Ledger, n: int, start: int = 10) -> None:
         )
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_indexer_stores_each_event_once_and_resumes_from_its_checkpoint(ledger_env: Ledger) -> None:
     ledger = ledger_env
     ledger.indexer.sync()
@@ -57,7 +55,6 @@ def test_indexer_stores_each_event_once_and_resumes_from_its_checkpoint(ledger_e
     assert checkpoints == roles_events
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_indexer_reads_only_the_manifest_contracts(ledger_env: Ledger) -> None:
     ledger = ledger_env
     w3 = ledger.deployment.w3
@@ -94,7 +91,6 @@ class W3Proxy:
         self._w3 = w3
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_log_ranges_shrink_when_the_node_refuses_and_cover_every_block(ledger_env: Ledger) -> None:
     ledger = ledger_env
     admit_some(ledger, 4)

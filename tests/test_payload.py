@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ledger.payload import Disclosure, commit, field_hash, payload_hash
 
-from .conftest import ReliabilityRecorder
+from .conftest import ReliabilityRecorder, hypothesis_cases
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20),
@@ -19,13 +19,9 @@ field_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_si
 
 
 def test_any_subset_of_disclosed_fields_checks_against_the_commitment(reliability: ReliabilityRecorder) -> None:
-    runs = 0
-
     @settings(max_examples=80, deadline=None)
     @given(st.dictionaries(field_names, json_values, min_size=1, max_size=8), st.data())
     def prop(fields: dict, data: st.DataObject) -> None:
-        nonlocal runs
-        runs += 1
         commitment = commit(fields)
         shown = data.draw(st.sets(st.sampled_from(sorted(fields))))
         disclosure = commitment.disclosure.restricted_to(shown)
@@ -35,23 +31,19 @@ def test_any_subset_of_disclosed_fields_checks_against_the_commitment(reliabilit
         assert again.problems(commitment.payload_hash) == []
         assert set(again.fields) == shown
 
-    prop()
+    cases = hypothesis_cases(prop)
     reliability.record(
         "property",
         "payload commitments: random JSON fields, random disclosed subset (hypothesis)",
-        runs,
+        cases,
         "every disclosed subset checks against the signed payload hash, also after a wire round trip",
     )
 
 
 def test_a_changed_value_is_detected(reliability: ReliabilityRecorder) -> None:
-    runs = 0
-
     @settings(max_examples=60, deadline=None)
     @given(st.dictionaries(field_names, json_values, min_size=1, max_size=6), st.data())
     def prop(fields: dict, data: st.DataObject) -> None:
-        nonlocal runs
-        runs += 1
         commitment = commit(fields)
         name = data.draw(st.sampled_from(sorted(fields)))
         new_value = data.draw(json_values.filter(lambda v: v != fields[name]))
@@ -60,11 +52,11 @@ def test_a_changed_value_is_detected(reliability: ReliabilityRecorder) -> None:
         problems = Disclosure.from_json(wire).problems(commitment.payload_hash)
         assert problems == [f"field {name!r} does not match its committed hash"]
 
-    prop()
+    cases = hypothesis_cases(prop)
     reliability.record(
         "property",
         "payload commitments: one disclosed value changed (hypothesis)",
-        runs,
+        cases,
         "the changed field, and only it, is named",
     )
 

@@ -16,7 +16,7 @@ from ledger.kinds import Kind
 from ledger.roles import Role
 from ledger.signatures import SECP256K1_N, SignatureChecker, SignatureProblem, sign_attestation, web3_erc1271_caller
 
-from .conftest import ReliabilityRecorder
+from .conftest import ReliabilityRecorder, hypothesis_cases
 from .factories import random_attestation, random_domain
 
 
@@ -57,7 +57,7 @@ def test_fast_checker_agrees_with_eth_account_on_many_valid_and_corrupted_signat
     rng = random.Random(2024)
     keys = [dev_account(i) for i in range(4)]
     checker = SignatureChecker()
-    agreed = 0
+    outcomes = {True: 0, False: 0}
     for i in range(400):
         key = rng.choice(keys)
         attestation, domain = random_attestation(rng, key.address), random_domain(rng)
@@ -73,8 +73,10 @@ def test_fast_checker_agrees_with_eth_account_on_many_valid_and_corrupted_signat
         reference = eth_account_recover(attestation, domain, bytes(signature))
         expected_valid = reference is not None and reference == attestation.attester
         assert result.valid == expected_valid, (i, corruption, result)
-        agreed += 1
-    assert agreed == 400
+        outcomes[expected_valid] += 1
+    # Both answers were compared many times (untouched signatures and another attester
+    # who happens to be the signer are valid; the rest are not).
+    assert outcomes[True] >= 100 and outcomes[False] >= 250, outcomes
 
 
 def test_signature_path_property_only_the_untouched_low_s_signature_passes(reliability: ReliabilityRecorder) -> None:
@@ -128,13 +130,14 @@ def test_signature_path_property_only_the_untouched_low_s_signature_passes(relia
             assert reference != attestation.attester, "eth-account agrees it is not the attester's"
         tally[damage] = tally.get(damage, 0) + 1
 
-    prop()
+    cases = hypothesis_cases(prop)
+    assert set(tally) == {"none", "bit", "signer", "message", "chain", "contract", "high-s", "v", "truncate"}, tally
     reliability.record(
         "property",
         "signature path: random attestations and domains, one corruption each (hypothesis)",
-        sum(tally.values()),
+        cases,
         "untouched signatures pass; bit flips, another signer, changed message, chainId or contract, high-s, "
-        f"bad v and truncation fail (mix: {dict(sorted(tally.items()))})",
+        f"bad v and truncation fail (calls per corruption: {dict(sorted(tally.items()))})",
     )
 
 
