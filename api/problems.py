@@ -38,6 +38,13 @@ async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     first = errors[0] if errors else {"field": "body", "reason": "invalid"}
+    kinds = {(e.get("type"), tuple(e.get("loc", ()))) for e in exc.errors()}
+    if any(kind == "json_invalid" for kind, _loc in kinds):
+        return problem(400, "Bad request", "the body is not valid JSON", reason="MALFORMED", field="body")
+    if any(kind == "too_long" and loc == ("body",) for kind, loc in kinds):
+        return problem(
+            413, "Batch too large", "the batch holds too many attestations", reason="MALFORMED", field="body"
+        )
     return problem(
         422,
         "Invalid request",

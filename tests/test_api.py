@@ -130,24 +130,12 @@ def test_oversized_bodies_and_batches_are_refused(api: Server, reliability: Reli
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="api/routes.py documents 400 for an unparseable body (and api/problems.py has a 400 handler), "
-    "but FastAPI's own 422 answers first",
-)
 def test_unparseable_json_is_400_as_the_readme_says(api: Server) -> None:
     response = api.http.post("/v1/attestations", content=b"{not json", headers={"content-type": "application/json"})
     assert_problem(response, 400)
     assert stored(api.ledger) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="README: batches over 500 items are 413; over 1,000 the body schema (api/routes.py Body(max_length=1000)) "
-    "answers 422 before the handler's 413",
-)
 def test_a_batch_of_1001_items_is_413_as_the_readme_says(api: Server) -> None:
     many = productions(api.ledger, 1)[0]
     assert_problem(api.http.post("/v1/attestations/batch", json=[many] * 1001), 413)

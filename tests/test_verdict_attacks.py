@@ -107,6 +107,7 @@ def test_a_chain_node_refusing_log_reads_makes_checks_error_and_that_verdict_is_
         "chain node refusing eth_getLogs during verification (simulated by a proxy)",
         1,
         "status check ERROR, UNVERIFIABLE, not cached; VERIFIED once logs are readable",
+        kind="proxy",
     )
 
 
