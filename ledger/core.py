@@ -94,9 +94,10 @@ class Ledger:
 
     # --------------------------------------------------------------------- ingest
 
-    def refresh_registry(self, needed_time: int) -> None:
-        """Read registry changes up to the chain head when `needed_time` is not yet covered."""
-        self.registry.refresh(needed_time)
+    def refresh_registry(self, needed_time: int, *, force: bool = False) -> None:
+        """Read registry changes up to the chain head when `needed_time` is not yet covered
+        (with `force`, from the newest block at once)."""
+        self.registry.refresh(needed_time, force=force)
 
     def ingest(self, submission: object) -> Accepted:
         """Validate and durably store one signed attestation (raises `Rejected`)."""

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 _PLAIN_KEYS = SignatureChecker()  # recovers plain-key signers only: never calls a wallet
 
 MAX_CLOCK_SKEW = 300
-FORCE_REFRESH = 2**62  # a time no chain has reached: refresh_registry reads the newest block
 SUBMISSION_KEYS = {"typedData", "signature", "payload", "confidential", "uid"}
 
 
@@ -91,7 +90,7 @@ class Ingestor:
         checker: SignatureChecker,
         sealer: Sealer,
         *,
-        refresh_registry: Callable[[int], None] | None = None,
+        refresh_registry: Callable[..., None] | None = None,
         clock: Callable[[], float] = time.time,
         max_signature_age: int = 86_400,
     ) -> None:
@@ -200,7 +199,7 @@ class Ingestor:
             # Before refusing, look at the newest block once: the registrar may have just
             # admitted this signer (one head read; logs are read again only when the head moved).
             try:
-                self._refresh_registry(FORCE_REFRESH)
+                self._refresh_registry(attestation.issued_at, force=True)
             except Exception as exc:  # noqa: BLE001 - refuse on what is known
                 log.warning("registry refresh failed: %s", exc)
             problem = self._registry.standing(attestation.attester, attestation.issued_at).allows(

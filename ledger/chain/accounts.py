@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+from functools import cache
 from pathlib import Path
 
 from eth_account import Account
@@ -26,6 +27,7 @@ class KeyLoadError(Exception):
     """A key could not be loaded (wrong password, bad file, or a dev key off the dev chain)."""
 
 
+@cache  # deriving from the mnemonic costs a PBKDF2 run (~3 ms); the accounts never change
 def dev_account(index: int) -> LocalAccount:
     """Well-known development account `index` (0-9 are funded by anvil)."""
     Account.enable_unaudited_hdwallet_features()

@@ -165,13 +165,15 @@ class ChainView:
             self._snapshot = ChainSnapshot(head, self.block_time(head), self._confirmed, tail, self._max_signature_age)
             return self._snapshot
 
-    def snapshot_covering(self, at: int) -> ChainSnapshot:
+    def snapshot_covering(self, at: int, *, force: bool = False) -> ChainSnapshot:
         """A snapshot whose head is at or after unix time `at` if the chain has one: a
-        participant admitted a moment ago must be known to the ingest that follows. Costs
-        one head read; logs are read again only when the head moved."""
+        participant admitted a moment ago must be known to the ingest that follows. The
+        head is re-read at most every 50 ms for that (ingest at thousands a second must not
+        ask the chain each time), or at once with `force`; logs are read again only when
+        the head moved."""
         snapshot = self.snapshot()
-        if at >= snapshot.head_time:
-            snapshot = self.snapshot(max_age=0)
+        if force or at >= snapshot.head_time:
+            snapshot = self.snapshot(max_age=0 if force else 0.05)
         return snapshot
 
     def block_time(self, number: int) -> int:
@@ -273,9 +275,10 @@ class ChainRegistry(RegistryView):
         if self._fallback is not None:
             self._fallback.invalidate()
 
-    def refresh(self, needed_time: int) -> None:
-        """Make sure the history covers unix time `needed_time` if the chain has reached it."""
-        self._view.snapshot_covering(needed_time)
+    def refresh(self, needed_time: int, *, force: bool = False) -> None:
+        """Make sure the history covers unix time `needed_time` if the chain has reached it
+        (with `force`, read the newest block now)."""
+        self._view.snapshot_covering(needed_time, force=force)
 
     def history(self, account: str) -> list[Checkpoint]:
         try:

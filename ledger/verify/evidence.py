@@ -253,7 +253,20 @@ def _stored_case_file(
         # What refers to the history (acceptances, forks, revocations, findings, sibling
         # productions under the same licences) and what refers to those.
         first = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(ancestors))
-        second = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(first))
+        # Second level: what refers to those — but of the sibling productions under the
+        # same licences (only their quantities count against a cap), only revocations,
+        # not their whole custody onward.
+        productions = select(AttestationRow.uid).where(
+            AttestationRow.uid.in_(first), AttestationRow.kind == int(Kind.PRODUCTION)
+        )
+        second = (
+            select(AttestationRefRow.uid)
+            .join(AttestationRow, AttestationRow.uid == AttestationRefRow.uid)
+            .where(
+                AttestationRefRow.ref.in_(first),
+                (AttestationRow.kind == int(Kind.REVOCATION)) | AttestationRefRow.ref.not_in(productions),
+            )
+        )
         related = set(session.scalars(union(first, second)))
         rows = list(session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(ancestors | related))).all())
         goods = goods | _goods_classes(ledger, rows, ancestors)
