@@ -30,10 +30,26 @@ from ledger.customs_desk import (
 )
 
 from .deps import get_ledger, require
+from .routes import PROBLEM_RESPONSE
 
 CONSOLE_DIST = Path(__file__).resolve().parent / "console_dist"
 
-router = APIRouter(prefix="/v1/console", tags=["console"])
+router = APIRouter(
+    prefix="/v1/console",
+    tags=["console"],
+    responses={
+        status: {"description": description, **PROBLEM_RESPONSE}
+        for status, description in [
+            (400, "unparseable body"),
+            (401, "no, unknown or revoked API key"),
+            (403, "the key lacks the scope"),
+            (413, "body too large"),
+            (422, "invalid query or finding"),
+            (429, "rate limit exceeded"),
+            (503, "the customs key, chain or database is unavailable"),
+        ]
+    },
+)
 
 
 class FindingRequest(BaseModel):
