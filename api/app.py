@@ -32,6 +32,7 @@ from ledger.ingest import Rejected
 from ledger.reasons import markdown_table
 from ledger.store.db import STORE_UNAVAILABLE
 
+from .console_routes import register_console
 from .epcis_routes import router as epcis_router
 from .limits import BodySizeLimit, RateLimits, RateLimitUnavailable, parse_rate
 from .problems import (
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     app.state.metrics = make_metrics()
     app.include_router(router)
     app.include_router(epcis_router)
+    register_console(app, settings)
     app.add_exception_handler(Rejected, on_rejected)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -95,6 +95,14 @@ class Settings:
     api_key: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_API_KEY") or None, repr=False)
     # Shared store for the HTTP rate limits (redis://host:port/db); unset: kept in-process.
     redis_url: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_REDIS_URL") or None)
+    # The administration's customs key, which signs findings recorded from the console
+    # (password from PROVENANCE_KEY_PASSWORD); unset: the dev customs key, dev chain only.
+    customs_keystore: Path | None = field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("PROVENANCE_CUSTOMS_KEYSTORE")) else None
+    )
+    # The chain's JSON-RPC URL as the officers' browsers reach it (the console reads batch
+    # roots there itself, not through this service); unset: the service's own rpc_url.
+    public_rpc_url: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_PUBLIC_RPC_URL") or None)
 
     def __post_init__(self) -> None:
         """Refuse a bad value at start-up, naming its variable."""
@@ -112,6 +120,8 @@ class Settings:
             raise ValueError(f"PROVENANCE_MAX_BATCH must be at least 1, got {self.max_batch}")
         if self.completeness_interval < 0:
             raise ValueError(f"PROVENANCE_COMPLETENESS_INTERVAL must not be negative, got {self.completeness_interval}")
+        if self.public_rpc_url is not None and not self.public_rpc_url.startswith(("http://", "https://")):
+            raise ValueError(f"PROVENANCE_PUBLIC_RPC_URL: {self.public_rpc_url!r} is not an http(s) URL")
         for peer in self.peers:
             if not peer.startswith(("http://", "https://")):
                 raise ValueError(f"PROVENANCE_PEERS: {peer!r} is not an http(s) URL")
@@ -134,6 +144,10 @@ class Settings:
     @property
     def resolved_rpc_url(self) -> str:
         return self.rpc_url or f"http://127.0.0.1:{self.anvil_port}"
+
+    @property
+    def resolved_public_rpc_url(self) -> str:
+        return self.public_rpc_url or self.resolved_rpc_url
 
     @property
     def chain_state_file(self) -> Path:

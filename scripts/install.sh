@@ -27,6 +27,14 @@ if [ ! -f .venv/.install-stamp ] || [ "$(cat .venv/.install-stamp)" != "$py_stam
   echo "$py_stamp" > .venv/.install-stamp
 fi
 
+# The customs officer's console (console/ -> api/console_dist/, served at /console).
+console_stamp=$( (cd console && find . -type f ! -path './node_modules/*' | sort | xargs cat; cat ../package-lock.json) | sha256sum | cut -c1-16)
+if [ ! -f api/console_dist/.build-stamp ] || [ "$(cat api/console_dist/.build-stamp)" != "$console_stamp" ]; then
+  echo "==> vite build (console)"
+  node_modules/.bin/vite build --config console/vite.config.js
+  echo "$console_stamp" > api/console_dist/.build-stamp
+fi
+
 # Headless Chromium for the test that renders /docs (Debian's package; only as root and
 # only when it is missing).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

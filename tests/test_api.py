@@ -171,7 +171,15 @@ def test_customs_endpoints_need_a_key_with_the_customs_scope(api: Server) -> Non
     assert_problem(api.http.post(url, headers=auth(api.customs)), 401)
 
 
-PUBLIC = {"/v1/attestations", "/v1/attestations/batch", "/v1/reason-codes", "/healthz", "/readyz", "/metrics"}
+PUBLIC = {
+    "/v1/attestations",
+    "/v1/attestations/batch",
+    "/v1/reason-codes",
+    "/v1/console/finding-codes",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+}
 
 
 def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key(
@@ -196,6 +204,16 @@ def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key
         ("POST", "/v1/findings", "/v1/findings", finding_story.last, {"customs"}),
         ("GET", "/v1/participants/{address}", f"/v1/participants/{maker}", None, {"customs", "auditor"}),
         ("GET", "/v1/batches", "/v1/batches", None, {"customs", "auditor"}),
+        ("GET", "/v1/console/me", "/v1/console/me", None, {"customs", "auditor"}),
+        ("GET", "/v1/console/lookup", "/v1/console/lookup?q=LOT-1", None, {"customs", "auditor"}),
+        ("GET", "/v1/console/queue", "/v1/console/queue", None, {"customs", "auditor"}),
+        (
+            "POST",
+            "/v1/console/findings",
+            "/v1/console/findings",
+            {"shipment": ids["shipment"], "finding": "INSPECTED_OK"},
+            {"customs"},
+        ),
     ]
     documented = set(api.http.get("/openapi.json").json()["paths"])
     assert documented - PUBLIC == {row[1] for row in table}, "an endpoint is missing from the access table"
