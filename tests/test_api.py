@@ -176,6 +176,10 @@ PUBLIC = {
     "/v1/attestations/batch",
     "/v1/reason-codes",
     "/v1/console/finding-codes",
+    "/v1/epcis/map",  # the participant's signatures authenticate an import
+    "/v1/epcis/import",
+    "/v1/ledger/batches/{index}",  # the public ledger, for mirroring nodes (checked against the chain)
+    "/v1/ledger/completeness",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -204,6 +208,8 @@ def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key
         ("POST", "/v1/findings", "/v1/findings", finding_story.last, {"customs"}),
         ("GET", "/v1/participants/{address}", f"/v1/participants/{maker}", None, {"customs", "auditor"}),
         ("GET", "/v1/batches", "/v1/batches", None, {"customs", "auditor"}),
+        ("GET", "/v1/lots/{lot}/epcis", "/v1/lots/LOT-1/epcis", None, {"customs", "auditor"}),
+        ("GET", "/v1/shipments/{uid}/epcis", f"/v1/shipments/{ids['shipment']}/epcis", None, {"customs", "auditor"}),
         ("GET", "/v1/console/me", "/v1/console/me", None, {"customs", "auditor"}),
         ("GET", "/v1/console/lookup", "/v1/console/lookup?q=LOT-1", None, {"customs", "auditor"}),
         ("GET", "/v1/console/queue", "/v1/console/queue", None, {"customs", "auditor"}),
