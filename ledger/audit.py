@@ -472,17 +472,7 @@ def _read_chain(deployment: Deployment, state: ReplayState, head: int) -> None:
             address = str(log["address"]).lower()
             if address == manifest.registry.lower() and topic in registry_events:
                 args = registry_events[topic]().process_log(log)["args"]
-                history[str(args["account"]).lower()].append(
-                    Checkpoint(
-                        int(args["since"]),
-                        int(args["roles"]),
-                        int(args["granted"]),
-                        bool(args["suspended"]),
-                        bool(args["retired"]),
-                        int(args["validFrom"]),
-                        int(args["validUntil"]),
-                    )
-                )
+                history[str(args["account"]).lower()].append(Checkpoint.from_event(args))
             elif address == manifest.ledger.lower() and topic in ledger_events:
                 decoded = ledger_events[topic]().process_log(log)
                 args = decoded["args"]

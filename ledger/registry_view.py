@@ -9,7 +9,9 @@ into the checkpoint of that second), and also says
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +30,19 @@ class Checkpoint:
     retired: bool
     valid_from: int
     valid_until: int
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any]) -> Checkpoint:
+        """The checkpoint an `EffectiveRolesChanged` event's arguments record."""
+        return cls(
+            int(args["since"]),
+            int(args["roles"]),
+            int(args["granted"]),
+            bool(args["suspended"]),
+            bool(args["retired"]),
+            int(args["validFrom"]),
+            int(args["validUntil"]),
+        )
 
 
 def checkpoint_at(history: list[Checkpoint], at: int) -> Checkpoint | None:

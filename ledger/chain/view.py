@@ -241,16 +241,7 @@ def _apply(name: str, args: Any, block: int, into: ChainFacts) -> None:
     elif name == "Revoked":
         into.revocations[hex32(bytes(args["uid"]))].add(str(args["attester"]).lower())
     elif name == "EffectiveRolesChanged":
-        checkpoint = Checkpoint(
-            int(args["since"]),
-            int(args["roles"]),
-            int(args["granted"]),
-            bool(args["suspended"]),
-            bool(args["retired"]),
-            int(args["validFrom"]),
-            int(args["validUntil"]),
-        )
-        append_checkpoint(into.checkpoints[str(args["account"]).lower()], checkpoint)
+        append_checkpoint(into.checkpoints[str(args["account"]).lower()], Checkpoint.from_event(args))
 
 
 def _topic(event: Any) -> bytes:
