@@ -22,6 +22,7 @@ from .access import AccessLog
 from .anchoring import ANCHORED, AnchoringWorker, record_directly
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
+from .chain.fees import FeePolicy
 from .chain.manifest import Manifest
 from .chain.view import ChainRegistry, ChainView
 from .completeness import CompletenessMonitor
@@ -296,6 +297,8 @@ class Ledger:
             "confirmations": self.settings.confirmations,
             "max_batch": self.settings.batch_max_size,
             "max_age": self.settings.batch_max_age_seconds,
+            "fees": FeePolicy.from_settings(self.settings),
+            "confirmation_mode": self.settings.confirmation_mode,
         }
         if self.settings.anchor_keystore is not None:
             account = load_keystore(self.settings.anchor_keystore)
