@@ -16,12 +16,12 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from web3 import Web3
 
 from .access import AccessLog
 from .anchoring import ANCHORED, AnchoringWorker, record_directly
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
+from .chain.failover import make_web3
 from .chain.fees import FeePolicy
 from .chain.manifest import Manifest
 from .chain.view import ChainRegistry, ChainView
@@ -104,7 +104,8 @@ class Ledger:
     def open(cls, settings: Settings, *, manifest: Manifest | None = None, create_key: bool = True) -> Ledger:
         """Open the ledger described by `settings`, migrating the database to the latest schema."""
         manifest = manifest or Manifest.load(settings.resolved_manifest_path)
-        w3 = Web3(Web3.HTTPProvider(settings.resolved_rpc_url, request_kwargs={"timeout": 10}))
+        # Several endpoints (PROVENANCE_RPC_URLS): failover, checked to be the manifest's chain.
+        w3 = make_web3(settings.rpc_urls or (settings.resolved_rpc_url,), chain_id=manifest.chain_id, timeout=10)
         engine = make_engine(settings.resolved_database_url)
         migrate(engine)
         sealer = Sealer.from_key_file(settings.resolved_data_key_path, create=create_key)
