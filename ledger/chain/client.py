@@ -218,6 +218,23 @@ class Deployment:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
 
+def ledger_lineage(w3: Web3, address: str, limit: int = 16) -> list[str]:
+    """The ledger at `address` followed by the successors each names (`successor()`, set
+    once by a registrar), oldest first: where anchoring went on after a contract upgrade.
+    A bundle anchored at an earlier ledger is still verified against that ledger (its
+    history is never rewritten); the pointer only tells verifiers where to look next."""
+    lineage: list[str] = [Web3.to_checksum_address(address)]
+    while len(lineage) <= limit:
+        following = str(contract_at(w3, "ProvenanceLedger", lineage[-1]).functions.successor().call())
+        if int(following, 16) == 0:
+            return lineage
+        following = str(Web3.to_checksum_address(following))
+        if following in lineage:
+            raise ChainUnavailable(f"ledger successors form a cycle: {' -> '.join([*lineage, following])}")
+        lineage.append(following)
+    raise ChainUnavailable(f"more than {limit} successive ledgers from {address}")
+
+
 def wait_for_rpc(rpc_url: str, timeout: float = 30.0) -> Web3:
     """Connect to `rpc_url`, retrying until it answers or `timeout` passes."""
     deadline = time.monotonic() + timeout
