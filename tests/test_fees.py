@@ -11,8 +11,13 @@ batch), nothing sent above the fee ceiling, alarms visible in `/readyz`, the log
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +38,7 @@ from ledger.core import Ledger
 from ledger.roles import Role
 from ledger.store.models import BatchRow
 
+from .conftest import REPO
 from .scenario import productions
 from .test_anchoring import assert_exactly_once, mine
 
@@ -383,3 +389,54 @@ def test_a_reorganisation_deeper_than_the_policy_raises_an_alarm_and_a_replay_di
     assert clear_alarm(ledger.sessions, DEEP_REORG)
     again, _ = replay(ledger.deployment, iter(records), state=state)
     assert again.clean
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_worker_process_sigkilled_with_its_transaction_pending_is_succeeded_without_a_duplicate(
+    ledger_env: Ledger, tmp_path: Path
+) -> None:
+    """Fault: the real worker process (`provenance worker`) is SIGKILLed while its
+    anchoring transaction waits in the pool of a chain that does not mine."""
+    ledger = ledger_env
+    w3 = ledger.deployment.w3
+    manifest_path = ledger.deployment.manifest.save(tmp_path / "deployment.json")
+    env = {
+        **os.environ,
+        "PROVENANCE_HOME": str(tmp_path),
+        "PROVENANCE_MANIFEST": str(manifest_path),
+        "PROVENANCE_DATABASE_URL": ledger.settings.resolved_database_url,
+        "PROVENANCE_RPC_URL": ledger.settings.resolved_rpc_url,
+        "PROVENANCE_CONFIRMATIONS": "1",
+        "PROVENANCE_BATCH_MAX_AGE": "0",
+        "PROVENANCE_TX_STUCK_SECONDS": "600",
+    }
+    anchorer = dev_account(1).address
+    start_nonce = nonce(w3, anchorer)
+    ledger.ingest_many(productions(ledger, 5))  # type: ignore[arg-type]
+    rpc(w3, "evm_setAutomine", False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "worker", "--interval", "0.05"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while anchorer.lower() not in pool(w3):
+            assert time.monotonic() < deadline, "the worker process sent nothing"
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    pending = only_batch(ledger)
+    assert pending.status == SENT and pending.nonce == start_nonce
+    clock = Clock()
+    clock.now += 60  # its lease (15 s) has run out, its transaction waited a minute
+    successor = ledger.anchoring_worker(confirmations=1, clock=clock)
+    assert successor.step().resent == 1
+    assert only_batch(ledger).nonce == start_nonce
+    assert list(pool(w3)[anchorer.lower()]) == [str(start_nonce)]
+    successor.drain(mine=lambda: mine(w3))
+    assert_exactly_once(ledger)
+    assert nonce(w3, anchorer) == start_nonce + 1
