@@ -509,8 +509,13 @@ class AnchoringWorker:
                     return False
                 if not is_underpriced(exc):
                     raise
-                # An earlier transaction of ours still waits under this nonce: raise the fees.
-                fees = self.fees.quote(base_fee(w3), previous=fees)
+                # An earlier transaction of ours still waits under this nonce: raise the fees
+                # (if the ceiling allows; else it keeps waiting there, with the alarm).
+                try:
+                    fees = self.fees.quote(base_fee(w3), previous=fees)
+                except FeeCeilingExceeded as ceiling:
+                    self._fee_alarm(batch, ceiling)
+                    return True
                 continue
             break
         self.checkpoint("broadcast")
