@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.alarms import DEEP_REORG, AlarmCollector, active_alarms, raise_alarm
 from ledger.config import Settings
 from ledger.core import Ledger
 from ledger.ingest import Rejected
@@ -120,7 +121,10 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = ledger is None
         app.state.ledger = ledger or Ledger.open(settings)
+        alarms = AlarmCollector(app.state.ledger.sessions)  # provenance_chain_alarm{alarm=...}
+        app.state.metrics.registry.register(alarms)
         yield
+        app.state.metrics.registry.unregister(alarms)
         if opened:
             app.state.ledger.close()
 
@@ -184,10 +188,30 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         try:
             the_ledger.deployment.check_chain()
             checks["chain"] = "ok"
+            # Confirmed chain facts are cached forever: re-check the latest against the chain.
+            changed = the_ledger.chain_view.verify_confirmed()
+            if changed and checks["database"] == "ok":
+                raise_alarm(
+                    the_ledger.sessions,
+                    DEEP_REORG,
+                    "confirmed batches changed on chain (index, cached root, chain root): "
+                    + ", ".join(f"({i}, {old}, {new})" for i, old, new in changed),
+                )
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             checks["chain"] = f"unavailable: {type(exc).__name__}"
+        alarms: dict[str, str] = {}
+        if checks["database"] == "ok":
+            try:
+                alarms = active_alarms(the_ledger.sessions)
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                checks["alarms"] = f"unavailable: {type(exc).__name__}"
+        if alarms:
+            checks["alarms"] = "; ".join(f"{name}: {detail}" for name, detail in sorted(alarms.items()))
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready, **checks}
+        if alarms:
+            body["alarm_names"] = sorted(alarms)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get(
         "/metrics",

@@ -43,6 +43,9 @@ contract ParticipantRegistry is IParticipantRegistry {
     /// @notice Contract told about every effective-role change (the ledger), or zero.
     IRoleListener public roleListener;
 
+    /// @notice The successor each registrar key has proposed for its role (zero: none).
+    mapping(address registrar => address successor) public pendingRegistrar;
+
     /// @notice A key was admitted as a participant.
     event ParticipantAdmitted(
         address indexed account, bytes32 indexed participantId, uint16 roles, uint48 validFrom, uint48 validUntil
@@ -80,6 +83,10 @@ contract ParticipantRegistry is IParticipantRegistry {
     );
     /// @notice The role listener was set.
     event RoleListenerSet(address indexed listener);
+    /// @notice Registrar `from` proposed to hand its role to `to` (zero: proposal withdrawn).
+    event RegistrarHandoverProposed(address indexed from, address indexed to);
+    /// @notice `to` accepted the registrar role from `from`, which no longer holds it.
+    event RegistrarHandoverAccepted(address indexed from, address indexed to);
 
     /// @notice The caller is not a currently active registrar.
     error NotRegistrar(address caller);
@@ -97,6 +104,10 @@ contract ParticipantRegistry is IParticipantRegistry {
     error KeyRetired(address account);
     /// @notice Suspension state is already what was asked.
     error SuspensionUnchanged(address account, bool suspended);
+    /// @notice A registrar cannot propose itself as its successor.
+    error InvalidSuccessor(address successor);
+    /// @notice `caller` is not the successor `from` proposed (`proposed`).
+    error NoHandover(address from, address caller, address proposed);
 
     modifier onlyRegistrar() {
         _requireRegistrar();
@@ -197,6 +208,50 @@ contract ParticipantRegistry is IParticipantRegistry {
     function setRoleListener(IRoleListener listener) external onlyRegistrar {
         roleListener = listener;
         emit RoleListenerSet(address(listener));
+    }
+
+    // ----------------------------------------------------------- registrar handover
+
+    /// @notice Proposes `successor` (a key or a smart-contract wallet such as a multisig)
+    /// to take over the caller's registrar role; nothing changes until it accepts.
+    /// Proposing zero withdraws a proposal; a new proposal replaces the previous one.
+    /// @param successor the account that may accept the role
+    function proposeRegistrar(address successor) external onlyRegistrar {
+        if (successor == msg.sender) revert InvalidSuccessor(successor);
+        pendingRegistrar[msg.sender] = successor;
+        emit RegistrarHandoverProposed(msg.sender, successor);
+    }
+
+    /// @notice Accepts the registrar role `from` proposed to the caller. The caller gains
+    /// it from now on (admitted under `from`'s participant id if it was not a participant,
+    /// else the role is added to its roles) and `from` loses it, in one transaction, with
+    /// {RolesGranted} or {ParticipantAdmitted}, {RolesRevoked} and {EffectiveRolesChanged}.
+    /// @dev Two steps, so the role never lands on an address that cannot act (a mistyped
+    /// address, a wallet without the call): only a successor able to call gets it.
+    /// @param from the registrar that proposed the caller
+    function acceptRegistrar(address from) external {
+        address proposed = pendingRegistrar[from];
+        if (proposed != msg.sender) revert NoHandover(from, msg.sender, proposed);
+        if (_rolesAt(from, uint48(block.timestamp)) & Roles.REGISTRAR == 0) revert NotRegistrar(from);
+        delete pendingRegistrar[from];
+        // Every state change first, the listener calls last (checks-effects-interactions).
+        Participant storage old = _participants[from];
+        old.roles &= ~Roles.REGISTRAR;
+        emit RolesRevoked(from, Roles.REGISTRAR, old.roles);
+        Participant storage fresh;
+        if (_participants[msg.sender].validUntil == 0) {
+            fresh = _enrol(msg.sender, old.participantId, Roles.REGISTRAR, 0, type(uint48).max, false);
+            emit ParticipantAdmitted(msg.sender, old.participantId, Roles.REGISTRAR, fresh.validFrom, fresh.validUntil);
+        } else {
+            fresh = _live(msg.sender);
+            fresh.roles |= Roles.REGISTRAR;
+            emit RolesGranted(msg.sender, Roles.REGISTRAR, fresh.roles);
+            _record(msg.sender, fresh);
+        }
+        _record(from, old);
+        emit RegistrarHandoverAccepted(from, msg.sender);
+        _notify(msg.sender, fresh);
+        _notify(from, old);
     }
 
     // ---------------------------------------------------------------------- views

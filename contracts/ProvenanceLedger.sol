@@ -46,6 +46,11 @@ contract ProvenanceLedger is EIP712, IRoleListener {
     /// attestation; bounds what a leaked, rotated-out key could still backdate.
     uint64 public immutable maxSignatureAge;
 
+    /// @notice The ledger that continues this one (a future contract version), or zero.
+    /// Set once by a registrar; history here is never rewritten, and nothing on the
+    /// anchoring path reads it. Verifiers follow it to find where anchoring went on.
+    address public successor;
+
     mapping(uint256 index => bytes32 root) private _batchRoots;
     // validFrom | validUntil << 48 of each currently authorised anchorer, pushed by the registry.
     mapping(address account => uint256 window) private _anchorers;
@@ -68,6 +73,8 @@ contract ProvenanceLedger is EIP712, IRoleListener {
     event Revoked(bytes32 indexed uid, address indexed attester, uint48 revokedAt);
     /// @notice `account` may (or may no longer) anchor batches.
     event AnchorerUpdated(address indexed account, bool authorised, uint48 validFrom, uint48 validUntil);
+    /// @notice Registrar `by` named `successor` as the ledger that continues this one.
+    event SuccessorSet(address indexed successor, address indexed by);
 
     /// @notice `account` is not a currently authorised anchorer.
     error NotAnchorer(address account);
@@ -81,6 +88,10 @@ contract ProvenanceLedger is EIP712, IRoleListener {
     error BatchOutOfSequence(uint256 index);
     /// @notice Batch `index` names `given` as predecessor, but the chain holds `expected`.
     error WrongPredecessor(uint256 index, bytes32 expected, bytes32 given);
+    /// @notice Only a current registrar (of the registry) may do this.
+    error NotRegistrar(address caller);
+    /// @notice The successor is already set (to `current`), or `next` is zero or this ledger.
+    error InvalidSuccessor(address current, address next);
     /// @notice Only the registry pushes role changes.
     error NotRegistry(address caller);
     /// @notice `kind` is not a defined attestation kind.
@@ -137,6 +148,20 @@ contract ProvenanceLedger is EIP712, IRoleListener {
         }
         _batchRoots[index] = root;
         emit BatchAnchored(index, root, previousRoot, count);
+    }
+
+    /// @notice Names `next` as the ledger that continues this one (once, by a registrar).
+    /// Batches and records here stay as they are: bundles anchored here keep verifying
+    /// against this contract.
+    /// @param next address of the successor ledger contract
+    function setSuccessor(address next) external {
+        // solhint-disable-next-line not-rely-on-time
+        if (!registry.hasRoleAt(msg.sender, Roles.REGISTRAR, uint48(block.timestamp))) revert NotRegistrar(msg.sender);
+        if (successor != address(0) || next == address(0) || next == address(this)) {
+            revert InvalidSuccessor(successor, next);
+        }
+        successor = next;
+        emit SuccessorSet(next, msg.sender);
     }
 
     /// @notice Root of batch `index`, or zero when not (yet) anchored.

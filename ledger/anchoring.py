@@ -25,11 +25,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 
+from .alarms import DEEP_REORG, FEE_CEILING, clear_alarm, raise_alarm
 from .chain.client import ChainRevert, Deployment, call_and_send, decode_revert
+from .chain.fees import (
+    FeeCeilingExceeded,
+    FeePolicy,
+    Fees,
+    base_fee,
+    is_already_known,
+    is_nonce_consumed,
+    is_underpriced,
+)
 from .chain.logs import AdaptiveLogFetcher
 from .eip712 import Attestation
 from .hashing import hex32, parse_hex
@@ -40,6 +51,14 @@ from .store.models import AttestationRefRow, AttestationRow, BatchRow
 from .store.rows import attestation_from_row
 
 log = logging.getLogger(__name__)
+
+FEE_PAUSES = Counter(
+    "provenance_anchoring_fee_pauses_total", "Anchoring passes paused because fees were above the ceiling"
+)
+DEEP_REORGS = Counter(
+    "provenance_anchoring_deep_reorgs_total",
+    "Anchored batches changed or removed by a reorganisation deeper than the policy",
+)
 
 SEALED, SENT, ANCHORED = "sealed", "sent", "anchored"
 ZERO_ROOT = "0x" + "00" * 32
@@ -55,6 +74,7 @@ class StepReport:
     sent: int = 0
     anchored: int = 0
     resent: int = 0
+    reorganised: int = 0
 
 
 def contract_logs(deployment: Deployment, event: Any, first_indexed: bytes) -> list[Any]:
@@ -75,7 +95,12 @@ def contract_logs(deployment: Deployment, event: Any, first_indexed: bytes) -> l
 
 
 def record_directly(
-    deployment: Deployment, sender: LocalAccount, attestation: Attestation, signature: bytes, uid: bytes
+    deployment: Deployment,
+    sender: LocalAccount,
+    attestation: Attestation,
+    signature: bytes,
+    uid: bytes,
+    fees: FeePolicy | None = None,
 ) -> str | None:
     """Record one attestation directly at the ledger contract (which checks its signature
     and role itself) and return the transaction hash. Safe to repeat: if the chain already
@@ -87,7 +112,9 @@ def record_directly(
         return "0x" + bytes(logs[0]["transactionHash"]).hex()
     if deployment.now() < attestation.issued_at:
         return None
-    receipt = call_and_send(deployment.w3, sender, ledger.functions.attest(attestation.contract_args(), signature))
+    receipt = call_and_send(
+        deployment.w3, sender, ledger.functions.attest(attestation.contract_args(), signature), fees=fees
+    )
     return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
@@ -101,7 +128,14 @@ class AnchoringWorker:
     confirmations: int = 2
     max_batch: int = 4096
     max_age: float = 5.0
-    resend_after: float = 30.0
+    # EIP-1559 pricing, the ceiling and when a transaction counts as stuck (replaced).
+    fees: FeePolicy = field(default_factory=FeePolicy)
+    # "depth" (`confirmations` blocks) or the chain's "safe" / "finalized" block tag.
+    confirmation_mode: str = "depth"
+    # Re-check the last this many anchored batches against the chain, at most every
+    # `recheck_every` seconds: a reorganisation deeper than the policy raises an alarm.
+    recheck_batches: int = 16
+    recheck_every: float = 10.0
     lease_seconds: float = 15.0
     # Revocations younger than this are recorded directly (under the contract's maxSignatureAge).
     direct_revocation_window: float = 3600.0
@@ -113,6 +147,9 @@ class AnchoringWorker:
     # Called before every pass; raises to stop it (e.g. a dev key on a chain that is not
     # a development chain: asked of the chain actually connected, every time).
     guard: Callable[[], object] = lambda: None
+    _fee_alarm_possible: bool = field(default=True, repr=False)
+    _tag_warned: bool = field(default=False, repr=False)
+    _rechecked_at: float = field(default=float("-inf"), repr=False)
 
     # ------------------------------------------------------------------ the loop
 
@@ -124,6 +161,7 @@ class AnchoringWorker:
             return report
         report.leader = True
         report.sent += self._record_revocations_directly()
+        self._recheck_anchored(report)
         while self._seal_one():
             report.sealed += 1
         self._advance(report)
@@ -208,7 +246,11 @@ class AnchoringWorker:
                     attestation,
                     parse_hex(row.signature, 65, "signature"),
                     parse_hex(row.uid, 32, "uid"),
+                    self.fees,
                 )
+            except FeeCeilingExceeded as exc:
+                self._fee_alarm_direct(exc)
+                return recorded
             except ChainRevert as exc:
                 log.warning("revocation %s not recordable directly (%s); it will be batched", row.uid, exc)
                 with self.sessions.begin() as session:  # age it out of the direct window
@@ -299,6 +341,57 @@ class AnchoringWorker:
                 if batch.status != ANCHORED:
                     return
 
+    def _recheck_anchored(self, report: StepReport) -> None:
+        """Re-check the latest anchored batches against the chain. A batch the node
+        reported anchored (final under the policy) whose root is gone or changed, or whose
+        block is no longer canonical, means a reorganisation deeper than the policy: raise
+        the standing DEEP_REORG alarm with the facts and put the batch back in the
+        pipeline (sent again under its index if free, resequenced if taken). Never
+        silently trusted, nothing lost."""
+        now = self.clock()
+        if now - self._rechecked_at < self.recheck_every:
+            return
+        self._rechecked_at = now
+        w3 = self.deployment.w3
+        with self.sessions() as session:
+            anchored = session.scalars(
+                select(BatchRow)
+                .where(BatchRow.status == ANCHORED)
+                .order_by(BatchRow.chain_index.desc())
+                .limit(self.recheck_batches)
+            ).all()
+        for batch in reversed(anchored):
+            on_chain = self._on_chain_root(batch.chain_index)
+            canonical = None
+            if batch.block_number is not None:
+                try:
+                    canonical = hex32(bytes(w3.eth.get_block(batch.block_number)["hash"]))
+                except Exception:  # noqa: BLE001 - a block beyond the head after a rollback
+                    canonical = None
+            if on_chain == batch.root and canonical == batch.block_hash:
+                continue
+            if on_chain == batch.root:
+                fact = (
+                    f"its block {batch.block_number} ({batch.block_hash}) is no longer canonical; "
+                    "the root is still on chain"
+                )
+            elif on_chain == ZERO_ROOT:
+                fact = (
+                    f"its root {batch.root} is no longer on chain (block {batch.block_number} {batch.block_hash} gone)"
+                )
+            else:
+                fact = f"the chain now holds root {on_chain} at its index instead of {batch.root}"
+            DEEP_REORGS.inc()
+            report.reorganised += 1
+            raise_alarm(
+                self.sessions,
+                DEEP_REORG,
+                f"batch {batch.chain_index}, reported anchored with {self.confirmation_mode} finality "
+                f"({self.confirmations} confirmations): {fact}",
+                now,
+            )
+            self._set(batch, status=SENT, block_number=None, block_hash=None, anchored_at=None)
+
     def _on_chain_root(self, index: int) -> str:
         return hex32(bytes(self.deployment.ledger.functions.batchRoot(index).call()))
 
@@ -310,7 +403,26 @@ class AnchoringWorker:
         if on_chain != ZERO_ROOT:
             self._resequence(batch)
             return False
-        w3 = self.deployment.w3
+        tx = self._anchor_tx(batch)
+        if tx is None:
+            return False
+        nonce = self._nonce_for(batch)
+        try:
+            fees = self.fees.quote(base_fee(self.deployment.w3))
+        except FeeCeilingExceeded as exc:
+            self._fee_alarm(batch, exc)
+            return False
+        self._fees_ok()
+        if not self._sign_persist_broadcast(batch, tx, nonce, fees):
+            return True  # the nonce was used meanwhile: `_confirm` finds out by what
+        report.sent += 1
+        if batch.attempts > 1:
+            report.resent += 1
+        return True
+
+    def _anchor_tx(self, batch: BatchRow) -> dict[str, Any] | None:
+        """The unsigned anchoring transaction of `batch` (fees and nonce not yet set), or
+        None when the contract would refuse it now."""
         fn = self.deployment.ledger.functions.anchorBatch(
             batch.chain_index, bytes.fromhex(batch.root[2:]), bytes.fromhex(batch.previous_root[2:]), batch.count
         )
@@ -319,28 +431,116 @@ class AnchoringWorker:
         except (ContractCustomError, ContractLogicError) as exc:
             revert = decode_revert(exc.data if isinstance(exc.data, str) else None)
             log.warning("batch %d not sendable now: %s", batch.chain_index, revert)
-            return False
-        tx["nonce"] = w3.eth.get_transaction_count(self.account.address, "pending")
+            return None
+        for key in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice"):
+            tx.pop(key, None)
         tx["gas"] = int(tx.get("gas", 80_000) * 1.2) + 10_000
-        signed = self.account.sign_transaction(tx)
-        tx_hash = "0x" + bytes(signed.hash).hex()
-        # Commit the hash before broadcasting: after a crash we know what we may have sent.
-        self._set(
-            batch,
-            status=SENT,
-            tx_hash=tx_hash,
-            sent_at=self.clock(),
-            attempts=batch.attempts + 1,
-            block_number=None,
-            block_hash=None,
-        )
-        self.checkpoint("persisted")
-        w3.eth.send_raw_transaction(signed.raw_transaction)
+        return tx
+
+    def _nonce_for(self, batch: BatchRow) -> int:
+        """The nonce to send `batch` under: the one recorded for it while the chain has not
+        used it (a resend or replacement: never a second transaction for one batch, also
+        after a crash), else the account's next one."""
+        w3 = self.deployment.w3
+        latest = w3.eth.get_transaction_count(self.account.address, "latest")
+        if batch.nonce is not None and batch.nonce >= latest:
+            return batch.nonce
+        return max(latest, w3.eth.get_transaction_count(self.account.address, "pending"))
+
+    def _sign_persist_broadcast(self, batch: BatchRow, tx: dict[str, Any], nonce: int, fees: Fees) -> bool:
+        """Sign, commit the hash, nonce and fees, then broadcast. False when the node says
+        the nonce is already used (one of our transactions was mined meanwhile)."""
+        w3 = self.deployment.w3
+        for _ in range(2):
+            tx = {**tx, "nonce": nonce, **fees.fields()}
+            signed = self.account.sign_transaction(tx)
+            # Commit before broadcasting: after a crash we know what we may have sent.
+            self._set(
+                batch,
+                status=SENT,
+                tx_hash="0x" + bytes(signed.hash).hex(),
+                sent_at=self.clock(),
+                attempts=batch.attempts + 1,
+                block_number=None,
+                block_hash=None,
+                nonce=nonce,
+                max_fee=fees.max_fee,
+                tip=fees.tip,
+            )
+            self.checkpoint("persisted")
+            try:
+                w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception as exc:
+                if is_already_known(exc):
+                    break
+                if is_nonce_consumed(exc):
+                    log.warning("batch %d: nonce %d already used on chain", batch.chain_index, nonce)
+                    return False
+                if not is_underpriced(exc):
+                    raise
+                # An earlier transaction of ours still waits under this nonce: raise the fees
+                # (if the ceiling allows; else it keeps waiting there, with the alarm).
+                try:
+                    fees = self.fees.quote(base_fee(w3), previous=fees)
+                except FeeCeilingExceeded as ceiling:
+                    self._fee_alarm(batch, ceiling)
+                    return True
+                continue
+            break
         self.checkpoint("broadcast")
-        report.sent += 1
-        if batch.attempts > 1:
-            report.resent += 1
         return True
+
+    def _replace(self, batch: BatchRow, report: StepReport) -> None:
+        """`batch`'s transaction waits unmined past `stuck_after`: the same transaction
+        under the same nonce with raised fees (if the ceiling allows; else it keeps waiting
+        and the fee alarm is raised)."""
+        w3 = self.deployment.w3
+        nonce = batch.nonce
+        if nonce is None:  # sent before nonces were recorded
+            nonce = int(w3.eth.get_transaction(batch.tx_hash)["nonce"])  # type: ignore[arg-type]
+        previous = Fees(batch.max_fee or 0, batch.tip or 0)
+        try:
+            fees = self.fees.quote(base_fee(w3), previous=previous)
+        except FeeCeilingExceeded as exc:
+            self._fee_alarm(batch, exc)
+            return
+        self._fees_ok()
+        tx = self._anchor_tx(batch)
+        if tx is None:
+            return
+        old = batch.tx_hash
+        if self._sign_persist_broadcast(batch, tx, nonce, fees):
+            report.resent += 1
+            log.warning(
+                "batch %d: transaction %s not mined in %.0fs; replaced by %s (nonce %d, max fee %d, tip %d wei)",
+                batch.chain_index,
+                old,
+                self.fees.stuck_after,
+                batch.tx_hash,
+                nonce,
+                fees.max_fee,
+                fees.tip,
+            )
+
+    def _fee_alarm_direct(self, exc: FeeCeilingExceeded) -> None:
+        FEE_PAUSES.inc()
+        self._fee_alarm_possible = True
+        raise_alarm(self.sessions, FEE_CEILING, f"direct recording of revocations paused: {exc}", self.clock())
+
+    def _fee_alarm(self, batch: BatchRow, exc: FeeCeilingExceeded) -> None:
+        FEE_PAUSES.inc()
+        self._fee_alarm_possible = True
+        raise_alarm(
+            self.sessions,
+            FEE_CEILING,
+            f"anchoring paused at batch {batch.chain_index}: {exc}; nothing is lost, it resumes when fees fall",
+            self.clock(),
+        )
+
+    def _fees_ok(self) -> None:
+        if self._fee_alarm_possible:
+            clear_alarm(self.sessions, FEE_CEILING)
+            self._fee_alarm_possible = False
 
     def _confirm(self, batch: BatchRow, report: StepReport) -> None:
         w3 = self.deployment.w3
@@ -353,11 +553,13 @@ class AnchoringWorker:
         if receipt is None or receipt["status"] != 1:
             located = self._locate_anchor(batch) if self._on_chain_root(batch.chain_index) == batch.root else None
             if located is None:
-                if receipt is not None or self._dropped(batch):
+                if receipt is not None or not self._known(batch):
                     log.warning(
                         "batch %d: transaction %s failed or vanished; sending again", batch.chain_index, batch.tx_hash
                     )
                     self._set(batch, status=SEALED, block_number=None, block_hash=None)
+                elif self.clock() - (batch.sent_at or 0) > self.fees.stuck_after:
+                    self._replace(batch, report)
                 return
             receipt = located
         block_number = int(receipt["blockNumber"])
@@ -370,8 +572,7 @@ class AnchoringWorker:
                 tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
             )
             self.checkpoint("included")
-        head = w3.eth.block_number
-        if head - block_number + 1 < self.confirmations:
+        if not self._final(block_number):
             return
         canonical = hex32(bytes(w3.eth.get_block(block_number)["hash"]))
         if canonical != block_hash or self._on_chain_root(batch.chain_index) != batch.root:
@@ -383,15 +584,32 @@ class AnchoringWorker:
         report.anchored += 1
         log.info("batch %d anchored in block %d (%d attestations)", batch.chain_index, block_number, batch.count)
 
-    def _dropped(self, batch: BatchRow) -> bool:
-        """True when our transaction is neither mined nor known to the node (or is stale)."""
+    def _final(self, block_number: int) -> bool:
+        """Whether `block_number` is final under the confirmation policy: `confirmations`
+        blocks deep, or at or below the chain's `safe` / `finalized` block (by depth where
+        the chain does not offer the tag)."""
+        w3 = self.deployment.w3
+        if self.confirmation_mode != "depth":
+            try:
+                tagged = w3.eth.get_block(self.confirmation_mode)  # type: ignore[arg-type]
+                return block_number <= int(tagged["number"])
+            except Exception as exc:  # noqa: BLE001 - a chain without the tag: by depth
+                if not self._tag_warned:
+                    log.warning(
+                        "chain offers no %r block (%s); counting confirmations by depth", self.confirmation_mode, exc
+                    )
+                    self._tag_warned = True
+        return w3.eth.block_number - block_number + 1 >= self.confirmations
+
+    def _known(self, batch: BatchRow) -> bool:
+        """True when the node knows our latest transaction for `batch` (pending or mined)."""
         if not batch.tx_hash:
-            return True
+            return False
         try:
             self.deployment.w3.eth.get_transaction(batch.tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
-            return True
-        return self.clock() - (batch.sent_at or 0) > self.resend_after
+            return False
+        return True
 
     def _locate_anchor(self, batch: BatchRow) -> Any:
         """The receipt of the transaction that anchored `batch` (when not ours, or re-sent)."""

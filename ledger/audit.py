@@ -309,6 +309,7 @@ def replay(
         state.next_block,
         head,
     )
+    _recheck_cached_batches(deployment, state, report)
     _read_chain(deployment, state, head)
     _check_sequence(state, report)
     registry = _ReplayedRegistry(state.history)
@@ -500,6 +501,34 @@ def _read_chain(deployment: Deployment, state: ReplayState, head: int) -> None:
     state.revocations = dict(revocations)
     state.batches = dict(sorted(state.batches.items()))
     state.next_block = head + 1
+
+
+def _recheck_cached_batches(deployment: Deployment, state: ReplayState, report: ReplayReport) -> None:
+    """Batches an earlier replay read (a checkpoint) must still hold their roots on chain.
+    One that vanished or changed means a reorganisation rewrote history the auditor had
+    accepted: reported as REORGANISED (never silently trusted), forgotten, and its blocks
+    read again."""
+    ledger = deployment.ledger
+    reread_from: int | None = None
+    for index, batch in list(state.batches.items()):
+        root = hex32(bytes(ledger.functions.batchRoot(index).call()))
+        if root == batch.root:
+            continue
+        now_holds = "nothing" if int(root, 16) == 0 else root
+        report.discrepancies.append(
+            Discrepancy(
+                "REORGANISED",
+                f"batch {index} was read anchored with root {batch.root} in block {batch.block}; "
+                f"the chain now holds {now_holds} at that index (a reorganisation rewrote history)",
+                batch=index,
+                evidence={"replayed": batch.root, "block": batch.block, "onChain": root},
+            )
+        )
+        del state.batches[index]
+        state.checked_batches.discard(index)
+        reread_from = batch.block if reread_from is None else min(reread_from, batch.block)
+    if reread_from is not None:
+        state.next_block = min(state.next_block, reread_from)
 
 
 def _check_sequence(state: ReplayState, report: ReplayReport) -> None:

@@ -103,6 +103,22 @@ class Settings:
     # The chain's JSON-RPC URL as the officers' browsers reach it (the console reads batch
     # roots there itself, not through this service); unset: the service's own rpc_url.
     public_rpc_url: str | None = field(default_factory=lambda: os.environ.get("PROVENANCE_PUBLIC_RPC_URL") or None)
+    # EIP-1559 fees (ledger/chain/fees.py): the tip offered, the ceiling per gas above
+    # which anchoring pauses with an alarm, the raise of a replacement, and how long a
+    # transaction may wait unmined before it is replaced under the same nonce.
+    max_fee_gwei: float = field(default_factory=lambda: _float("PROVENANCE_MAX_FEE_GWEI", 500.0))
+    priority_fee_gwei: float = field(default_factory=lambda: _float("PROVENANCE_PRIORITY_FEE_GWEI", 1.0))
+    fee_bump_percent: int = field(default_factory=lambda: _int("PROVENANCE_FEE_BUMP_PERCENT", 20))
+    tx_stuck_seconds: float = field(default_factory=lambda: _float("PROVENANCE_TX_STUCK_SECONDS", 30.0))
+    # How a batch counts as final: "depth" (PROVENANCE_CONFIRMATIONS blocks), or the
+    # chain's own "safe" / "finalized" block tags (depth where the chain lacks them).
+    confirmation_mode: str = field(default_factory=lambda: os.environ.get("PROVENANCE_CONFIRMATION_MODE") or "depth")
+    # Several JSON-RPC endpoints of the same chain, tried in order (failover).
+    rpc_urls: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            u.strip() for u in os.environ.get("PROVENANCE_RPC_URLS", "").split(",") if u.strip()
+        )
+    )
 
     def __post_init__(self) -> None:
         """Refuse a bad value at start-up, naming its variable."""
@@ -122,6 +138,29 @@ class Settings:
             raise ValueError(f"PROVENANCE_COMPLETENESS_INTERVAL must not be negative, got {self.completeness_interval}")
         if self.public_rpc_url is not None and not self.public_rpc_url.startswith(("http://", "https://")):
             raise ValueError(f"PROVENANCE_PUBLIC_RPC_URL: {self.public_rpc_url!r} is not an http(s) URL")
+        if self.max_fee_gwei <= 0:
+            raise ValueError(f"PROVENANCE_MAX_FEE_GWEI must be positive, got {self.max_fee_gwei}")
+        if self.priority_fee_gwei < 0:
+            raise ValueError(f"PROVENANCE_PRIORITY_FEE_GWEI must not be negative, got {self.priority_fee_gwei}")
+        if self.priority_fee_gwei > self.max_fee_gwei:
+            raise ValueError(
+                f"PROVENANCE_PRIORITY_FEE_GWEI ({self.priority_fee_gwei}) must not exceed "
+                f"PROVENANCE_MAX_FEE_GWEI ({self.max_fee_gwei})"
+            )
+        if self.fee_bump_percent < 10:
+            raise ValueError(
+                f"PROVENANCE_FEE_BUMP_PERCENT must be at least 10 (nodes refuse smaller replacements), "
+                f"got {self.fee_bump_percent}"
+            )
+        if self.tx_stuck_seconds <= 0:
+            raise ValueError(f"PROVENANCE_TX_STUCK_SECONDS must be positive, got {self.tx_stuck_seconds}")
+        if self.confirmation_mode not in ("depth", "safe", "finalized"):
+            raise ValueError(
+                f"PROVENANCE_CONFIRMATION_MODE must be depth, safe or finalized, got {self.confirmation_mode!r}"
+            )
+        for url in self.rpc_urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"PROVENANCE_RPC_URLS: {url!r} is not an http(s) URL")
         for peer in self.peers:
             if not peer.startswith(("http://", "https://")):
                 raise ValueError(f"PROVENANCE_PEERS: {peer!r} is not an http(s) URL")

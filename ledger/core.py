@@ -16,13 +16,14 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from web3 import Web3
 
 from .access import AccessLog
 from .anchoring import ANCHORED, AnchoringWorker, record_directly
 from .anchors import AnchorRef
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
+from .chain.failover import make_web3
+from .chain.fees import FeePolicy
 from .chain.manifest import Manifest
 from .chain.view import ChainRegistry, ChainView
 from .completeness import CompletenessMonitor
@@ -82,7 +83,8 @@ class Ledger:
     def open(cls, settings: Settings, *, manifest: Manifest | None = None, create_key: bool = True) -> Ledger:
         """Open the ledger described by `settings`, migrating the database to the latest schema."""
         manifest = manifest or Manifest.load(settings.resolved_manifest_path)
-        w3 = Web3(Web3.HTTPProvider(settings.resolved_rpc_url, request_kwargs={"timeout": 10}))
+        # Several endpoints (PROVENANCE_RPC_URLS): failover, checked to be the manifest's chain.
+        w3 = make_web3(settings.rpc_urls or (settings.resolved_rpc_url,), chain_id=manifest.chain_id, timeout=10)
         engine = make_engine(settings.resolved_database_url)
         migrate(engine)
         sealer = Sealer.from_key_file(settings.resolved_data_key_path, create=create_key)
@@ -292,6 +294,8 @@ class Ledger:
             "confirmations": self.settings.confirmations,
             "max_batch": self.settings.batch_max_size,
             "max_age": self.settings.batch_max_age_seconds,
+            "fees": FeePolicy.from_settings(self.settings),
+            "confirmation_mode": self.settings.confirmation_mode,
         }
         if self.settings.anchor_keystore is not None:
             account = load_keystore(self.settings.anchor_keystore, self.settings.key_password)

@@ -115,6 +115,7 @@ def start_anvil(
     log_file: Path | None = None,
     startup_timeout: float = 20.0,
     binary_path: Path | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> AnvilNode:
     """Start anvil on 127.0.0.1 and return once it answers `eth_chainId`.
 
@@ -132,6 +133,7 @@ def start_anvil(
             args += ["--state-interval", str(state_interval)]
     if block_time is not None:
         args += ["--block-time", str(block_time)]
+    args += list(extra_args)  # e.g. ("--timestamp", "1700000000"): another genesis
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         out = log_file.open("ab")

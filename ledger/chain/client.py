@@ -7,6 +7,7 @@ given)`), so callers and users see the contract's facts, not raw bytes.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -17,12 +18,15 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 from web3.types import TxReceipt
 
 from ledger.contracts import CONTRACT_NAMES, load_artifact
 
+from .fees import FeeCeilingExceeded, FeePolicy, Fees, base_fee, is_already_known, is_nonce_consumed
 from .manifest import Manifest
+
+log = logging.getLogger(__name__)
 
 
 class ChainUnavailable(Exception):
@@ -91,12 +95,19 @@ def send_transaction(
     *,
     wait: bool = True,
     timeout: float = 60.0,
+    fees: FeePolicy | None = None,
 ) -> TxReceipt | bytes:
     """Sign `tx` with `account`, send it, and (by default) wait for its receipt.
 
     Gas is estimated first, so a call that would revert raises `ChainRevert` before
-    anything is sent. Returns the receipt, or the transaction hash with `wait=False`.
+    anything is sent. Fees follow EIP-1559 under `fees` (the defaults when None): the
+    base fee from the chain, the policy's tip, its ceiling (`FeeCeilingExceeded`, nothing
+    sent). While waiting, a transaction not mined within `fees.stuck_after` seconds is
+    replaced with raised fees under the same nonce (never a second nonce), as long as the
+    ceiling allows; the receipt of whichever version is mined is returned. Returns the
+    transaction hash with `wait=False`.
     """
+    policy = fees or FeePolicy()
     tx = dict(tx)
     tx.setdefault("from", account.address)
     tx.setdefault("chainId", w3.eth.chain_id)
@@ -110,28 +121,70 @@ def send_transaction(
     except (ContractCustomError, ContractLogicError) as exc:
         raise decode_revert(exc.data if isinstance(exc.data, str) else None) from exc
     if "maxFeePerGas" not in tx and "gasPrice" not in tx:
-        base = w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
-        tip = w3.to_wei(1, "gwei")
-        tx["maxPriorityFeePerGas"] = tip
-        tx["maxFeePerGas"] = 2 * int(base) + tip
+        current = policy.quote(base_fee(w3))
+        tx.update(current.fields())
+    else:
+        current = Fees(int(tx.get("maxFeePerGas", tx.get("gasPrice", 0))), int(tx.get("maxPriorityFeePerGas", 0)))
     signed = account.sign_transaction(tx)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     if not wait:
         return bytes(tx_hash)
-    try:
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05)
-    except TimeExhausted as exc:
-        raise ChainUnavailable(f"transaction {tx_hash.hex()} not mined within {timeout}s") from exc
+    sent = [bytes(tx_hash)]
+    deadline = time.monotonic() + timeout
+    while True:
+        replace_at = min(deadline, time.monotonic() + policy.stuck_after)
+        receipt = _first_receipt(w3, sent, replace_at)
+        if receipt is not None:
+            break
+        if time.monotonic() >= deadline:
+            raise ChainUnavailable(f"transaction {sent[-1].hex()} (nonce {tx['nonce']}) not mined within {timeout}s")
+        try:  # stuck: the same transaction, same nonce, higher fees
+            current = policy.quote(base_fee(w3), previous=current)
+        except FeeCeilingExceeded as exc:
+            log.error("transaction %s stuck and not replaceable: %s", sent[-1].hex(), exc)
+            continue
+        tx.update(current.fields())
+        signed = account.sign_transaction(tx)
+        try:
+            sent.append(bytes(w3.eth.send_raw_transaction(signed.raw_transaction)))
+            log.warning(
+                "transaction %s not mined in %.0fs; replaced by %s (nonce %d, max fee %d wei, tip %d wei)",
+                sent[-2].hex(),
+                policy.stuck_after,
+                sent[-1].hex(),
+                tx["nonce"],
+                current.max_fee,
+                current.tip,
+            )
+        except Exception as exc:
+            if not (is_nonce_consumed(exc) or is_already_known(exc)):
+                raise
     if receipt["status"] != 1:
         raise ChainRevert("Reverted", (), "")
     return receipt
 
 
-def call_and_send(w3: Web3, account: LocalAccount, fn: Any, **tx: Any) -> TxReceipt:
+def _first_receipt(w3: Web3, hashes: list[bytes], until: float) -> TxReceipt | None:
+    """The receipt of whichever of `hashes` is mined first, polling until `until`."""
+    while True:
+        for tx_hash in hashes:
+            try:
+                return w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                continue
+        if time.monotonic() >= until:
+            return None
+        time.sleep(0.05)
+
+
+def call_and_send(w3: Web3, account: LocalAccount, fn: Any, *, fees: FeePolicy | None = None, **tx: Any) -> TxReceipt:
     """Build a transaction for contract function call `fn`, send it, return the receipt."""
     built = fn.build_transaction({"from": account.address, "gas": 0, **tx})
     built.pop("gas", None)
-    receipt = send_transaction(w3, account, built)
+    for key in ("maxFeePerGas", "maxPriorityFeePerGas"):  # priced by the fee policy instead
+        if key not in tx:
+            built.pop(key, None)
+    receipt = send_transaction(w3, account, built, fees=fees)
     assert not isinstance(receipt, bytes)
     return receipt
 
@@ -163,6 +216,23 @@ class Deployment:
     def now(self) -> int:
         """Timestamp of the latest block (the chain's clock)."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
+
+
+def ledger_lineage(w3: Web3, address: str, limit: int = 16) -> list[str]:
+    """The ledger at `address` followed by the successors each names (`successor()`, set
+    once by a registrar), oldest first: where anchoring went on after a contract upgrade.
+    A bundle anchored at an earlier ledger is still verified against that ledger (its
+    history is never rewritten); the pointer only tells verifiers where to look next."""
+    lineage: list[str] = [Web3.to_checksum_address(address)]
+    while len(lineage) <= limit:
+        following = str(contract_at(w3, "ProvenanceLedger", lineage[-1]).functions.successor().call())
+        if int(following, 16) == 0:
+            return lineage
+        following = str(Web3.to_checksum_address(following))
+        if following in lineage:
+            raise ChainUnavailable(f"ledger successors form a cycle: {' -> '.join([*lineage, following])}")
+        lineage.append(following)
+    raise ChainUnavailable(f"more than {limit} successive ledgers from {address}")
 
 
 def wait_for_rpc(rpc_url: str, timeout: float = 30.0) -> Web3:

@@ -205,6 +205,27 @@ class ChainView:
             self._tx_checks[key] = found
         return found
 
+    def verify_confirmed(self, limit: int = 16) -> list[tuple[int, str, str]]:
+        """Re-read `batchRoot(i)` for the latest `limit` cached confirmed batches. Cached
+        facts are kept forever, so a reorganisation deeper than `cache_depth` would go
+        unseen: on any difference the whole cache is dropped (read again on the next
+        snapshot) and the differences are returned as (index, cached root, chain root)."""
+        with self._lock:
+            cached = sorted(self._confirmed.batches.items())[-limit:] if limit > 0 else []
+        ledger = self.deployment.ledger
+        changed = [
+            (index, root, now)
+            for index, (root, _block) in cached
+            if (now := hex32(bytes(ledger.functions.batchRoot(index).call()))) != root
+        ]
+        if changed:
+            with self._lock:
+                self._confirmed = ChainFacts()
+                self._scanned_to = self.deployment.manifest.deployment_block - 1
+                self._snapshot = None
+                self._tx_checks.clear()
+        return changed
+
     # ------------------------------------------------------------------ reading
 
     def _scan(self, start: int, end: int, into: ChainFacts) -> None:

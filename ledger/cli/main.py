@@ -642,6 +642,7 @@ def _registrar_call(
 ) -> None:
     """Send one registry transaction as the registrar; prints the transaction hash."""
     from ledger.chain.client import call_and_send
+    from ledger.chain.fees import FeeCeilingExceeded, FeePolicy
 
     settings = Settings()
     try:
@@ -653,10 +654,10 @@ def _registrar_call(
             require_dev_chain(w3)
             registrar = dev_account(0)
         fn = build(Deployment(w3, manifest).registry.functions)
-        receipt = call_and_send(w3, registrar, fn)
+        receipt = call_and_send(w3, registrar, fn, fees=FeePolicy.from_settings(settings))
     except (FileNotFoundError, KeyLoadError, ValueError) as exc:
         raise fail(str(exc), EXIT_INPUT) from exc
-    except ChainUnavailable as exc:
+    except (ChainUnavailable, FeeCeilingExceeded) as exc:
         raise fail(str(exc), EXIT_UNAVAILABLE) from exc
     except ChainRevert as exc:
         raise fail(f"the registry refused {action}: {exc}", EXIT_REVERT) from exc

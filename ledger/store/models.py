@@ -107,6 +107,22 @@ class BatchRow(Base):
     sealed_at: Mapped[float] = mapped_column(Float, nullable=False)
     sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     anchored_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The nonce and EIP-1559 fees of the latest transaction sent for this batch: a
+    # replacement reuses the nonce with raised fees (also after a crash).
+    nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_fee: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tip: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ChainAlarmRow(Base):
+    """A raised chain alarm (fee ceiling, deep reorganisation, ...): present while it
+    stands, read by every process (readiness, metrics)."""
+
+    __tablename__ = "chain_alarms"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+    raised_at: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 class WorkerLeaseRow(Base):
