@@ -33,6 +33,7 @@ from .hashing import hex32, parse_hex
 from .indexer import ChainIndexer
 from .ingest import Accepted, Ingestor, Rejected
 from .kinds import Kind
+from .licence_output import LicenceOutputs
 from .merkle import MerkleTree, proof_from_nodes, tree_nodes
 from .mirror import public_batch
 from .reasons import Reason
@@ -66,6 +67,7 @@ class Ledger:
         self.checker = SignatureChecker(web3_erc1271_caller(deployment.w3))
         self.sealer = sealer
         self.policy = VerificationPolicy.from_settings(settings)
+        self.licence_outputs = LicenceOutputs(self.sessions, self.domain, self.checker, sealer)
         self.completeness = CompletenessMonitor(self.sessions, settings.confirmations, settings.completeness_interval)
         self._verdicts: dict[tuple[str, int, int, VerificationPolicy], tuple[Any, float]] = {}
         self.ingestor = Ingestor(

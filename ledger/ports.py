@@ -17,6 +17,7 @@ from .completeness import CompletenessMonitor
 from .config import Settings
 from .eip712 import Domain
 from .ingest import Ingestor
+from .licence_output import LicenceOutputs
 from .sealing import Sealer
 from .signatures import SignatureChecker
 from .store.models import BatchRow
@@ -61,3 +62,6 @@ class Node(StoreReader, Protocol):
 
     @property
     def ingestor(self) -> Ingestor: ...
+
+    @property
+    def licence_outputs(self) -> LicenceOutputs: ...

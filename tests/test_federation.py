@@ -60,9 +60,7 @@ def node_a(ledger_env: Ledger) -> Iterator[tuple[Ledger, Server]]:
 
 
 @pytest.fixture
-def node_b(
-    ledger_env: Ledger, second_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Ledger, Server]]:
+def node_b(ledger_env: Ledger, second_database_url: str, tmp_path: Path) -> Iterator[tuple[Ledger, Server]]:
     """Node B: its own database, data key and anchoring account (dev key 9, accredited as
     an anchorer by the registrar), on the same chain and ledger contract."""
     anchorer = dev_account(9)
@@ -75,12 +73,12 @@ def node_b(
         ),
     )
     keystore = write_keystore(anchorer, tmp_path / "node-b" / "anchorer.json", "node-b-secret", kdf_iterations=2)
-    monkeypatch.setenv("PROVENANCE_KEY_PASSWORD", "node-b-secret")
     settings = replace(
         ledger_env.settings,
         home=tmp_path / "node-b",
         database_url=second_database_url,
         anchor_keystore=keystore,
+        key_password="node-b-secret",
         completeness_interval=0.0,
     )
     node = Ledger.open(settings, manifest=ledger_env.deployment.manifest)

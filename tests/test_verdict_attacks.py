@@ -513,3 +513,34 @@ def test_a_gas_burning_wallet_distrusts_only_its_own_records(ledger_env: Ledger)
     attestation, domain = parse_typed_data(production["typedData"])
     assert not checker.check(attestation, domain, bytes.fromhex(production["signature"][2:])).valid
     assert ledger_env.verify_shipment(ids["shipment"]).verdict is Verdict.VERIFIED
+
+
+def test_the_licence_cap_counts_productions_made_later_and_a_lowered_sibling_quantity_is_caught(
+    ledger_env: Ledger,
+) -> None:
+    """The node keeps a running view of each licence's productions (not read per
+    verification). A production made after a first VERIFIED verdict still counts; a
+    database administrator lowering a sibling production's quantity to get under the cap
+    is caught when the row is read, never counted as the lower number."""
+    story = Story(ledger_env)
+    ids = licensed_export(story, quantityCap=1500)  # 1000 made and shipped
+    story.anchor()
+    assert ledger_env.verify_shipment(ids["shipment"]).verdict is Verdict.VERIFIED
+    sibling = story.produce([ids["licence"]], quantity=1000, lot="LOT-2")  # 2000 under a cap of 1500
+    story.anchor()
+    later = ledger_env.verify_shipment(ids["shipment"])
+    assert later.verdict is Verdict.FLAGGED and Reason.LICENCE_QUANTITY in later.codes, later.to_json()
+    with ledger_env.engine.begin() as conn:
+        disclosed = json.loads(
+            conn.execute(text("SELECT disclosed FROM attestations WHERE uid = :u"), {"u": sibling}).scalar_one()
+        )
+        disclosed["quantity"]["value"] = 1
+        conn.execute(
+            text("UPDATE attestations SET disclosed = :d WHERE uid = :u"), {"d": json.dumps(disclosed), "u": sibling}
+        )
+    fresh = Ledger.open(ledger_env.settings, manifest=ledger_env.deployment.manifest)  # reads the edited row anew
+    try:
+        result = fresh.verify_shipment(ids["shipment"])
+    finally:
+        fresh.close()
+    assert result.verdict is Verdict.UNVERIFIABLE and Reason.STORE_CORRUPTED in result.codes, result.to_json()

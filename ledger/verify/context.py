@@ -16,6 +16,7 @@ from ledger.completeness import Watermark
 from ledger.eip712 import Domain
 from ledger.fields import exact_quantity
 from ledger.kinds import Kind
+from ledger.licence_output import LicenceOutputs
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker
 
@@ -47,6 +48,8 @@ class Context:
     untrusted: frozenset[str] = frozenset()  # records earlier checks distrusted
     completeness: Watermark | None = None  # the node's copy of the ledger; None: only the evidence
     completeness_error: str = ""  # why the watermark could not be measured
+    # The node's running view of productions under each licence (None: only the evidence).
+    licence_outputs: LicenceOutputs | None = None
     # Results of pure functions of this verification's inputs, computed once and shared by
     # checks (the licensing analysis feeds the watch-list check). Never a channel between checks.
     memo: dict[str, Any] = field(default_factory=dict, compare=False)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ledger.chain.view import ChainSnapshot, ChainView
 from ledger.completeness import Watermark
 from ledger.eip712 import Domain
+from ledger.licence_output import LicenceOutputs
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker
 
@@ -36,6 +37,7 @@ def verify_evidence(
     history: ShipmentHistory | None = None,
     now: int | None = None,
     completeness: Callable[[ChainSnapshot], Watermark] | None = None,
+    licence_outputs: LicenceOutputs | None = None,
 ) -> VerificationResult:
     """Run every check over `evidence` and return the verdict, findings and risk score.
 
@@ -74,6 +76,7 @@ def verify_evidence(
         ancestors(evidence),
         completeness=watermark,
         completeness_error=completeness_error,
+        licence_outputs=licence_outputs,
     )
     checks: list[CheckResult] = []
     for name, check in REGISTRY.items():

@@ -238,6 +238,7 @@ def _stored_case_file(
     """The stored records bearing on the history of `roots` (and on goods of `goods`
     classes), and the stored rows that could not be read back (uid -> why)."""
     from sqlalchemy import union
+    from sqlalchemy.orm import aliased
 
     from ledger.store.models import AttestationRefRow, AttestationRow, WatchlistClassRow
 
@@ -252,19 +253,39 @@ def _stored_case_file(
         ancestors = set(session.scalars(select(history.c.uid))) | roots
         # What refers to the history (acceptances, forks, revocations, findings, sibling
         # productions under the same licences) and what refers to those.
-        first = select(AttestationRefRow.uid).where(AttestationRefRow.ref.in_(ancestors))
+        # Productions and sub-licences under the history's licences are not read here: only
+        # their quantities matter (for a cap), and the node keeps those per licence
+        # (`ledger/licence_output.py`), so this read does not grow with the ledger.
+        licence = aliased(AttestationRow)
+        child = aliased(AttestationRow)
+        under_licences = (
+            select(AttestationRefRow.uid)
+            .join(licence, licence.uid == AttestationRefRow.ref)
+            .join(child, child.uid == AttestationRefRow.uid)
+            .where(
+                AttestationRefRow.ref.in_(ancestors),
+                licence.kind == int(Kind.LICENCE),
+                child.kind.in_([int(Kind.PRODUCTION), int(Kind.LICENCE)]),
+                AttestationRefRow.uid.not_in(ancestors),
+            )
+        )
+        first = select(AttestationRefRow.uid).where(
+            AttestationRefRow.ref.in_(ancestors), AttestationRefRow.uid.not_in(under_licences)
+        )
         # Second level: what refers to those — but of the sibling productions under the
         # same licences (only their quantities count against a cap), only revocations,
         # not their whole custody onward.
-        productions = select(AttestationRow.uid).where(
-            AttestationRow.uid.in_(first), AttestationRow.kind == int(Kind.PRODUCTION)
-        )
+        # Of what refers to those, nothing under a licence (as above) and, of the sibling
+        # productions' onward custody, nothing: only revocations of first-level records.
+        parent = aliased(AttestationRow)
         second = (
             select(AttestationRefRow.uid)
-            .join(AttestationRow, AttestationRow.uid == AttestationRefRow.uid)
+            .join(child, child.uid == AttestationRefRow.uid)
+            .join(parent, parent.uid == AttestationRefRow.ref)
             .where(
                 AttestationRefRow.ref.in_(first),
-                (AttestationRow.kind == int(Kind.REVOCATION)) | AttestationRefRow.ref.not_in(productions),
+                ~((parent.kind == int(Kind.LICENCE)) & child.kind.in_([int(Kind.PRODUCTION), int(Kind.LICENCE)])),
+                (child.kind == int(Kind.REVOCATION)) | (parent.kind != int(Kind.PRODUCTION)),
             )
         )
         related = set(session.scalars(union(first, second)))

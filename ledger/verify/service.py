@@ -88,6 +88,7 @@ def verify_in_store(
         policy=policy,
         history=shipment_history(ledger, evidence.shipment, shipment.attester, shipment.attestation.issued_at),
         completeness=ledger.completeness.watermark,
+        licence_outputs=ledger.licence_outputs,
     )
 
 
@@ -152,4 +153,5 @@ def verify_bundle(
         checker=checker or SignatureChecker(web3_erc1271_caller(chain.deployment.w3)),
         policy=policy,
         completeness=complete_from.completeness.watermark if complete_from is not None else None,
+        licence_outputs=complete_from.licence_outputs if complete_from is not None else None,
     )

@@ -17,6 +17,7 @@ from ..evidence import Record
 from ..model import CheckResult, Finding
 
 MAX_LICENCE_DEPTH = 8
+MAX_NOTICES = 20  # claims by others are listed, up to a point
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,16 @@ class _Use:
     destination: Any
 
 
-def _licensed_output(ctx: Context, licence: Record, notices: list[Finding], depth: int = 0) -> Fraction:
+def _licensed_output(
+    ctx: Context, licence: Record, notices: list[Finding], problems: list[Finding], depth: int = 0
+) -> Fraction:
     """What counts against `licence`'s cap: productions under it by its licensee, and
     (recursively) under sub-licences the licensee granted from it. Productions by anyone
-    else are reported as notices on the claimant and do not count."""
+    else are reported as notices on the claimant and do not count. At a node, the node's
+    running view of the licence's productions is used (`ledger/licence_output.py`), not
+    the evidence, so the cost does not grow with the productions made under it."""
+    if ctx.licence_outputs is not None:
+        return _kept_output(ctx, licence.uid, str(licence.field("licensee", "")).lower(), notices, problems, depth)
     licensee = str(licence.field("licensee", "")).lower()
     total = Fraction(0)
     if depth > MAX_LICENCE_DEPTH:
@@ -44,17 +51,38 @@ def _licensed_output(ctx: Context, licence: Record, notices: list[Finding], dept
             if child.attester.lower() == licensee:
                 total += quantity(child) or Fraction(0)
             else:
-                notices.append(
-                    Finding(
-                        Reason.NOT_ENTITLED,
-                        f"{child.attester} claims a production under a licence granted to {licensee}; "
-                        "not counted against its cap",
-                        (child.uid, licence.uid),
-                    )
-                )
+                notices.append(_not_entitled(child.uid, child.attester, licensee, licence.uid))
         elif child.kind is Kind.LICENCE and child.attester.lower() == licensee:
-            total += _licensed_output(ctx, child, notices, depth + 1)
+            total += _licensed_output(ctx, child, notices, problems, depth + 1)
     return total
+
+
+def _kept_output(
+    ctx: Context, licence_uid: str, licensee: str, notices: list[Finding], problems: list[Finding], depth: int
+) -> Fraction:
+    outputs = ctx.licence_outputs
+    assert outputs is not None
+    if depth > MAX_LICENCE_DEPTH:
+        return Fraction(0)
+    snapshot = ctx.require_snapshot()
+    direct = outputs.output(licence_uid, licensee, snapshot)
+    for uid, why in sorted(direct.corrupt.items()):
+        problems.append(Finding(Reason.STORE_CORRUPTED, f"a record under the licence: {why}", (uid, licence_uid)))
+    for uid, claimant in direct.claims[: max(0, MAX_NOTICES - len(notices))]:
+        notices.append(_not_entitled(uid, claimant, licensee, licence_uid))
+    total = direct.total
+    for uid, (licensor, sub_licensee) in outputs.children(licence_uid).sublicences.items():
+        if licensor == licensee and not outputs.revoked(uid, licensor, snapshot):
+            total += _kept_output(ctx, uid, sub_licensee, notices, problems, depth + 1)
+    return total
+
+
+def _not_entitled(production: str, claimant: str, licensee: str, licence: str) -> Finding:
+    return Finding(
+        Reason.NOT_ENTITLED,
+        f"{claimant} claims a production under a licence granted to {licensee}; not counted against its cap",
+        (production, licence),
+    )
 
 
 def _licence_problems(
@@ -112,7 +140,7 @@ def _licence_problems(
         )
     cap = exact_quantity(licence.field("quantityCap"))
     if cap is not None:
-        produced = _licensed_output(ctx, licence, notices)
+        produced = _licensed_output(ctx, licence, notices, findings)
         if produced > cap:
             findings.append(
                 Finding(

@@ -1,0 +1,191 @@
+"""What each licence's productions add up to, kept by the node between verifications.
+
+Why not in each verification's evidence: a licence is shared by every production made
+under it, so reading them all per verification grows with the ledger (measured with
+scripts/bench_store.py: over 100 records per 10-hop shipment at 5,000 records, nearly
+all of them sibling productions read only to sum a quantity cap). The node keeps, per
+licence, the productions and sub-licences under it that it has already read and
+checked — the UID recomputed from the row, the signature, the payload commitment — and
+reads only rows newer than those on the next call; revocations likewise (only those
+stored since the last call); a licence's total is recomputed only when new rows arrived
+or the chain moved.
+
+Trust: the store is not trusted. A row that fails its check is reported (the verdict is
+UNVERIFIABLE, STORE_CORRUPTED), never skipped, since skipping a production could hide an
+exceeded cap. A row deleted after it was counted stays counted: over-counting is the safe
+direction for a cap. Rows the store never had are the completeness check's business.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .chain.view import ChainSnapshot
+from .eip712 import Domain, attestation_uid
+from .fields import exact_quantity
+from .hashing import hex32, parse_hex
+from .kinds import Kind
+from .payload import Disclosure
+from .sealing import Sealer
+from .signatures import SignatureChecker
+from .store.models import AttestationRefRow, AttestationRow
+from .store.rows import attestation_from_row
+
+
+@dataclass
+class LicenceChildren:
+    """What a licence's stored children are, as far as read."""
+
+    last_id: int = 0
+    productions: dict[str, tuple[str, Fraction]] = field(default_factory=dict)  # uid -> (attester, quantity)
+    sublicences: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (licensor, licensee)
+    corrupt: dict[str, str] = field(default_factory=dict)  # uid -> why its row fails its check
+
+
+@dataclass(frozen=True)
+class Output:
+    """What counts against one licence's cap directly (sub-licences apart)."""
+
+    total: Fraction
+    claims: tuple[tuple[str, str], ...]  # (production, claimant) by others than the licensee
+    corrupt: dict[str, str]
+
+
+class LicenceOutputs:
+    """Per-licence running view of productions and sub-licences (thread-safe)."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], domain: Domain, checker: SignatureChecker, sealer: Sealer
+    ) -> None:
+        self._sessions = sessions
+        self._domain = domain
+        self._checker = checker
+        self._sealer = sealer
+        self._lock = threading.Lock()
+        self._seen: dict[str, LicenceChildren] = {}
+        self._revocations_last_id = 0
+        self._stored_revokers: dict[str, set[str]] = {}  # uid -> attesters of checked revocations of it
+        self._outputs: dict[str, tuple[tuple[object, ...], Output]] = {}
+
+    def children(self, licence_uid: str) -> LicenceChildren:
+        """The productions and sub-licences referencing `licence_uid`, read up to now."""
+        with self._lock:
+            seen = self._seen.setdefault(licence_uid, LicenceChildren())
+            with self._sessions() as session:
+                rows = session.scalars(
+                    select(AttestationRow)
+                    .join(AttestationRefRow, AttestationRefRow.uid == AttestationRow.uid)
+                    .where(
+                        AttestationRefRow.ref == licence_uid,
+                        AttestationRow.kind.in_([int(Kind.PRODUCTION), int(Kind.LICENCE)]),
+                        AttestationRow.id > seen.last_id,
+                    )
+                    .order_by(AttestationRow.id)
+                ).all()
+                refs = self._refs(session, [r.uid for r in rows])
+            for row in rows:
+                seen.last_id = max(seen.last_id, row.id)
+                fields, problem = self._checked_fields(row, refs.get(row.uid, []))
+                if problem is not None:
+                    seen.corrupt[row.uid] = problem
+                elif row.kind == int(Kind.PRODUCTION):
+                    amount = exact_quantity(fields.get("quantity"))
+                    if amount is None:
+                        seen.corrupt[row.uid] = "the production's quantity is missing or not allowed"
+                    else:
+                        seen.productions[row.uid] = (row.attester.lower(), amount)
+                else:
+                    seen.sublicences[row.uid] = (row.attester.lower(), str(fields.get("licensee", "")).lower())
+            return seen
+
+    def revoked(self, uid: str, attester: str, snapshot: ChainSnapshot) -> bool:
+        """True when `attester` revoked `uid`: by a stored revocation that passes its check,
+        or on chain. (A revocation row that fails its check does not count: not counting
+        one can only over-count.)"""
+        self._read_new_revocations()
+        return attester in self._stored_revokers.get(uid, set()) or attester in snapshot.revokers(uid)
+
+    def output(self, licence_uid: str, licensee: str, snapshot: ChainSnapshot) -> Output:
+        """The quantity `licensee` produced directly under the licence and did not revoke,
+        the productions others claimed under it, and the rows that fail their check —
+        recomputed only when new rows arrived or the chain moved."""
+        kept = self.children(licence_uid)
+        self._read_new_revocations()
+        key = (licence_uid, licensee, kept.last_id, self._revocations_last_id, snapshot.head)
+        with self._lock:
+            cached = self._outputs.get(licence_uid)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        total = Fraction(0)
+        claims: list[tuple[str, str]] = []
+        for uid, (attester, amount) in kept.productions.items():
+            if attester in self._stored_revokers.get(uid, set()) or attester in snapshot.revokers(uid):
+                continue
+            if attester == licensee:
+                total += amount
+            else:
+                claims.append((uid, attester))
+        result = Output(total, tuple(claims), dict(kept.corrupt))
+        with self._lock:
+            self._outputs[licence_uid] = (key, result)
+        return result
+
+    def _read_new_revocations(self) -> None:
+        """Read revocations stored since the last call (few, whatever the ledger's size)."""
+        with self._lock:
+            with self._sessions() as session:
+                rows = session.scalars(
+                    select(AttestationRow)
+                    .where(AttestationRow.kind == int(Kind.REVOCATION), AttestationRow.id > self._revocations_last_id)
+                    .order_by(AttestationRow.id)
+                ).all()
+                refs = self._refs(session, [r.uid for r in rows])
+            for row in rows:
+                self._revocations_last_id = max(self._revocations_last_id, row.id)
+                _fields, problem = self._checked_fields(row, refs.get(row.uid, []))
+                if problem is None:
+                    for target in refs.get(row.uid, []):
+                        self._stored_revokers.setdefault(target, set()).add(row.attester.lower())
+
+    @staticmethod
+    def _refs(session: Session, uids: list[str]) -> dict[str, list[str]]:
+        if not uids:
+            return {}
+        by_uid: dict[str, list[tuple[int, str]]] = {}
+        for ref in session.execute(
+            select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
+                AttestationRefRow.uid.in_(uids)
+            )
+        ):
+            by_uid.setdefault(ref.uid, []).append((ref.position, ref.ref))
+        return {uid: [r for _p, r in sorted(pairs)] for uid, pairs in by_uid.items()}
+
+    def _checked_fields(self, row: AttestationRow, refs: list[str]) -> tuple[dict[str, object], str | None]:
+        """The row's disclosed (and sealed) field values, and why it fails its check, if it does."""
+        try:
+            attestation = attestation_from_row(row, refs)
+            if Domain(row.chain_id, row.contract) != self._domain:
+                return {}, "signed for another ledger"
+            uid = attestation_uid(attestation, self._domain)
+            if hex32(uid) != row.uid:
+                return {}, "the stored record does not hash to its UID"
+            if not self._checker.check_digest(
+                uid, attestation.attester, parse_hex(row.signature, 65, "signature")
+            ).valid:
+                return {}, "the stored signature does not belong to the attester"
+            stored: dict[str, object] = json.loads(row.disclosed)
+            if row.sealed is not None:
+                stored.update(self._sealer.open(row.sealed, uid))
+            disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": stored})
+            problems = disclosure.problems(attestation.payload_hash)
+            if problems:
+                return {}, "; ".join(problems)
+            return {name: f.value for name, f in disclosure.fields.items()}, None
+        except Exception as exc:  # noqa: BLE001 - an unreadable row is a corrupted row
+            return {}, f"the stored row cannot be read back: {type(exc).__name__}"
