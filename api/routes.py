@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from ledger import queries
 from ledger.access import ApiKey
 from ledger.core import Ledger
+from ledger.disclosure import DisclosureError, UnknownAttestation, check_disclosure
 from ledger.hashing import checksum_address
 from ledger.ingest import Accepted, Rejected
 from ledger.kinds import Kind
@@ -131,6 +132,30 @@ def get_attestation(
     if record is None:
         raise HTTPException(404, f"no attestation {uid}")
     return record
+
+
+@router.post(
+    "/attestations/{uid}/disclosures",
+    tags=["customs"],
+    summary="Check fields a holder disclosed later against the anchored commitment",
+)
+def check_late_disclosure(
+    uid: str = UID,
+    document: dict[str, Any] = Body(..., description="a disclosure document (`provenance disclose`)"),
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey = Depends(require("customs")),
+) -> dict[str, Any]:
+    """Which disclosed fields recompute a field hash the signed, anchored payload hash
+    commits to (`valid`), and which are refused (`PAYLOAD_MISMATCH`: wrong value or salt;
+    `FIELD_INVALID`: a value the kind's rule refuses). `valid` is true only when every
+    field checks out and the attestation is anchored."""
+    if str(document.get("uid", "")).lower() != uid.lower():
+        raise HTTPException(422, f"the document discloses {document.get('uid')!r}, not {uid}")
+    try:
+        result = check_disclosure(ledger, document)
+    except DisclosureError as exc:
+        raise HTTPException(404 if isinstance(exc, UnknownAttestation) else 422, str(exc)) from exc
+    return result.to_json()
 
 
 @router.get("/lots/{lot}/custody", tags=["custody"], summary="The custody graph of a lot")

@@ -39,6 +39,36 @@ def build_submission(
     stay with the signer as salted hashes. `confidential` fields are revealed to the
     ledger but stored encrypted.
     """
+    return build_submission_with_salts(
+        account,
+        kind,
+        domain,
+        fields,
+        subject=subject,
+        refs=refs,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        disclose=disclose,
+        confidential=confidential,
+    )[0]
+
+
+def build_submission_with_salts(
+    account: LocalAccount,
+    kind: Kind,
+    domain: Domain,
+    fields: dict[str, Any],
+    *,
+    subject: str | bytes,
+    refs: list[str] | tuple[str, ...] = (),
+    issued_at: int | None = None,
+    expires_at: int = 0,
+    disclose: set[str] | None = None,
+    confidential: list[str] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the submission to send, the holder's copy): as `build_submission`, and the same
+    signed submission with every field and its salt disclosed — what the holder keeps
+    (never sends) so that it can disclose any field later."""
     commitment = commit(fields)
     disclosure = commitment.disclosure if disclose is None else commitment.disclosure.restricted_to(disclose)
     attestation = Attestation(
@@ -52,10 +82,11 @@ def build_submission(
     )
     signature = sign_attestation(account, attestation, domain)
 
-    return {
+    submission = {
         "typedData": typed_data(attestation, domain),
         "signature": "0x" + signature.hex(),
         "payload": disclosure.to_json(),
         "confidential": list(confidential or []),
         "uid": "0x" + attestation_uid(attestation, domain).hex(),
     }
+    return submission, {**submission, "payload": commitment.disclosure.to_json(), "confidential": []}

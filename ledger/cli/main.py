@@ -423,14 +423,51 @@ def keys_import(
     typer.echo(account.address)
 
 
-def _load_fields(path: Path) -> dict[str, object]:
+def load_document(path: Path) -> object:
+    """The JSON or YAML (by suffix) document in `path`; a ValueError naming the file,
+    line and column when it does not parse, or the file when it cannot be read."""
     import yaml
 
-    text = path.read_text()
-    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            return yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+            raise ValueError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+
+
+def _load_fields(path: Path) -> dict[str, object]:
+    data = load_document(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected an object of fields")
+        raise ValueError(f"{path}: expected an object of fields (name: value)")
     return data
+
+
+def _names(option: str | None) -> set[str]:
+    return {n.strip() for n in (option or "").split(",") if n.strip()}
+
+
+def _disclosure_store(settings: Settings, keystore: Path | None, store: Path | None, address: str) -> Path:
+    """The holder's salt store: --disclosure-store, else beside the keystore, else (a dev
+    key) under the state directory."""
+    from ledger.disclosure import default_store_path
+
+    if store is not None:
+        return store
+    if keystore is not None:
+        return default_store_path(keystore)
+    return settings.home / "holder" / f"{address.lower()}.disclosures"
 
 
 @app.command("sign")
@@ -447,13 +484,20 @@ def sign_cmd(
     manifest: Annotated[Path | None, typer.Option(help="deployment manifest (the EIP-712 domain)")] = None,
     submit: Annotated[str | None, typer.Option(help="API base URL to submit to, e.g. http://127.0.0.1:8000")] = None,
     out: Annotated[Path | None, typer.Option(help="also write the signed submission here")] = None,
+    disclosure_store: Annotated[
+        Path | None,
+        typer.Option(help="the holder's encrypted salt store (default: KEYSTORE.disclosures beside the keystore)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Sign an attestation (and optionally submit it). Undisclosed fields never leave this
-    machine; keep the printed submission to disclose them later."""
+    """Sign an attestation (and optionally submit it). Every field's value and salt is
+    kept in your own encrypted disclosure store (beside the keystore, mode 0600, never
+    sent); undisclosed fields never leave this machine, and `provenance disclose` reveals
+    them later to whom you choose. `provenance kinds show KIND` lists a kind's fields."""
+    from ledger.disclosure import DisclosureError, HolderStore, check_field_names
     from ledger.eip712 import Domain
     from ledger.kinds import Kind
-    from ledger.submission import build_submission
+    from ledger.submission import build_submission_with_salts
 
     settings = Settings()
     try:
@@ -468,7 +512,9 @@ def sign_cmd(
         else:
             raise ValueError("give --keystore (or --dev-key on the development chain)")
         values = _load_fields(fields)
-        submission = build_submission(
+        check_field_names(the_kind, values, _names(disclose), "--disclose")
+        check_field_names(the_kind, values, _names(confidential), "--confidential")
+        submission, holder_copy = build_submission_with_salts(
             account,
             the_kind,
             Domain(trusted.chain_id, trusted.ledger),
@@ -476,12 +522,14 @@ def sign_cmd(
             subject=subject,
             refs=ref or [],
             expires_at=expires_at,
-            disclose={n.strip() for n in disclose.split(",") if n.strip()} if disclose is not None else None,
-            confidential=[n.strip() for n in (confidential or "").split(",") if n.strip()],
+            disclose=_names(disclose) if disclose is not None else None,
+            confidential=sorted(_names(confidential)),
         )
+        store_path = _disclosure_store(settings, keystore, disclosure_store, account.address)
+        HolderStore(store_path, bytes(account.key), account.address).add(holder_copy)
     except ChainUnavailable as exc:  # a dev key needs the dev chain to prove it is one
         raise fail(str(exc), EXIT_UNAVAILABLE) from exc
-    except (OSError, ValueError, KeyLoadError, FileNotFoundError) as exc:
+    except (OSError, ValueError, KeyLoadError, FileNotFoundError, DisclosureError) as exc:
         raise fail(str(exc), EXIT_INPUT) from exc
     if out is not None:
         out.write_text(json.dumps(submission, indent=1))
@@ -503,6 +551,81 @@ def sign_cmd(
         typer.secho(f"rejected: {body.get('reason')} ({body.get('field')}): {body.get('detail')}", fg="red", err=True)
     if answer.status_code not in (200, 201):
         raise typer.Exit(EXIT_INPUT if answer.status_code < 500 else EXIT_UNAVAILABLE)
+
+
+@app.command("disclose")
+def disclose_cmd(
+    uid: Annotated[str, typer.Argument(help="UID of an attestation you signed (0x...)")],
+    fields: Annotated[str, typer.Option(help="comma-separated fields to reveal, e.g. design,title")],
+    out: Annotated[Path, typer.Option(help="the disclosure document (or, with --bundle, the bundle) to write")],
+    keystore: Annotated[Path | None, typer.Option(help="encrypted keystore of the signer")] = None,
+    dev_key: Annotated[int | None, typer.Option(help="well-known dev account index (dev chain only)")] = None,
+    disclosure_store: Annotated[
+        Path | None, typer.Option(help="the salt store `sign` wrote (default: KEYSTORE.disclosures)")
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="add the fields to this proof bundle's entry instead; --out gets the bundle")
+    ] = None,
+) -> None:
+    """Reveal chosen fields of an attestation you signed, with their salts, from your own
+    disclosure store: customs check them against the anchored commitment
+    (`POST /v1/attestations/UID/disclosures`, or inside a bundle with `--bundle`)."""
+    from ledger.disclosure import DisclosureError, HolderStore, add_to_bundle, make_disclosure
+
+    settings = Settings()
+    try:
+        if keystore is not None:
+            account = load_keystore(keystore, _password(confirm=False))
+        elif dev_key is not None:
+            account = dev_account(dev_key)
+        else:
+            raise ValueError("give --keystore (the key that signed it; or --dev-key on the development chain)")
+        store_path = _disclosure_store(settings, keystore, disclosure_store, account.address)
+        store = HolderStore(store_path, bytes(account.key), account.address)
+        document = make_disclosure(store.get(uid), _names(fields))
+        if bundle is not None:
+            presented = load_document(bundle)
+            if not isinstance(presented, dict):
+                raise ValueError(f"{bundle}: not a proof bundle")
+            result: dict[str, Any] = add_to_bundle(presented, document)
+        else:
+            result = document
+    except (OSError, ValueError, KeyLoadError, DisclosureError) as exc:
+        raise fail(str(exc), EXIT_INPUT) from exc
+    out.write_text(json.dumps(result, indent=1))
+    shown = ", ".join(sorted(document["payload"]["fields"]))
+    typer.echo(f"disclosed {shown} of {document['uid']} {'in bundle ' if bundle else ''}to {out}")
+
+
+@app.command("check-disclosure")
+def check_disclosure_cmd(
+    document: Annotated[Path, typer.Argument(help="disclosure document written by `provenance disclose`")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check disclosed fields against the commitment this node holds (exit 0 all valid,
+    1 some field refused or the document is malformed)."""
+    from ledger.core import Ledger
+    from ledger.disclosure import check_disclosure
+
+    try:
+        data = load_document(document)
+        ledger = Ledger.open(Settings(), create_key=False)
+        try:
+            result = check_disclosure(ledger, data)
+        finally:
+            ledger.close()
+    except (OSError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc), EXIT_INPUT) from exc
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        typer.echo(f"{result.kind} {result.uid} by {result.attester}: anchor {result.anchor.get('status')}")
+        if result.problem:
+            typer.echo(f"  {result.problem}")
+        for check in result.fields:
+            verdict = "VALID  " if check.valid else f"REFUSED {check.reason.value if check.reason else ''}"
+            typer.echo(f"  {check.name:<16} {verdict} {json.dumps(check.value) if check.valid else check.detail}")
+    raise typer.Exit(0 if result.valid else EXIT_INPUT)
 
 
 @app.command("status")
