@@ -8,6 +8,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from .eip712 import Attestation, Domain, attestation_uid, typed_data
+from .fields import FieldError, field_errors
 from .hashing import keccak
 from .kinds import Kind
 from .payload import commit
@@ -90,3 +91,14 @@ def build_submission_with_salts(
         "uid": "0x" + attestation_uid(attestation, domain).hex(),
     }
     return submission, {**submission, "payload": commitment.disclosure.to_json(), "confidential": []}
+
+
+def field_problems(kind: Kind, values: dict[str, Any], ref_count: int | None = None) -> list[FieldError]:
+    """Every way the field `values` break the rules of `kind`, all at once, before signing
+    (reference counts only when `ref_count` is given)."""
+    try:
+        disclosure = commit(values, salts={n: b"\0" * 32 for n in values}).disclosure
+    except ValueError as exc:
+        return [FieldError("payload", str(exc))]
+    errors = field_errors(kind, disclosure, 0 if ref_count is None else ref_count)
+    return [e for e in errors if ref_count is not None or e.field != "refs"]

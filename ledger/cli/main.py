@@ -553,6 +553,35 @@ def sign_cmd(
         raise typer.Exit(EXIT_INPUT if answer.status_code < 500 else EXIT_UNAVAILABLE)
 
 
+kinds_app = typer.Typer(help="The attestation kinds and their fields.", invoke_without_command=True)
+app.add_typer(kinds_app, name="kinds")
+
+
+@kinds_app.callback()
+def kinds_list(ctx: typer.Context) -> None:
+    """List every kind with its references and fields (optional ones marked ?)."""
+    from ledger.kinds_doc import kinds_summary
+
+    if ctx.invoked_subcommand is None:
+        typer.echo(kinds_summary())
+
+
+@kinds_app.command("show")
+def kinds_show(
+    kind: Annotated[str, typer.Argument(help="a kind: Shipment, shipment, licence, ...")],
+    as_json: Annotated[bool, typer.Option("--json", help="the kind's JSON Schema")] = False,
+) -> None:
+    """Explain a kind: each field's type, allowed values, meaning and the checks that read it."""
+    from ledger.kinds import Kind
+    from ledger.kinds_doc import json_schema, kind_text
+
+    try:
+        the_kind = Kind.parse(kind)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_INPUT) from exc
+    typer.echo(json.dumps(json_schema(the_kind), indent=1) if as_json else kind_text(the_kind))
+
+
 @app.command("disclose")
 def disclose_cmd(
     uid: Annotated[str, typer.Argument(help="UID of an attestation you signed (0x...)")],
