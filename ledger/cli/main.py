@@ -43,6 +43,35 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def load_manifest(settings: Settings, path: Path | None = None) -> Manifest:
+    """The deployment manifest at `path` (else the settings' one); a missing one exits 1
+    saying where it looked and what to set, never with a traceback."""
+    where = (path or settings.resolved_manifest_path).resolve()
+    try:
+        return Manifest.load(where)
+    except FileNotFoundError:
+        how = (
+            "--manifest"
+            if path is not None
+            else ("PROVENANCE_MANIFEST" if settings.manifest_path else f"PROVENANCE_HOME={settings.home}")
+        )
+        raise fail(
+            f"no deployment manifest at {where} (from {how}); run where the deployment's var/ folder is, "
+            "or set PROVENANCE_HOME to its state directory or PROVENANCE_MANIFEST to its deployment.json "
+            "(`provenance deploy` or `provenance up` writes one)",
+            EXIT_INPUT,
+        ) from None
+
+
+def open_ledger(settings: Settings, **options: Any) -> Any:
+    """This node's `Ledger` (database and chain of the settings), or exit 1 naming what
+    is missing."""
+    from ledger.core import Ledger
+
+    manifest = options.pop("manifest", None) or load_manifest(settings)
+    return Ledger.open(settings, manifest=manifest, **options)
+
+
 def _manifest_is_live(settings: Settings, rpc_url: str) -> Manifest | None:
     path = settings.resolved_manifest_path
     if not path.exists():
@@ -140,10 +169,9 @@ def worker_cmd(
     interval: Annotated[float, typer.Option(help="seconds between steps")] = 0.5,
 ) -> None:
     """Run the anchoring worker (one leader at a time, elected through the database)."""
-    from ledger.core import Ledger
 
     settings = Settings()
-    ledger = Ledger.open(settings)
+    ledger = open_ledger(settings)
     worker = ledger.anchoring_worker()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if once:
@@ -185,10 +213,9 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Verify a shipment recorded in this ledger (exit 0 verified, 10 flagged, 11 unverifiable)."""
-    from ledger.core import Ledger
     from ledger.verify.evidence import EvidenceError
 
-    ledger = Ledger.open(Settings())
+    ledger = open_ledger(Settings())
     try:
         result = ledger.verify_shipment(shipment)
     except EvidenceError as exc:
@@ -202,10 +229,9 @@ def export_bundle_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="bundle file to write")] = Path("bundle.json"),
 ) -> None:
     """Export a shipment's self-contained proof bundle (JSON)."""
-    from ledger.core import Ledger
     from ledger.verify.evidence import EvidenceError
 
-    ledger = Ledger.open(Settings())
+    ledger = open_ledger(Settings())
     try:
         bundle = ledger.export_bundle(shipment)
     except EvidenceError as exc:
@@ -238,6 +264,7 @@ def verify_bundle_cmd(
     from dataclasses import replace
 
     from ledger.verify import VerificationPolicy
+    from ledger.verify.evidence import evidence_from_bundle
     from ledger.verify.service import chain_view_for, verify_bundle
 
     try:
@@ -245,8 +272,9 @@ def verify_bundle_cmd(
         policy = VerificationPolicy.from_settings(settings)
         if confirmations is not None:
             policy = replace(policy, confirmations=confirmations)
-        data = json.loads(bundle.read_text())
-        trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+        data = load_document(bundle)
+        evidence_from_bundle(data)  # not a bundle at all is bad input (1), not an UNVERIFIABLE verdict
+        trusted = load_manifest(settings, manifest)
     except (OSError, ValueError) as exc:
         raise fail(f"cannot read input: {exc}", EXIT_INPUT) from exc
     rpc = rpc_url or settings.resolved_rpc_url
@@ -288,7 +316,6 @@ def mirror_cmd(
 ) -> None:
     """Copy the public ledger from untrusted peers into this node's store, checking every
     batch against its on-chain root (exit 0 complete, 4 gaps remain)."""
-    from ledger.core import Ledger
     from ledger.mirror import HttpPeer
     from ledger.mirror import follow as follow_peers
     from ledger.mirror import mirror as mirror_from
@@ -297,7 +324,7 @@ def mirror_cmd(
     urls = peer or list(settings.peers)
     if not urls:
         raise fail("no peers: give --peer URL or set PROVENANCE_PEERS", EXIT_INPUT)
-    ledger = Ledger.open(settings)
+    ledger = open_ledger(settings)
     peers = [HttpPeer(url) for url in urls]
     try:
         if follow:
@@ -337,9 +364,8 @@ def apikey_create(
 ) -> None:
     """Create a key; the token is printed once and never stored."""
     from ledger.access import create_api_key
-    from ledger.core import Ledger
 
-    ledger = Ledger.open(Settings())
+    ledger = open_ledger(Settings())
     try:
         key, token = create_api_key(ledger.sessions, name, {s.strip() for s in scopes.split(",") if s.strip()})
     except ValueError as exc:
@@ -352,9 +378,8 @@ def apikey_create(
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="key id")]) -> None:
     """Revoke a key at once."""
     from ledger.access import revoke_api_key
-    from ledger.core import Ledger
 
-    if not revoke_api_key(Ledger.open(Settings()).sessions, key_id):
+    if not revoke_api_key(open_ledger(Settings()).sessions, key_id):
         raise fail(f"no live key {key_id}", EXIT_INPUT)
     typer.echo(f"revoked {key_id}")
 
@@ -363,9 +388,8 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="key id")]) -> None
 def apikey_list() -> None:
     """List keys (ids, names, scopes; never secrets)."""
     from ledger.access import list_api_keys
-    from ledger.core import Ledger
 
-    for key in list_api_keys(Ledger.open(Settings()).sessions):
+    for key in list_api_keys(open_ledger(Settings()).sessions):
         typer.echo(f"{key['id']}  {key['scopes']:<24} {'REVOKED ' if key['revoked'] else ''}{key['name']}")
 
 
@@ -502,7 +526,7 @@ def sign_cmd(
     settings = Settings()
     try:
         the_kind = Kind.parse(kind)
-        trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+        trusted = load_manifest(settings, manifest)
         if keystore is not None:
             account = load_keystore(keystore, _password(confirm=False))
         elif dev_key is not None:
@@ -633,12 +657,11 @@ def check_disclosure_cmd(
 ) -> None:
     """Check disclosed fields against the commitment this node holds (exit 0 all valid,
     1 some field refused or the document is malformed)."""
-    from ledger.core import Ledger
     from ledger.disclosure import check_disclosure
 
     try:
         data = load_document(document)
-        ledger = Ledger.open(Settings(), create_key=False)
+        ledger = open_ledger(Settings(), create_key=False)
         try:
             result = check_disclosure(ledger, data)
         finally:
@@ -660,23 +683,43 @@ def check_disclosure_cmd(
 @app.command("status")
 def status_cmd(
     uid: Annotated[str, typer.Argument(help="attestation UID")],
-    api: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
-    key: Annotated[str | None, typer.Option(help="API key (or $PROVENANCE_API_KEY)")] = None,
+    api: Annotated[
+        str | None, typer.Option(help="API base URL (default http://127.0.0.1:$PROVENANCE_API_PORT)")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="API key with the customs or auditor scope (or $PROVENANCE_API_KEY)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Anchoring status of a submitted attestation (pending, sealed, sent, anchored)."""
 
     import httpx
 
-    token = key or Settings().api_key or ""
+    settings = Settings()
+    base = (api or f"http://127.0.0.1:{settings.api_port}").rstrip("/")
+    token = key or settings.api_key
+    if not token:
+        raise fail("no API key: pass --key or set PROVENANCE_API_KEY (`provenance apikey create`)", EXIT_INPUT)
     try:
-        answer = httpx.get(
-            f"{api.rstrip('/')}/v1/attestations/{uid}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
+        answer = httpx.get(f"{base}/v1/attestations/{uid}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     except httpx.HTTPError as exc:
-        raise fail(f"cannot reach {api}: {exc}", EXIT_UNAVAILABLE) from exc
+        raise fail(
+            f"the API at {base} did not answer ({type(exc).__name__}); is `provenance serve` running?", EXIT_UNAVAILABLE
+        ) from exc
+    if answer.status_code in (401, 403):
+        raise fail(
+            f"the API at {base} refused the key ({answer.status_code}): it needs the customs or auditor scope",
+            EXIT_INPUT,
+        )
     if answer.status_code != 200:
-        raise fail(answer.json().get("detail", answer.text), EXIT_INPUT)
+        try:
+            detail = answer.json().get("detail", answer.text)
+        except ValueError:
+            detail = answer.text
+        raise fail(
+            f"{detail} ({base}, HTTP {answer.status_code})",
+            EXIT_INPUT if answer.status_code < 500 else EXIT_UNAVAILABLE,
+        )
     anchor = answer.json()["anchor"]
     if as_json:
         typer.echo(json.dumps(anchor, indent=1))
@@ -715,7 +758,7 @@ def audit_replay(
     from ledger import audit
 
     settings = Settings()
-    trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+    trusted = load_manifest(settings, manifest)
     deployment = audit.replay_deployment(trusted, rpc_url or settings.resolved_rpc_url)
     state = audit.ReplayState.load(checkpoint) if checkpoint is not None and checkpoint.exists() else None
     stop = threading.Event()
@@ -779,9 +822,8 @@ def audit_replay(
 def audit_export(out: Annotated[Path, typer.Option(help="archive file (.jsonl.gz)")]) -> None:
     """Export the ledger data (no confidential plaintext) for a replay without the database."""
     from ledger import audit
-    from ledger.core import Ledger
 
-    count = audit.export_archive(Ledger.open(Settings(), create_key=False), out)
+    count = audit.export_archive(open_ledger(Settings(), create_key=False), out)
     typer.echo(f"wrote {count} attestations to {out}")
 
 
@@ -797,7 +839,7 @@ def _registrar_call(
 
     settings = Settings()
     try:
-        manifest = Manifest.load(settings.resolved_manifest_path)
+        manifest = load_manifest(settings)
         w3 = connect(rpc_url or settings.resolved_rpc_url)
         if registrar_keystore is not None:
             registrar = load_keystore(registrar_keystore, _password(confirm=False))
@@ -820,9 +862,13 @@ RpcUrl = Annotated[str | None, typer.Option(help="chain RPC URL (default $PROVEN
 
 
 def _address(text: str) -> str:
+    import re
+
     from web3 import Web3
 
-    return str(Web3.to_checksum_address(text))  # ValueError on a malformed address
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        raise ValueError(f"{text!r} is not an address: expected 0x followed by 40 hex digits (20 bytes)")
+    return str(Web3.to_checksum_address(text))
 
 
 def _roles(text: str) -> int:
@@ -907,10 +953,9 @@ def participant_rotate(old: str, new: str, registrar_keystore: RegistrarKey = No
 @app.command("demo")
 def demo_cmd() -> None:
     """Seed the demo story into the configured ledger (development chain only)."""
-    from ledger.core import Ledger
     from ledger.demo import seed_demo
 
-    ids = seed_demo(Ledger.open(Settings()))
+    ids = seed_demo(open_ledger(Settings()))
     typer.echo(f"clean shipment   {ids['shipment']}\nflagged shipment {ids['flagged_shipment']}")
 
 
@@ -919,7 +964,7 @@ def show_manifest(path: Annotated[Path | None, typer.Argument(help="manifest fil
     """Print the deployment manifest."""
     settings = Settings()
     try:
-        manifest = Manifest.load(path or settings.resolved_manifest_path)
+        manifest = load_manifest(settings, path)
     except FileNotFoundError as exc:
         raise fail(str(exc), EXIT_INPUT) from exc
     typer.echo(json.dumps(json.loads(manifest.to_json()), indent=2))
