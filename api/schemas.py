@@ -64,7 +64,9 @@ class SubmissionResult(BaseModel):
     field: str | None = None
     detail: str | None = None
     errors: list[dict[str, str]] | None = Field(
-        default=None, description="every problem when there are several: {field, reason, detail}"
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="every problem when there are several: {field, reason, detail}",
     )
 
 

@@ -172,6 +172,7 @@ def test_customs_endpoints_need_a_key_with_the_customs_scope(api: Server) -> Non
 
 
 PUBLIC = {"/v1/attestations", "/v1/attestations/batch", "/v1/reason-codes", "/healthz", "/readyz", "/metrics"}
+PUBLIC |= {"/v1/kinds"} | {f"/v1/kinds/{kind.type_name}/check" for kind in Kind}  # reference: no secret
 
 
 def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key(
@@ -186,6 +187,9 @@ def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key
         "customs", Kind.CUSTOMS_FINDING, {"finding": "COUNTERFEIT_SUSPECTED"}, "f", [ids["shipment"]], ingest=False
     )
     maker = story.last["typedData"]["message"]["attester"]
+    stored_asset = api.ledger.get_attestation(ids["asset"])
+    assert stored_asset is not None
+    disclosure = {"format": "provenance-ledger/disclosure@1", "uid": ids["asset"], "payload": stored_asset["payload"]}
     # (method, path template, concrete path, body, scopes that may call it)
     table: list[tuple[str, str, str, Any, set[str]]] = [
         ("GET", "/v1/attestations/{uid}", f"/v1/attestations/{ids['made']}", None, {"customs", "auditor"}),
@@ -196,6 +200,13 @@ def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key
         ("POST", "/v1/findings", "/v1/findings", finding_story.last, {"customs"}),
         ("GET", "/v1/participants/{address}", f"/v1/participants/{maker}", None, {"customs", "auditor"}),
         ("GET", "/v1/batches", "/v1/batches", None, {"customs", "auditor"}),
+        (
+            "POST",
+            "/v1/attestations/{uid}/disclosures",
+            f"/v1/attestations/{ids['asset']}/disclosures",
+            disclosure,
+            {"customs"},
+        ),
     ]
     documented = set(api.http.get("/openapi.json").json()["paths"])
     assert documented - PUBLIC == {row[1] for row in table}, "an endpoint is missing from the access table"

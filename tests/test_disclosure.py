@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ledger.submission import build_submission_with_salts
 from ledger.verify import Verdict
 
 from .scenario import Story, actor
+from .test_api import Server, auth
 
 LICENCE_TERMS = {
     "goodsClasses": ["8413"],
@@ -140,3 +142,35 @@ def test_a_wrong_late_disclosure_in_a_bundle_is_refused_with_payload_mismatch(
     assert Reason.PAYLOAD_MISMATCH in result.codes
     mismatch = next(f for f in result.findings if f.code is Reason.PAYLOAD_MISMATCH)
     assert mismatch.uids == (ids["licence"],) and "as presented in the bundle" in mismatch.message
+
+
+@pytest.fixture
+def api(ledger_env: Ledger) -> Iterator[Server]:
+    server = Server(ledger_env)
+    yield server
+    server.stop()
+
+
+def test_a_customs_lane_checks_a_late_disclosure_over_http(api: Server, store: HolderStore) -> None:
+    _story, ids = story_with_a_term_kept_back(api.ledger, store)
+    document = make_disclosure(store.get(ids["licence"]), {"sublicensing"})
+    url = f"/v1/attestations/{ids['licence']}/disclosures"
+    assert api.http.post(url, json=document).status_code == 401
+    assert api.http.post(url, json=document, headers=auth(api.auditor)).status_code == 403
+    answer = api.http.post(url, json=document, headers=auth(api.customs))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["valid"] is True
+    assert answer.json()["fields"] == [
+        {
+            "field": "sublicensing",
+            "valid": True,
+            "value": False,
+            "reason": None,
+            "detail": "matches the committed field hash",
+        }
+    ]
+    document["payload"]["fields"]["sublicensing"]["value"] = True
+    refused = api.http.post(url, json=document, headers=auth(api.customs)).json()
+    assert refused["valid"] is False and refused["fields"][0]["reason"] == "PAYLOAD_MISMATCH"
+    elsewhere = api.http.post(f"/v1/attestations/0x{'ab' * 32}/disclosures", json=document, headers=auth(api.customs))
+    assert elsewhere.status_code == 422  # the document names another attestation

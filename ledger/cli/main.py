@@ -202,6 +202,7 @@ def _print_verdict(result: object, as_json: bool) -> None:
             typer.echo(f"  {check.name:<15} {check.status.value:<8} {check.detail}")
             for finding in check.findings:
                 typer.echo(f"      {finding.code.value}: {finding.message}")
+                typer.echo(f"        what to do: {finding.code.info.officer_action}")
         for factor in result.risk_factors:
             typer.echo(f"  risk +{factor.points:<3} {factor.name}: {factor.why}")
     raise typer.Exit(VERDICT_EXIT[result.verdict.value])
