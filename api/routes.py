@@ -3,13 +3,17 @@ ledger core, and shapes the response; none holds domain logic."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel
 
 from ledger import queries
 from ledger.access import ApiKey
 from ledger.core import Ledger
+from ledger.disclosure import DisclosureError, UnknownAttestation, check_disclosure
 from ledger.hashing import checksum_address
 from ledger.ingest import Accepted, Rejected
 from ledger.kinds import Kind
@@ -18,7 +22,7 @@ from ledger.roles import Role
 from ledger.verify.evidence import EvidenceError
 
 from .deps import get_ledger, optional_key, require
-from .schemas import BatchResult, Submission, SubmissionResult, Verification
+from .schemas import KIND_FIELD_MODELS, BatchResult, FieldProblem, KindCheck, Submission, SubmissionResult, Verification
 
 PROBLEM_RESPONSE = {
     "content": {
@@ -131,6 +135,30 @@ def get_attestation(
     if record is None:
         raise HTTPException(404, f"no attestation {uid}")
     return record
+
+
+@router.post(
+    "/attestations/{uid}/disclosures",
+    tags=["customs"],
+    summary="Check fields a holder disclosed later against the anchored commitment",
+)
+def check_late_disclosure(
+    uid: str = UID,
+    document: dict[str, Any] = Body(..., description="a disclosure document (`provenance disclose`)"),
+    ledger: Ledger = Depends(get_ledger),
+    _key: ApiKey = Depends(require("customs")),
+) -> dict[str, Any]:
+    """Which disclosed fields recompute a field hash the signed, anchored payload hash
+    commits to (`valid`), and which are refused (`PAYLOAD_MISMATCH`: wrong value or salt;
+    `FIELD_INVALID`: a value the kind's rule refuses). `valid` is true only when every
+    field checks out and the attestation is anchored."""
+    if str(document.get("uid", "")).lower() != uid.lower():
+        raise HTTPException(422, f"the document discloses {document.get('uid')!r}, not {uid}")
+    try:
+        result = check_disclosure(ledger, document)
+    except DisclosureError as exc:
+        raise HTTPException(404 if isinstance(exc, UnknownAttestation) else 422, str(exc)) from exc
+    return result.to_json()
 
 
 @router.get("/lots/{lot}/custody", tags=["custody"], summary="The custody graph of a lot")
@@ -275,3 +303,52 @@ def ledger_completeness(ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
 @router.get("/reason-codes", tags=["reference"], summary="The stable reason codes")
 def reason_codes() -> list[dict[str, str]]:
     return [{"code": r.value, "meaning": r.info.meaning, "officerAction": r.info.officer_action} for r in Reason]
+
+
+@router.get("/kinds", tags=["reference"], summary="The attestation kinds and their fields (JSON Schemas)")
+def kinds() -> list[dict[str, Any]]:
+    """Every kind with its references and the JSON Schema of its payload fields (the same
+    source as `provenance kinds` and docs/kinds.md)."""
+    from ledger.kinds_doc import json_schema, refs_text
+
+    return [
+        {"kind": k.name, "typeName": k.type_name, "references": refs_text(k), "fields": json_schema(k)} for k in Kind
+    ]
+
+
+def _kind_check(kind: Kind) -> Callable[..., KindCheck]:
+    """The route checking fields against `kind`'s rules; its body is `<Kind>Fields`."""
+    from ledger.submission import field_problems
+
+    def check(fields: dict[str, Any]) -> KindCheck:
+        values = fields if isinstance(fields, dict) else {}
+        problems = field_problems(kind, values)
+        return KindCheck(
+            kind=kind.type_name,
+            valid=not problems,
+            errors=[FieldProblem(field=e.field, reason=Reason.FIELD_INVALID.value, detail=str(e)) for e in problems],
+        )
+
+    def endpoint(fields: BaseModel) -> KindCheck:
+        return check(fields.model_dump())
+
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                "fields", inspect.Parameter.KEYWORD_ONLY, annotation=KIND_FIELD_MODELS[kind], default=Body()
+            )
+        ],
+        return_annotation=KindCheck,
+    )
+    return endpoint
+
+
+for _kind in Kind:
+    router.add_api_route(
+        f"/kinds/{_kind.type_name}/check",
+        _kind_check(_kind),
+        methods=["POST"],
+        response_model=KindCheck,
+        tags=["reference"],
+        summary=f"Check {_kind.type_name} payload fields before signing (every problem at once)",
+    )

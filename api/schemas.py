@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ledger.kinds import Kind
+from ledger.kinds_doc import json_schema
 
 EXAMPLE_SUBMISSION: dict[str, Any] = {
     "typedData": {
@@ -60,6 +63,11 @@ class SubmissionResult(BaseModel):
     reason: str | None = Field(default=None, description="reason code when rejected")
     field: str | None = None
     detail: str | None = None
+    errors: list[dict[str, str]] | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="every problem when there are several: {field, reason, detail}",
+    )
 
 
 class BatchResult(BaseModel):
@@ -84,3 +92,36 @@ class Verification(BaseModel):
     checks: list[dict[str, Any]]
     riskFactors: list[dict[str, Any]]
     evaluatedAt: int
+
+
+def _kind_fields_model(kind: Kind) -> type[BaseModel]:
+    """A model whose OpenAPI schema (`<Kind>Fields` in components) is the kind's JSON
+    Schema from `ledger.kinds_doc`; validation is left to the kind's rules, which name
+    every problem at once."""
+    schema = json_schema(kind)
+
+    def published(target: dict[str, Any]) -> None:
+        target.clear()
+        target.update(schema)
+
+    model: type[BaseModel] = create_model(
+        f"{kind.type_name}Fields", __config__=ConfigDict(extra="allow", json_schema_extra=published)
+    )
+    return model
+
+
+KIND_FIELD_MODELS: dict[Kind, type[BaseModel]] = {kind: _kind_fields_model(kind) for kind in Kind}
+
+
+class FieldProblem(BaseModel):
+    field: str
+    reason: str = Field(examples=["FIELD_INVALID"])
+    detail: str
+
+
+class KindCheck(BaseModel):
+    """Whether payload fields obey a kind's rules, with every problem at once."""
+
+    kind: str = Field(examples=["Shipment"])
+    valid: bool
+    errors: list[FieldProblem]

@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -147,21 +148,43 @@ RULES: dict[Kind, tuple[dict[str, Check], dict[str, Check], int, int]] = {
 
 
 def check_fields(kind: Kind, disclosure: Disclosure, ref_count: int) -> None:
-    """Raise `FieldError` unless `disclosure` satisfies the rules of `kind`."""
+    """Raise `FieldError` unless `disclosure` satisfies the rules of `kind` (the first of
+    `field_errors`)."""
+    errors = field_errors(kind, disclosure, ref_count)
+    if errors:
+        raise errors[0]
+
+
+def field_errors(kind: Kind, disclosure: Disclosure, ref_count: int) -> list[FieldError]:
+    """Every way `disclosure` breaks the rules of `kind`, in a stable order (references,
+    required fields, then the disclosed fields): a submitter learns all problems at once."""
     required, optional, min_refs, max_refs = RULES[kind]
+    errors: list[FieldError] = []
+
+    def run(check: Check, name: str, value: Any) -> None:
+        try:
+            check(name, value)
+        except FieldError as exc:
+            errors.append(exc)
+
     if not min_refs <= ref_count <= max_refs:
-        raise FieldError("refs", f"a {kind.type_name} takes {min_refs} to {max_refs} references, got {ref_count}")
+        errors.append(
+            FieldError("refs", f"a {kind.type_name} takes {min_refs} to {max_refs} references, got {ref_count}")
+        )
     for name, check in required.items():
         if name not in disclosure.fields:
-            raise FieldError(name, f"required for a {kind.type_name} and must be disclosed")
-        check(name, disclosure.fields[name].value)
+            errors.append(FieldError(name, f"required for a {kind.type_name} and must be disclosed"))
+        else:
+            run(check, name, disclosure.fields[name].value)
     for name, disclosed in disclosure.fields.items():
         if name in optional:
-            optional[name](name, disclosed.value)
+            run(optional[name], name, disclosed.value)
         elif name not in required:
-            _generic(name, disclosed.value, 0)
-    if kind is Kind.LICENCE and disclosure.value("validUntil") <= disclosure.value("validFrom"):
-        raise FieldError("validUntil", "must be after validFrom")
+            run(lambda n, v: _generic(n, v, 0), name, disclosed.value)
+    checked = kind is Kind.LICENCE and not {e.field for e in errors} & {"validFrom", "validUntil"}
+    if checked and disclosure.value("validUntil") <= disclosure.value("validFrom"):
+        errors.append(FieldError("validUntil", "must be after validFrom"))
+    return errors
 
 
 def _generic(name: str, value: Any, depth: int) -> None:
@@ -179,3 +202,129 @@ def _generic(name: str, value: Any, depth: int) -> None:
         for key, item in value.items():
             text(name, key)
             _generic(name, item, depth + 1)
+
+
+# ------------------------------------------------------------------ what each field means
+#
+# The published description of every kind (`provenance kinds`, the JSON Schemas in the
+# OpenAPI document, docs/kinds.md) is generated from RULES above and the metadata below;
+# a test keeps the two naming the same fields. Descriptions only: the rules above decide.
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """What one field of a kind holds, in words, and which verification checks read it."""
+
+    type: str  # a key of FIELD_TYPES
+    meaning: str
+    used_by: tuple[str, ...] = ()
+
+
+# type -> (what values are allowed, in words; a JSON Schema of them)
+FIELD_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "identifier": (
+        "printable ASCII letters, digits and :._/#+- (1-200, starting with a letter or digit)",
+        {"type": "string", "pattern": "^" + _IDENTIFIER.pattern + "$"},
+    ),
+    "text": (
+        f"Unicode text, NFC-normalised, no control characters (max {MAX_TEXT})",
+        {"type": "string", "maxLength": MAX_TEXT},
+    ),
+    "address": (
+        "a 0x-prefixed 20-byte address (0x and 40 hex digits)",
+        {"type": "string", "pattern": "^" + _ADDRESS.pattern + "$"},
+    ),
+    "quantity": (
+        f"a number > 0 and <= 10^15 with at most {QUANTITY_DECIMALS} decimal places",
+        {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_QUANTITY},
+    ),
+    "timestamp": ("unix time in seconds", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}),
+    "boolean": ("true or false", {"type": "boolean"}),
+    "hs_code": ("an HS code of 4 to 10 digits", {"type": "string", "pattern": "^" + _HS_CODE.pattern + "$"}),
+    "country": (
+        "an ISO 3166-1 alpha-2 country code (two capital letters)",
+        {"type": "string", "pattern": "^" + _COUNTRY.pattern + "$"},
+    ),
+    "hs_codes": (
+        f"a non-empty list of at most {MAX_LIST} HS codes",
+        {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_LIST,
+            "items": {"type": "string", "pattern": "^" + _HS_CODE.pattern + "$"},
+        },
+    ),
+    "countries": (
+        f"a non-empty list of at most {MAX_LIST} ISO 3166-1 alpha-2 codes",
+        {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_LIST,
+            "items": {"type": "string", "pattern": "^" + _COUNTRY.pattern + "$"},
+        },
+    ),
+}
+
+KIND_DOCS: dict[Kind, str] = {
+    Kind.IP_ASSET: "A rights holder's IP asset (a design, a trade mark), committed without revealing it.",
+    Kind.LICENCE: "A licence from a rights holder to a licensee over the IP assets it references.",
+    Kind.PRODUCTION: (
+        "A production lot made under the licences it references. An extra field `embodies` (list of IP asset "
+        "UIDs) names assets the goods embody; each must be covered by a referenced licence."
+    ),
+    Kind.TRANSFER: "A custody hand-over of goods (all or part of the lots it references) to another party.",
+    Kind.TRANSFER_ACCEPTANCE: "The recipient's acceptance of the hand-over it references.",
+    Kind.SHIPMENT: "The export declaration of goods from the custody records it references.",
+    Kind.REVOCATION: "Withdraws the attestation it references (only that attestation's own attester may).",
+    Kind.CUSTOMS_FINDING: "A customs officer's signed finding about the attestation it references.",
+    Kind.WATCHLIST: "A rights holder's watch list: goods classes (and destinations) to flag.",
+}
+
+FIELD_DOCS: dict[Kind, dict[str, FieldDoc]] = {
+    Kind.IP_ASSET: {"title": FieldDoc("text", "the asset's name")},
+    Kind.LICENCE: {
+        "licensee": FieldDoc("address", "the key address of the licensee", ("licensing",)),
+        "goodsClasses": FieldDoc("hs_codes", "the goods classes licensed (HS code prefixes)", ("licensing",)),
+        "territories": FieldDoc("countries", "the destinations licensed", ("licensing",)),
+        "validFrom": FieldDoc("timestamp", "start of the licence's validity", ("licensing",)),
+        "validUntil": FieldDoc("timestamp", "end of the licence's validity (after validFrom)", ("licensing",)),
+        "quantityCap": FieldDoc("quantity", "the most goods all productions under it may total", ("licensing",)),
+        "sublicensing": FieldDoc("boolean", "whether the licensee may grant sub-licences", ("licensing",)),
+    },
+    Kind.PRODUCTION: {
+        "lot": FieldDoc("identifier", "the lot number (a GS1 key is welcome)", ("custody",)),
+        "quantity": FieldDoc("quantity", "how much was produced", ("custody", "licensing")),
+        "unit": FieldDoc("identifier", "the unit of quantity (pcs, kg, ...)", ("custody",)),
+        "goodsClass": FieldDoc(
+            "hs_code", "the HS code the goods were produced as", ("custody", "licensing", "watchlist")
+        ),
+    },
+    Kind.TRANSFER: {
+        "lot": FieldDoc("identifier", "the lot handed over", ("custody",)),
+        "quantity": FieldDoc("quantity", "how much is handed over", ("custody",)),
+        "unit": FieldDoc("identifier", "the unit of quantity", ("custody",)),
+        "to": FieldDoc("address", "the recipient's key address (the next holder)", ("custody",)),
+    },
+    Kind.TRANSFER_ACCEPTANCE: {"note": FieldDoc("text", "a remark on receipt")},
+    Kind.SHIPMENT: {
+        "quantity": FieldDoc("quantity", "how much is exported", ("custody",)),
+        "unit": FieldDoc("identifier", "the unit of quantity", ("custody",)),
+        "goodsClass": FieldDoc(
+            "hs_code", "the declared HS code (must equal the class produced)", ("custody", "licensing", "watchlist")
+        ),
+        "destination": FieldDoc("country", "the destination country", ("licensing", "watchlist")),
+        "shipmentId": FieldDoc("identifier", "the exporter's own shipment reference"),
+        "lot": FieldDoc("identifier", "the lot shipped, for the officer's reading"),
+    },
+    Kind.REVOCATION: {"reason": FieldDoc("text", "why it is withdrawn")},
+    Kind.CUSTOMS_FINDING: {
+        "finding": FieldDoc("identifier", "the finding's code (e.g. COUNTERFEIT)", ("prior_findings",)),
+        "note": FieldDoc("text", "the officer's remark"),
+        "severity": FieldDoc("identifier", "how serious (e.g. high)"),
+    },
+    Kind.WATCHLIST: {
+        "goodsClasses": FieldDoc("hs_codes", "goods classes to watch (HS code prefixes)", ("watchlist",)),
+        "territories": FieldDoc("countries", "destinations to watch (absent: every destination)", ("watchlist",)),
+        "note": FieldDoc("text", "a remark"),
+    },
+}

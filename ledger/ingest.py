@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .eip712 import Attestation, Domain, parse_typed_data
-from .fields import FieldError, check_fields
+from .fields import field_errors
 from .hashing import hex32, parse_hex
 from .kinds import Kind
 from .payload import Disclosure
@@ -42,21 +42,34 @@ SUBMISSION_KEYS = {"typedData", "signature", "payload", "confidential", "uid"}
 class Rejected(Exception):
     """An attestation was refused; `reason` is a stable code, `field` names the culprit."""
 
-    def __init__(self, reason: Reason, detail: str, field: str | None = None, uid: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: Reason,
+        detail: str,
+        field: str | None = None,
+        uid: str | None = None,
+        *,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
         self.reason = reason
         self.detail = detail
         self.field = field
         self.uid = uid
+        # Every problem found when there are several (field rules): {field, reason, detail}.
+        self.errors = errors or []
         super().__init__(f"{reason.value}: {detail}")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shaped: dict[str, Any] = {
             "status": "rejected",
             "reason": self.reason.value,
             "field": self.field,
             "detail": self.detail,
             "uid": self.uid,
         }
+        if self.errors:
+            shaped["errors"] = self.errors
+        return shaped
 
 
 @dataclass(frozen=True)
@@ -153,10 +166,15 @@ class Ingestor:
         problems = disclosure.problems(attestation.payload_hash)
         if problems:
             raise Rejected(Reason.PAYLOAD_MISMATCH, "; ".join(problems), "payload", uid)
-        try:
-            check_fields(attestation.kind, disclosure, len(attestation.refs))
-        except FieldError as exc:
-            raise Rejected(Reason.FIELD_INVALID, str(exc), exc.field, uid) from None
+        errors = field_errors(attestation.kind, disclosure, len(attestation.refs))
+        if errors:  # every problem at once, so one correction round is enough
+            raise Rejected(
+                Reason.FIELD_INVALID,
+                "; ".join(str(e) for e in errors),
+                errors[0].field,
+                uid,
+                errors=[{"field": e.field, "reason": Reason.FIELD_INVALID.value, "detail": str(e)} for e in errors],
+            )
         confidential = raw.get("confidential", [])
         if not isinstance(confidential, list) or not all(isinstance(n, str) for n in confidential):
             raise Rejected(Reason.MALFORMED, "confidential: expected a list of field names", "confidential", uid)

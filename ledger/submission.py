@@ -8,6 +8,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from .eip712 import Attestation, Domain, attestation_uid, typed_data
+from .fields import FieldError, field_errors
 from .hashing import keccak
 from .kinds import Kind
 from .payload import commit
@@ -39,6 +40,36 @@ def build_submission(
     stay with the signer as salted hashes. `confidential` fields are revealed to the
     ledger but stored encrypted.
     """
+    return build_submission_with_salts(
+        account,
+        kind,
+        domain,
+        fields,
+        subject=subject,
+        refs=refs,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        disclose=disclose,
+        confidential=confidential,
+    )[0]
+
+
+def build_submission_with_salts(
+    account: LocalAccount,
+    kind: Kind,
+    domain: Domain,
+    fields: dict[str, Any],
+    *,
+    subject: str | bytes,
+    refs: list[str] | tuple[str, ...] = (),
+    issued_at: int | None = None,
+    expires_at: int = 0,
+    disclose: set[str] | None = None,
+    confidential: list[str] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the submission to send, the holder's copy): as `build_submission`, and the same
+    signed submission with every field and its salt disclosed — what the holder keeps
+    (never sends) so that it can disclose any field later."""
     commitment = commit(fields)
     disclosure = commitment.disclosure if disclose is None else commitment.disclosure.restricted_to(disclose)
     attestation = Attestation(
@@ -52,10 +83,22 @@ def build_submission(
     )
     signature = sign_attestation(account, attestation, domain)
 
-    return {
+    submission = {
         "typedData": typed_data(attestation, domain),
         "signature": "0x" + signature.hex(),
         "payload": disclosure.to_json(),
         "confidential": list(confidential or []),
         "uid": "0x" + attestation_uid(attestation, domain).hex(),
     }
+    return submission, {**submission, "payload": commitment.disclosure.to_json(), "confidential": []}
+
+
+def field_problems(kind: Kind, values: dict[str, Any], ref_count: int | None = None) -> list[FieldError]:
+    """Every way the field `values` break the rules of `kind`, all at once, before signing
+    (reference counts only when `ref_count` is given)."""
+    try:
+        disclosure = commit(values, salts={n: b"\0" * 32 for n in values}).disclosure
+    except ValueError as exc:
+        return [FieldError("payload", str(exc))]
+    errors = field_errors(kind, disclosure, 0 if ref_count is None else ref_count)
+    return [e for e in errors if ref_count is not None or e.field != "refs"]

@@ -184,6 +184,7 @@ PUBLIC = {
     "/readyz",
     "/metrics",
 }
+PUBLIC |= {"/v1/kinds"} | {f"/v1/kinds/{kind.type_name}/check" for kind in Kind}  # reference: no secret
 
 
 def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key(
@@ -198,6 +199,9 @@ def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key
         "customs", Kind.CUSTOMS_FINDING, {"finding": "COUNTERFEIT_SUSPECTED"}, "f", [ids["shipment"]], ingest=False
     )
     maker = story.last["typedData"]["message"]["attester"]
+    stored_asset = api.ledger.get_attestation(ids["asset"])
+    assert stored_asset is not None
+    disclosure = {"format": "provenance-ledger/disclosure@1", "uid": ids["asset"], "payload": stored_asset["payload"]}
     # (method, path template, concrete path, body, scopes that may call it)
     table: list[tuple[str, str, str, Any, set[str]]] = [
         ("GET", "/v1/attestations/{uid}", f"/v1/attestations/{ids['made']}", None, {"customs", "auditor"}),
@@ -218,6 +222,13 @@ def test_every_protected_endpoint_refuses_no_key_a_wrong_scope_and_a_revoked_key
             "/v1/console/findings",
             "/v1/console/findings",
             {"shipment": ids["shipment"], "finding": "INSPECTED_OK"},
+            {"customs"},
+        ),
+        (
+            "POST",
+            "/v1/attestations/{uid}/disclosures",
+            f"/v1/attestations/{ids['asset']}/disclosures",
+            disclosure,
             {"customs"},
         ),
     ]

@@ -43,6 +43,35 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def load_manifest(settings: Settings, path: Path | None = None) -> Manifest:
+    """The deployment manifest at `path` (else the settings' one); a missing one exits 1
+    saying where it looked and what to set, never with a traceback."""
+    where = (path or settings.resolved_manifest_path).resolve()
+    try:
+        return Manifest.load(where)
+    except FileNotFoundError:
+        how = (
+            "--manifest"
+            if path is not None
+            else ("PROVENANCE_MANIFEST" if settings.manifest_path else f"PROVENANCE_HOME={settings.home}")
+        )
+        raise fail(
+            f"no deployment manifest at {where} (from {how}); run where the deployment's var/ folder is, "
+            "or set PROVENANCE_HOME to its state directory or PROVENANCE_MANIFEST to its deployment.json "
+            "(`provenance deploy` or `provenance up` writes one)",
+            EXIT_INPUT,
+        ) from None
+
+
+def open_ledger(settings: Settings, **options: Any) -> Any:
+    """This node's `Ledger` (database and chain of the settings), or exit 1 naming what
+    is missing."""
+    from ledger.core import Ledger
+
+    manifest = options.pop("manifest", None) or load_manifest(settings)
+    return Ledger.open(settings, manifest=manifest, **options)
+
+
 def _manifest_is_live(settings: Settings, rpc_url: str) -> Manifest | None:
     path = settings.resolved_manifest_path
     if not path.exists():
@@ -140,10 +169,9 @@ def worker_cmd(
     interval: Annotated[float, typer.Option(help="seconds between steps")] = 0.5,
 ) -> None:
     """Run the anchoring worker (one leader at a time, elected through the database)."""
-    from ledger.core import Ledger
 
     settings = Settings()
-    ledger = Ledger.open(settings)
+    ledger = open_ledger(settings)
     worker = ledger.anchoring_worker()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if once:
@@ -174,6 +202,7 @@ def _print_verdict(result: object, as_json: bool) -> None:
             typer.echo(f"  {check.name:<15} {check.status.value:<8} {check.detail}")
             for finding in check.findings:
                 typer.echo(f"      {finding.code.value}: {finding.message}")
+                typer.echo(f"        what to do: {finding.code.info.officer_action}")
         for factor in result.risk_factors:
             typer.echo(f"  risk +{factor.points:<3} {factor.name}: {factor.why}")
     raise typer.Exit(VERDICT_EXIT[result.verdict.value])
@@ -185,10 +214,9 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Verify a shipment recorded in this ledger (exit 0 verified, 10 flagged, 11 unverifiable)."""
-    from ledger.core import Ledger
     from ledger.verify.evidence import EvidenceError
 
-    ledger = Ledger.open(Settings())
+    ledger = open_ledger(Settings())
     try:
         result = ledger.verify_shipment(shipment)
     except EvidenceError as exc:
@@ -202,10 +230,9 @@ def export_bundle_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="bundle file to write")] = Path("bundle.json"),
 ) -> None:
     """Export a shipment's self-contained proof bundle (JSON)."""
-    from ledger.core import Ledger
     from ledger.verify.evidence import EvidenceError
 
-    ledger = Ledger.open(Settings())
+    ledger = open_ledger(Settings())
     try:
         bundle = ledger.export_bundle(shipment)
     except EvidenceError as exc:
@@ -238,6 +265,7 @@ def verify_bundle_cmd(
     from dataclasses import replace
 
     from ledger.verify import VerificationPolicy
+    from ledger.verify.evidence import evidence_from_bundle
     from ledger.verify.service import chain_view_for, verify_bundle
 
     try:
@@ -245,8 +273,9 @@ def verify_bundle_cmd(
         policy = VerificationPolicy.from_settings(settings)
         if confirmations is not None:
             policy = replace(policy, confirmations=confirmations)
-        data = json.loads(bundle.read_text())
-        trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+        data = load_document(bundle)
+        evidence_from_bundle(data)  # not a bundle at all is bad input (1), not an UNVERIFIABLE verdict
+        trusted = load_manifest(settings, manifest)
     except (OSError, ValueError) as exc:
         raise fail(f"cannot read input: {exc}", EXIT_INPUT) from exc
     rpc = rpc_url or settings.resolved_rpc_url
@@ -288,7 +317,6 @@ def mirror_cmd(
 ) -> None:
     """Copy the public ledger from untrusted peers into this node's store, checking every
     batch against its on-chain root (exit 0 complete, 4 gaps remain)."""
-    from ledger.core import Ledger
     from ledger.mirror import HttpPeer
     from ledger.mirror import follow as follow_peers
     from ledger.mirror import mirror as mirror_from
@@ -297,7 +325,7 @@ def mirror_cmd(
     urls = peer or list(settings.peers)
     if not urls:
         raise fail("no peers: give --peer URL or set PROVENANCE_PEERS", EXIT_INPUT)
-    ledger = Ledger.open(settings)
+    ledger = open_ledger(settings)
     peers = [HttpPeer(url) for url in urls]
     try:
         if follow:
@@ -337,9 +365,8 @@ def apikey_create(
 ) -> None:
     """Create a key; the token is printed once and never stored."""
     from ledger.access import create_api_key
-    from ledger.core import Ledger
 
-    ledger = Ledger.open(Settings())
+    ledger = open_ledger(Settings())
     try:
         key, token = create_api_key(ledger.sessions, name, {s.strip() for s in scopes.split(",") if s.strip()})
     except ValueError as exc:
@@ -352,9 +379,8 @@ def apikey_create(
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="key id")]) -> None:
     """Revoke a key at once."""
     from ledger.access import revoke_api_key
-    from ledger.core import Ledger
 
-    if not revoke_api_key(Ledger.open(Settings()).sessions, key_id):
+    if not revoke_api_key(open_ledger(Settings()).sessions, key_id):
         raise fail(f"no live key {key_id}", EXIT_INPUT)
     typer.echo(f"revoked {key_id}")
 
@@ -363,9 +389,8 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="key id")]) -> None
 def apikey_list() -> None:
     """List keys (ids, names, scopes; never secrets)."""
     from ledger.access import list_api_keys
-    from ledger.core import Ledger
 
-    for key in list_api_keys(Ledger.open(Settings()).sessions):
+    for key in list_api_keys(open_ledger(Settings()).sessions):
         typer.echo(f"{key['id']}  {key['scopes']:<24} {'REVOKED ' if key['revoked'] else ''}{key['name']}")
 
 
@@ -423,14 +448,51 @@ def keys_import(
     typer.echo(account.address)
 
 
-def _load_fields(path: Path) -> dict[str, object]:
+def load_document(path: Path) -> object:
+    """The JSON or YAML (by suffix) document in `path`; a ValueError naming the file,
+    line and column when it does not parse, or the file when it cannot be read."""
     import yaml
 
-    text = path.read_text()
-    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            return yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+            raise ValueError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+
+
+def _load_fields(path: Path) -> dict[str, object]:
+    data = load_document(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected an object of fields")
+        raise ValueError(f"{path}: expected an object of fields (name: value)")
     return data
+
+
+def _names(option: str | None) -> set[str]:
+    return {n.strip() for n in (option or "").split(",") if n.strip()}
+
+
+def _disclosure_store(settings: Settings, keystore: Path | None, store: Path | None, address: str) -> Path:
+    """The holder's salt store: --disclosure-store, else beside the keystore, else (a dev
+    key) under the state directory."""
+    from ledger.disclosure import default_store_path
+
+    if store is not None:
+        return store
+    if keystore is not None:
+        return default_store_path(keystore)
+    return settings.home / "holder" / f"{address.lower()}.disclosures"
 
 
 @app.command("sign")
@@ -447,18 +509,25 @@ def sign_cmd(
     manifest: Annotated[Path | None, typer.Option(help="deployment manifest (the EIP-712 domain)")] = None,
     submit: Annotated[str | None, typer.Option(help="API base URL to submit to, e.g. http://127.0.0.1:8000")] = None,
     out: Annotated[Path | None, typer.Option(help="also write the signed submission here")] = None,
+    disclosure_store: Annotated[
+        Path | None,
+        typer.Option(help="the holder's encrypted salt store (default: KEYSTORE.disclosures beside the keystore)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Sign an attestation (and optionally submit it). Undisclosed fields never leave this
-    machine; keep the printed submission to disclose them later."""
+    """Sign an attestation (and optionally submit it). Every field's value and salt is
+    kept in your own encrypted disclosure store (beside the keystore, mode 0600, never
+    sent); undisclosed fields never leave this machine, and `provenance disclose` reveals
+    them later to whom you choose. `provenance kinds show KIND` lists a kind's fields."""
+    from ledger.disclosure import DisclosureError, HolderStore, check_field_names
     from ledger.eip712 import Domain
     from ledger.kinds import Kind
-    from ledger.submission import build_submission
+    from ledger.submission import build_submission_with_salts
 
     settings = Settings()
     try:
         the_kind = Kind.parse(kind)
-        trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+        trusted = load_manifest(settings, manifest)
         if keystore is not None:
             account = load_keystore(keystore, _password(confirm=False))
         elif dev_key is not None:
@@ -468,7 +537,9 @@ def sign_cmd(
         else:
             raise ValueError("give --keystore (or --dev-key on the development chain)")
         values = _load_fields(fields)
-        submission = build_submission(
+        check_field_names(the_kind, values, _names(disclose), "--disclose")
+        check_field_names(the_kind, values, _names(confidential), "--confidential")
+        submission, holder_copy = build_submission_with_salts(
             account,
             the_kind,
             Domain(trusted.chain_id, trusted.ledger),
@@ -476,12 +547,14 @@ def sign_cmd(
             subject=subject,
             refs=ref or [],
             expires_at=expires_at,
-            disclose={n.strip() for n in disclose.split(",") if n.strip()} if disclose is not None else None,
-            confidential=[n.strip() for n in (confidential or "").split(",") if n.strip()],
+            disclose=_names(disclose) if disclose is not None else None,
+            confidential=sorted(_names(confidential)),
         )
+        store_path = _disclosure_store(settings, keystore, disclosure_store, account.address)
+        HolderStore(store_path, bytes(account.key), account.address).add(holder_copy)
     except ChainUnavailable as exc:  # a dev key needs the dev chain to prove it is one
         raise fail(str(exc), EXIT_UNAVAILABLE) from exc
-    except (OSError, ValueError, KeyLoadError, FileNotFoundError) as exc:
+    except (OSError, ValueError, KeyLoadError, FileNotFoundError, DisclosureError) as exc:
         raise fail(str(exc), EXIT_INPUT) from exc
     if out is not None:
         out.write_text(json.dumps(submission, indent=1))
@@ -505,26 +578,149 @@ def sign_cmd(
         raise typer.Exit(EXIT_INPUT if answer.status_code < 500 else EXIT_UNAVAILABLE)
 
 
+kinds_app = typer.Typer(help="The attestation kinds and their fields.", invoke_without_command=True)
+app.add_typer(kinds_app, name="kinds")
+
+
+@kinds_app.callback()
+def kinds_list(ctx: typer.Context) -> None:
+    """List every kind with its references and fields (optional ones marked ?)."""
+    from ledger.kinds_doc import kinds_summary
+
+    if ctx.invoked_subcommand is None:
+        typer.echo(kinds_summary())
+
+
+@kinds_app.command("show")
+def kinds_show(
+    kind: Annotated[str, typer.Argument(help="a kind: Shipment, shipment, licence, ...")],
+    as_json: Annotated[bool, typer.Option("--json", help="the kind's JSON Schema")] = False,
+) -> None:
+    """Explain a kind: each field's type, allowed values, meaning and the checks that read it."""
+    from ledger.kinds import Kind
+    from ledger.kinds_doc import json_schema, kind_text
+
+    try:
+        the_kind = Kind.parse(kind)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_INPUT) from exc
+    typer.echo(json.dumps(json_schema(the_kind), indent=1) if as_json else kind_text(the_kind))
+
+
+@app.command("disclose")
+def disclose_cmd(
+    uid: Annotated[str, typer.Argument(help="UID of an attestation you signed (0x...)")],
+    fields: Annotated[str, typer.Option(help="comma-separated fields to reveal, e.g. design,title")],
+    out: Annotated[Path, typer.Option(help="the disclosure document (or, with --bundle, the bundle) to write")],
+    keystore: Annotated[Path | None, typer.Option(help="encrypted keystore of the signer")] = None,
+    dev_key: Annotated[int | None, typer.Option(help="well-known dev account index (dev chain only)")] = None,
+    disclosure_store: Annotated[
+        Path | None, typer.Option(help="the salt store `sign` wrote (default: KEYSTORE.disclosures)")
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="add the fields to this proof bundle's entry instead; --out gets the bundle")
+    ] = None,
+) -> None:
+    """Reveal chosen fields of an attestation you signed, with their salts, from your own
+    disclosure store: customs check them against the anchored commitment
+    (`POST /v1/attestations/UID/disclosures`, or inside a bundle with `--bundle`)."""
+    from ledger.disclosure import DisclosureError, HolderStore, add_to_bundle, make_disclosure
+
+    settings = Settings()
+    try:
+        if keystore is not None:
+            account = load_keystore(keystore, _password(confirm=False))
+        elif dev_key is not None:
+            account = dev_account(dev_key)
+        else:
+            raise ValueError("give --keystore (the key that signed it; or --dev-key on the development chain)")
+        store_path = _disclosure_store(settings, keystore, disclosure_store, account.address)
+        store = HolderStore(store_path, bytes(account.key), account.address)
+        document = make_disclosure(store.get(uid), _names(fields))
+        if bundle is not None:
+            presented = load_document(bundle)
+            if not isinstance(presented, dict):
+                raise ValueError(f"{bundle}: not a proof bundle")
+            result: dict[str, Any] = add_to_bundle(presented, document)
+        else:
+            result = document
+    except (OSError, ValueError, KeyLoadError, DisclosureError) as exc:
+        raise fail(str(exc), EXIT_INPUT) from exc
+    out.write_text(json.dumps(result, indent=1))
+    shown = ", ".join(sorted(document["payload"]["fields"]))
+    typer.echo(f"disclosed {shown} of {document['uid']} {'in bundle ' if bundle else ''}to {out}")
+
+
+@app.command("check-disclosure")
+def check_disclosure_cmd(
+    document: Annotated[Path, typer.Argument(help="disclosure document written by `provenance disclose`")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check disclosed fields against the commitment this node holds (exit 0 all valid,
+    1 some field refused or the document is malformed)."""
+    from ledger.disclosure import check_disclosure
+
+    try:
+        data = load_document(document)
+        ledger = open_ledger(Settings(), create_key=False)
+        try:
+            result = check_disclosure(ledger, data)
+        finally:
+            ledger.close()
+    except (OSError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc), EXIT_INPUT) from exc
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        typer.echo(f"{result.kind} {result.uid} by {result.attester}: anchor {result.anchor.get('status')}")
+        if result.problem:
+            typer.echo(f"  {result.problem}")
+        for check in result.fields:
+            verdict = "VALID  " if check.valid else f"REFUSED {check.reason.value if check.reason else ''}"
+            typer.echo(f"  {check.name:<16} {verdict} {json.dumps(check.value) if check.valid else check.detail}")
+    raise typer.Exit(0 if result.valid else EXIT_INPUT)
+
+
 @app.command("status")
 def status_cmd(
     uid: Annotated[str, typer.Argument(help="attestation UID")],
-    api: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
-    key: Annotated[str | None, typer.Option(help="API key (or $PROVENANCE_API_KEY)")] = None,
+    api: Annotated[
+        str | None, typer.Option(help="API base URL (default http://127.0.0.1:$PROVENANCE_API_PORT)")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="API key with the customs or auditor scope (or $PROVENANCE_API_KEY)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Anchoring status of a submitted attestation (pending, sealed, sent, anchored)."""
 
     import httpx
 
-    token = key or Settings().api_key or ""
+    settings = Settings()
+    base = (api or f"http://127.0.0.1:{settings.api_port}").rstrip("/")
+    token = key or settings.api_key
+    if not token:
+        raise fail("no API key: pass --key or set PROVENANCE_API_KEY (`provenance apikey create`)", EXIT_INPUT)
     try:
-        answer = httpx.get(
-            f"{api.rstrip('/')}/v1/attestations/{uid}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
+        answer = httpx.get(f"{base}/v1/attestations/{uid}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     except httpx.HTTPError as exc:
-        raise fail(f"cannot reach {api}: {exc}", EXIT_UNAVAILABLE) from exc
+        raise fail(
+            f"the API at {base} did not answer ({type(exc).__name__}); is `provenance serve` running?", EXIT_UNAVAILABLE
+        ) from exc
+    if answer.status_code in (401, 403):
+        raise fail(
+            f"the API at {base} refused the key ({answer.status_code}): it needs the customs or auditor scope",
+            EXIT_INPUT,
+        )
     if answer.status_code != 200:
-        raise fail(answer.json().get("detail", answer.text), EXIT_INPUT)
+        try:
+            detail = answer.json().get("detail", answer.text)
+        except ValueError:
+            detail = answer.text
+        raise fail(
+            f"{detail} ({base}, HTTP {answer.status_code})",
+            EXIT_INPUT if answer.status_code < 500 else EXIT_UNAVAILABLE,
+        )
     anchor = answer.json()["anchor"]
     if as_json:
         typer.echo(json.dumps(anchor, indent=1))
@@ -563,7 +759,7 @@ def audit_replay(
     from ledger import audit
 
     settings = Settings()
-    trusted = Manifest.load(manifest or settings.resolved_manifest_path)
+    trusted = load_manifest(settings, manifest)
     deployment = audit.replay_deployment(trusted, rpc_url or settings.resolved_rpc_url)
     state = audit.ReplayState.load(checkpoint) if checkpoint is not None and checkpoint.exists() else None
     stop = threading.Event()
@@ -627,9 +823,8 @@ def audit_replay(
 def audit_export(out: Annotated[Path, typer.Option(help="archive file (.jsonl.gz)")]) -> None:
     """Export the ledger data (no confidential plaintext) for a replay without the database."""
     from ledger import audit
-    from ledger.core import Ledger
 
-    count = audit.export_archive(Ledger.open(Settings(), create_key=False), out)
+    count = audit.export_archive(open_ledger(Settings(), create_key=False), out)
     typer.echo(f"wrote {count} attestations to {out}")
 
 
@@ -646,7 +841,7 @@ def _registrar_call(
 
     settings = Settings()
     try:
-        manifest = Manifest.load(settings.resolved_manifest_path)
+        manifest = load_manifest(settings)
         w3 = connect(rpc_url or settings.resolved_rpc_url)
         if registrar_keystore is not None:
             registrar = load_keystore(registrar_keystore, _password(confirm=False))
@@ -669,9 +864,13 @@ RpcUrl = Annotated[str | None, typer.Option(help="chain RPC URL (default $PROVEN
 
 
 def _address(text: str) -> str:
+    import re
+
     from web3 import Web3
 
-    return str(Web3.to_checksum_address(text))  # ValueError on a malformed address
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        raise ValueError(f"{text!r} is not an address: expected 0x followed by 40 hex digits (20 bytes)")
+    return str(Web3.to_checksum_address(text))
 
 
 def _roles(text: str) -> int:
@@ -756,10 +955,9 @@ def participant_rotate(old: str, new: str, registrar_keystore: RegistrarKey = No
 @app.command("demo")
 def demo_cmd() -> None:
     """Seed the demo story into the configured ledger (development chain only)."""
-    from ledger.core import Ledger
     from ledger.demo import seed_demo
 
-    ids = seed_demo(Ledger.open(Settings()))
+    ids = seed_demo(open_ledger(Settings()))
     typer.echo(f"clean shipment   {ids['shipment']}\nflagged shipment {ids['flagged_shipment']}")
 
 
@@ -768,7 +966,7 @@ def show_manifest(path: Annotated[Path | None, typer.Argument(help="manifest fil
     """Print the deployment manifest."""
     settings = Settings()
     try:
-        manifest = Manifest.load(path or settings.resolved_manifest_path)
+        manifest = load_manifest(settings, path)
     except FileNotFoundError as exc:
         raise fail(str(exc), EXIT_INPUT) from exc
     typer.echo(json.dumps(json.loads(manifest.to_json()), indent=2))

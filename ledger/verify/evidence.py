@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from sqlalchemy import select
 from ledger.eip712 import Attestation, Domain, parse_typed_data
 from ledger.hashing import hex32, parse_hex
 from ledger.kinds import Kind
-from ledger.payload import Disclosure
+from ledger.payload import Disclosure, field_hash
 from ledger.ports import StoreReader
 
 BUNDLE_FORMAT = "provenance-ledger/proof-bundle@1"
@@ -215,7 +215,11 @@ def completed_from_store(ledger: StoreReader, presented: Evidence) -> Evidence:
     hand-overs of the lots, productions under the licences, revocations, findings) and
     the watch lists for the goods — so leaving records out of a bundle can never improve
     a verdict. Where both hold a record, the store's copy is used (it carries the fields
-    disclosed to the ledger); both are integrity-checked against the same chain.
+    disclosed to the ledger); both are integrity-checked against the same chain. Fields
+    the presenter disclosed beyond the ledger's copy (a late disclosure) are added to the
+    store's copy when they recompute one of its committed field hashes, so the checks can
+    use them; one that does not is left out and the presented record's own integrity
+    check reports it (PAYLOAD_MISMATCH).
     """
     history = set(walk_history(presented)[0])
     goods = {
@@ -225,11 +229,28 @@ def completed_from_store(ledger: StoreReader, presented: Evidence) -> Evidence:
     }
     stored, unreadable = _stored_case_file(ledger, history, goods)
     records = dict(presented.records)
-    records.update(stored)
+    records.update({uid: _with_late_disclosures(r, presented.records.get(uid)) for uid, r in stored.items()})
     replaced = {uid: r for uid, r in presented.records.items() if uid in stored}
     evidence = Evidence(presented.shipment, records, unreadable=unreadable, presented=replaced)
     evidence.missing = _missing_ancestors(evidence)
     return evidence
+
+
+def _with_late_disclosures(stored: Record, shown: Record | None) -> Record:
+    """`stored` with the fields `shown` discloses beyond it, each only if it matches one of
+    the stored record's committed field hashes (same uid: same commitment)."""
+    if shown is None:
+        return stored
+    committed = set(stored.disclosure.field_hashes)
+    extra = {
+        name: disclosed
+        for name, disclosed in shown.disclosure.fields.items()
+        if name not in stored.disclosure.fields and field_hash(name, disclosed.value, disclosed.salt) in committed
+    }
+    if not extra:
+        return stored
+    disclosure = Disclosure(stored.disclosure.field_hashes, {**stored.disclosure.fields, **extra})
+    return replace(stored, disclosure=disclosure)
 
 
 def _stored_case_file(

@@ -54,7 +54,13 @@ class Finding:
     uids: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code.value, "message": self.message, "uids": list(self.uids)}
+        """The finding with what the officer should do about it (from `ledger.reasons`)."""
+        return {
+            "code": self.code.value,
+            "message": self.message,
+            "uids": list(self.uids),
+            "officerAction": self.code.info.officer_action,
+        }
 
 
 @dataclass
