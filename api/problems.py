@@ -28,7 +28,10 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 async def on_rejected(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Rejected)
     status = 503 if exc.reason.value == "CHAIN_UNAVAILABLE" else 422
-    return problem(status, "Attestation rejected", exc.detail, reason=exc.reason.value, field=exc.field, uid=exc.uid)
+    extra = {"errors": exc.errors} if getattr(exc, "errors", None) else {}
+    return problem(
+        status, "Attestation rejected", exc.detail, reason=exc.reason.value, field=exc.field, uid=exc.uid, **extra
+    )
 
 
 async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
