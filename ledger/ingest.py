@@ -326,7 +326,8 @@ class Ingestor:
                 watch_rows.extend(watchlist_class_rows(item, uid))
                 attesters[uid] = item.attestation.attester.lower()
                 ref_rows.extend(
-                    {"uid": uid, "position": pos, "ref": hex32(ref)} for pos, ref in enumerate(item.attestation.refs)
+                    {"uid": uid, "position": pos, "ref": hex32(ref), "kind": int(item.attestation.kind)}
+                    for pos, ref in enumerate(item.attestation.refs)
                 )
                 stored_now.add(uid)
                 decided[i] = Accepted(uid, created=True)

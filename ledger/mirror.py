@@ -302,7 +302,7 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
             rows = [ledger.ingestor.row_for(p, hex32(p.uid), now) | {"batch_id": batch.id} for p in new]
             session.execute(insert(AttestationRow), rows)
             refs = [
-                {"uid": hex32(p.uid), "position": pos, "ref": hex32(ref)}
+                {"uid": hex32(p.uid), "position": pos, "ref": hex32(ref), "kind": int(p.attestation.kind)}
                 for p in new
                 for pos, ref in enumerate(p.attestation.refs)
             ]

@@ -259,7 +259,6 @@ def _stored_case_file(
     """The stored records bearing on the history of `roots` (and on goods of `goods`
     classes), and the stored rows that could not be read back (uid -> why)."""
     from sqlalchemy import union
-    from sqlalchemy.orm import aliased
 
     from ledger.store.models import AttestationRefRow, AttestationRow, WatchlistClassRow
 
@@ -272,43 +271,16 @@ def _stored_case_file(
             select(AttestationRefRow.ref.label("uid")).join(history, AttestationRefRow.uid == history.c.uid)
         )
         ancestors = set(session.scalars(select(history.c.uid))) | roots
-        # What refers to the history (acceptances, forks, revocations, findings, sibling
-        # productions under the same licences) and what refers to those.
-        # Productions and sub-licences under the history's licences are not read here: only
-        # their quantities matter (for a cap), and the node keeps those per licence
-        # (`ledger/licence_output.py`), so this read does not grow with the ledger.
-        licence = aliased(AttestationRow)
-        child = aliased(AttestationRow)
-        under_licences = (
-            select(AttestationRefRow.uid)
-            .join(licence, licence.uid == AttestationRefRow.ref)
-            .join(child, child.uid == AttestationRefRow.uid)
-            .where(
-                AttestationRefRow.ref.in_(ancestors),
-                licence.kind == int(Kind.LICENCE),
-                child.kind.in_([int(Kind.PRODUCTION), int(Kind.LICENCE)]),
-                AttestationRefRow.uid.not_in(ancestors),
-            )
-        )
-        first = select(AttestationRefRow.uid).where(
-            AttestationRefRow.ref.in_(ancestors), AttestationRefRow.uid.not_in(under_licences)
-        )
-        # Second level: what refers to those — but of the sibling productions under the
-        # same licences (only their quantities count against a cap), only revocations,
-        # not their whole custody onward.
-        # Of what refers to those, nothing under a licence (as above) and, of the sibling
-        # productions' onward custody, nothing: only revocations of first-level records.
-        parent = aliased(AttestationRow)
-        second = (
-            select(AttestationRefRow.uid)
-            .join(child, child.uid == AttestationRefRow.uid)
-            .join(parent, parent.uid == AttestationRefRow.ref)
-            .where(
-                AttestationRefRow.ref.in_(first),
-                ~((parent.kind == int(Kind.LICENCE)) & child.kind.in_([int(Kind.PRODUCTION), int(Kind.LICENCE)])),
-                (child.kind == int(Kind.REVOCATION)) | (parent.kind != int(Kind.PRODUCTION)),
-            )
-        )
+        # What refers to the history (acceptances, forks, revocations, findings) and what
+        # refers to those. Productions and sub-licences under a licence are not read here:
+        # only their quantities matter (for a cap), and the node keeps those per licence
+        # (`ledger/licence_output.py`). References carry the referring record's kind, so
+        # each of these reads is an index range over what it returns, never a scan of
+        # everything made under a licence: the cost does not grow with the ledger.
+        first_ids = _referring(session, ancestors)
+        second_ids = _referring(session, first_ids - ancestors)
+        first = select(AttestationRefRow.uid).where(AttestationRefRow.uid.in_(first_ids))
+        second = select(AttestationRefRow.uid).where(AttestationRefRow.uid.in_(second_ids))
         related = set(session.scalars(union(first, second)))
         rows = list(session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(ancestors | related))).all())
         goods = goods | _goods_classes(ledger, rows, ancestors)
@@ -339,6 +311,38 @@ def _stored_case_file(
         except (ValueError, KeyError, TypeError) as exc:
             unreadable[row.uid] = f"stored row cannot be read back: {type(exc).__name__}: {exc}"
     return records, unreadable
+
+
+_NOT_UNDER_A_LICENCE = [int(k) for k in Kind if k not in (Kind.PRODUCTION, Kind.LICENCE)]
+
+
+def _referring(session: Any, targets: set[str]) -> set[str]:
+    """The records referring to `targets` that bear on a verdict: anything referring to a
+    custody record, finding or asset; of what refers to a licence, not productions or
+    sub-licences; of what refers to a production outside the history (a sibling under a
+    licence), only revocations."""
+    from sqlalchemy import union
+
+    from ledger.store.models import AttestationRefRow, AttestationRow
+
+    if not targets:
+        return set()
+    kinds = {
+        row.uid: row.kind
+        for row in session.execute(
+            select(AttestationRow.uid, AttestationRow.kind).where(AttestationRow.uid.in_(targets))
+        )
+    }
+    licences = {u for u, k in kinds.items() if k == int(Kind.LICENCE)}
+    productions = {u for u, k in kinds.items() if k == int(Kind.PRODUCTION)}
+    others = set(targets) - licences - productions
+    refs = AttestationRefRow
+    reads = [
+        select(refs.uid).where(refs.ref.in_(others)),
+        select(refs.uid).where(refs.ref.in_(licences), refs.kind.in_(_NOT_UNDER_A_LICENCE)),
+        select(refs.uid).where(refs.ref.in_(productions), refs.kind.in_(_NOT_UNDER_A_LICENCE)),
+    ]
+    return set(session.scalars(union(*reads)))
 
 
 def _goods_classes(ledger: StoreReader, rows: list[Any], ancestors: set[str]) -> set[str]:
