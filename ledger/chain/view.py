@@ -16,6 +16,7 @@ into an ERROR, never into "nothing found".
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -30,6 +31,8 @@ from ledger.registry_view import Checkpoint, RegistryView
 
 from .client import Deployment
 from .logs import AdaptiveLogFetcher
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -114,6 +117,7 @@ class ChainView:
         self._lock = threading.RLock()
         self._confirmed = ChainFacts()
         self._scanned_to = deployment.manifest.deployment_block - 1
+        self._scanned_hash: str | None = None  # hash of block `_scanned_to` when it was read
         self._snapshot: ChainSnapshot | None = None
         self._head: tuple[float, int] = (float("-inf"), -1)
         self._block_times: dict[int, int] = {}
@@ -153,10 +157,12 @@ class ChainView:
         with self._lock:
             if self._snapshot is not None and self._snapshot.head == head:
                 return self._snapshot
+            self._forget_if_reorganised()
             confirmed_to = head - self.cache_depth + 1
             if confirmed_to > self._scanned_to:
                 self._scan(self._scanned_to + 1, confirmed_to, self._confirmed)
                 self._scanned_to = confirmed_to
+                self._scanned_hash = self._block_hash(confirmed_to)
             tail = ChainFacts()
             if head > self._scanned_to:
                 self._scan(self._scanned_to + 1, head, tail)
@@ -164,6 +170,31 @@ class ChainView:
                 self._max_signature_age = int(self.deployment.ledger.functions.maxSignatureAge().call())
             self._snapshot = ChainSnapshot(head, self.block_time(head), self._confirmed, tail, self._max_signature_age)
             return self._snapshot
+
+    def _forget_if_reorganised(self) -> None:
+        """Confirmed facts are kept, but not blindly: when the last block they were read
+        up to is no longer the chain's block at that height, a reorganisation deeper than
+        the confirmation depth happened; everything is read again (one block read per new
+        head), so a verdict never rests on an anchor the chain no longer holds."""
+        if self._scanned_hash is None or self._scanned_to < self.deployment.manifest.deployment_block:
+            return
+        if self._block_hash(self._scanned_to) != self._scanned_hash:
+            log.error(
+                "the chain reorganised below block %d (deeper than the confirmations): reading it again",
+                self._scanned_to,
+            )
+            self._confirmed = ChainFacts()
+            self._scanned_to = self.deployment.manifest.deployment_block - 1
+            self._scanned_hash = None
+            self._tx_checks.clear()
+            self._block_times.clear()
+
+    def _block_hash(self, number: int) -> str | None:
+        try:
+            block = self.deployment.w3.eth.get_block(number)
+        except Exception:  # noqa: BLE001 - no such block (the chain is shorter now): not the block we read
+            return None
+        return "0x" + bytes(block["hash"]).hex()
 
     def snapshot_covering(self, at: int, *, force: bool = False) -> ChainSnapshot:
         """A snapshot whose head is at or after unix time `at` if the chain has one: a
@@ -185,15 +216,17 @@ class ChainView:
             self._block_times[number] = cached
         return cached
 
-    def tx_emitted_by_ledger(self, tx_hash: str, index: int) -> bool:
-        """True when transaction `tx_hash` emitted BatchAnchored(index) from the ledger contract."""
+    def tx_emitted_by_ledger(self, tx_hash: str, index: int) -> bool | None:
+        """True when transaction `tx_hash` emitted BatchAnchored(index) from the ledger
+        contract, False when it did not, None when the chain holds no such transaction
+        (never sent, or reorganised away)."""
         key = (tx_hash.lower(), index)
         if key in self._tx_checks:
             return self._tx_checks[key]
         try:
             receipt = self.deployment.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
-            return False
+            return None
         topic = _topic(self.deployment.ledger.events.BatchAnchored())
         found = any(
             str(log["address"]).lower() == self.ledger_address.lower()

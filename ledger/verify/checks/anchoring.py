@@ -44,17 +44,21 @@ def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Fi
     index, root, proof = anchor.get("batchIndex"), anchor.get("root"), anchor.get("proof") or []
     if not isinstance(index, int) or not isinstance(root, str) or not isinstance(proof, list):
         return Finding(Reason.NOT_ANCHORED, "batch sealed but not yet anchored", (record.uid,))
-    if (
-        anchor.get("txHash")
-        and ctx.chain is not None
-        and not ctx.chain.tx_emitted_by_ledger(str(anchor["txHash"]), index)
-    ):
-        return Finding(
-            Reason.WRONG_CONTRACT,
-            f"transaction {anchor['txHash']} did not anchor batch {index} at the "
-            f"ledger contract {ctx.chain.ledger_address}",
-            (record.uid,),
-        )
+    if anchor.get("txHash") and ctx.chain is not None:
+        emitted = ctx.chain.tx_emitted_by_ledger(str(anchor["txHash"]), index)
+        if emitted is None:
+            return Finding(
+                Reason.NOT_ANCHORED,
+                f"the anchoring transaction {anchor['txHash']} is not on chain (never mined, or reorganised away)",
+                (record.uid,),
+            )
+        if not emitted:
+            return Finding(
+                Reason.WRONG_CONTRACT,
+                f"transaction {anchor['txHash']} did not anchor batch {index} at the "
+                f"ledger contract {ctx.chain.ledger_address}",
+                (record.uid,),
+            )
     on_chain = snapshot.batch(index)
     if on_chain is None or on_chain[0] != root.lower():
         return Finding(Reason.NOT_ANCHORED, f"batch {index} root {root} is not on chain", (record.uid,))
