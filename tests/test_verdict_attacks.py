@@ -544,3 +544,19 @@ def test_the_licence_cap_counts_productions_made_later_and_a_lowered_sibling_qua
     finally:
         fresh.close()
     assert result.verdict is Verdict.UNVERIFIABLE and Reason.STORE_CORRUPTED in result.codes, result.to_json()
+
+
+def test_with_finality_by_the_chains_finalized_tag_an_anchor_counts_only_once_finalized(ledger_env: Ledger) -> None:
+    """PROVENANCE_CONFIRMATION_MODE=finalized reaches verification too: an anchor a few
+    blocks deep is not final until the chain's `finalized` block passes it (anvil marks
+    the head minus 64 blocks finalized)."""
+    story = Story(ledger_env)
+    ids = licensed_export(story)
+    story.anchor()
+    by_tag = VerificationPolicy(confirmations=1, confirmation_mode="finalized")
+    early = ledger_env.verify_shipment(ids["shipment"], by_tag)
+    assert early.verdict is Verdict.UNVERIFIABLE and Reason.ANCHOR_UNCONFIRMED in early.codes, early.to_json()
+    assert "finalized block" in " ".join(f.message for f in early.findings)
+    assert ledger_env.verify_shipment(ids["shipment"]).verdict is Verdict.VERIFIED  # by depth: final already
+    mine(ledger_env, 70)
+    assert ledger_env.verify_shipment(ids["shipment"], by_tag).verdict is Verdict.VERIFIED

@@ -118,6 +118,7 @@ class ChainView:
         self._confirmed = ChainFacts()
         self._scanned_to = deployment.manifest.deployment_block - 1
         self._scanned_hash: str | None = None  # hash of block `_scanned_to` when it was read
+        self._final_blocks: dict[tuple[str, int], int | None] = {}
         self._snapshot: ChainSnapshot | None = None
         self._head: tuple[float, int] = (float("-inf"), -1)
         self._block_times: dict[int, int] = {}
@@ -215,6 +216,20 @@ class ChainView:
                 self._block_times.clear()
             self._block_times[number] = cached
         return cached
+
+    def final_block(self, mode: str, head: int) -> int | None:
+        """The number of the chain's `safe` or `finalized` block as of `head` (cached per
+        head), or None when the chain offers no such tag (then confirmations count by depth)."""
+        key = (mode, head)
+        if key not in self._final_blocks:
+            try:
+                number: int | None = int(self.deployment.w3.eth.get_block(mode)["number"])  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - a chain without the tag: by depth
+                number = None
+            if len(self._final_blocks) > 64:
+                self._final_blocks.clear()
+            self._final_blocks[key] = number
+        return self._final_blocks[key]
 
     def tx_emitted_by_ledger(self, tx_hash: str, index: int) -> bool | None:
         """True when transaction `tx_hash` emitted BatchAnchored(index) from the ledger

@@ -23,6 +23,9 @@ class VerificationPolicy:
     confirmations: int = 2
     require_acceptance: bool = False
     mandatory: frozenset[str] = field(default_factory=lambda: frozenset(_known_checks()))
+    # "depth" (`confirmations` blocks) or the chain's "safe" / "finalized" block tag (by
+    # depth where the chain offers no such tag).
+    confirmation_mode: str = "depth"
 
     def __post_init__(self) -> None:
         unknown = set(self.mandatory) - set(_known_checks())
@@ -30,11 +33,18 @@ class VerificationPolicy:
             raise ValueError(f"unknown checks {sorted(unknown)}; known: {', '.join(_known_checks())}")
         if self.confirmations < 1:
             raise ValueError(f"confirmations must be at least 1, got {self.confirmations}")
+        if self.confirmation_mode not in ("depth", "safe", "finalized"):
+            raise ValueError(f"confirmation mode must be depth, safe or finalized, got {self.confirmation_mode!r}")
 
     @classmethod
     def from_settings(cls, settings: Any) -> VerificationPolicy:
         """The policy of `settings` (a `ledger.config.Settings`)."""
-        return cls(settings.confirmations, settings.require_acceptance, frozenset(settings.mandatory_checks))
+        return cls(
+            settings.confirmations,
+            settings.require_acceptance,
+            frozenset(settings.mandatory_checks),
+            settings.confirmation_mode,
+        )
 
 
 def decide(checks: list[CheckResult], policy: VerificationPolicy) -> Verdict:

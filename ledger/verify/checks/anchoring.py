@@ -24,7 +24,22 @@ def check_anchoring(ctx: Context) -> CheckResult:
     return outcome("anchoring", findings)
 
 
-def _unconfirmed(snapshot: ChainSnapshot, block: int, confirmations: int, what: str, uid: str) -> Finding | None:
+def _unconfirmed(ctx: Context, snapshot: ChainSnapshot, block: int, what: str, uid: str) -> Finding | None:
+    """A finding unless `block` is final under the policy: at or below the chain's `safe`
+    / `finalized` block when the policy counts by tag (and the chain offers it), else at
+    least `confirmations` blocks deep."""
+    mode = ctx.policy.confirmation_mode
+    if mode != "depth" and ctx.chain is not None:
+        final = ctx.chain.final_block(mode, snapshot.head)
+        if final is not None:
+            if block > final:
+                return Finding(
+                    Reason.ANCHOR_UNCONFIRMED,
+                    f"{what} is in block {block}; the chain's {mode} block is {final}",
+                    (uid,),
+                )
+            return None
+    confirmations = ctx.policy.confirmations
     have = snapshot.confirmations(block)
     if have < confirmations:
         return Finding(Reason.ANCHOR_UNCONFIRMED, f"{what} has {have} of {confirmations} confirmations", (uid,))
@@ -33,14 +48,13 @@ def _unconfirmed(snapshot: ChainSnapshot, block: int, confirmations: int, what: 
 
 def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Finding | None:
     anchor = record.anchor
-    confirmations = ctx.policy.confirmations
     if not anchor:
         return Finding(Reason.NOT_ANCHORED, "not yet in an anchored batch", (record.uid,))
     if anchor.get("type") == "direct":
         direct = snapshot.direct(record.uid)
         if direct is None or direct[0] != record.attester.lower():
             return Finding(Reason.NOT_ANCHORED, "no direct record of it at the ledger contract", (record.uid,))
-        return _unconfirmed(snapshot, direct[1], confirmations, "its direct record", record.uid)
+        return _unconfirmed(ctx, snapshot, direct[1], "its direct record", record.uid)
     index, root, proof = anchor.get("batchIndex"), anchor.get("root"), anchor.get("proof") or []
     if not isinstance(index, int) or not isinstance(root, str) or not isinstance(proof, list):
         return Finding(Reason.NOT_ANCHORED, "batch sealed but not yet anchored", (record.uid,))
@@ -70,4 +84,4 @@ def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Fi
         ok = False
     if not ok:
         return Finding(Reason.NOT_ANCHORED, f"the inclusion proof does not lead to batch {index}'s root", (record.uid,))
-    return _unconfirmed(snapshot, on_chain[1], confirmations, f"batch {index}", record.uid)
+    return _unconfirmed(ctx, snapshot, on_chain[1], f"batch {index}", record.uid)
