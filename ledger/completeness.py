@@ -18,13 +18,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .chain.view import ChainSnapshot
 from .hashing import hex32, parse_hex
 from .merkle import MerkleTree
-from .store.models import AttestationRow, BatchRow
+from .store.models import AttestationRow
+from .store.rows import held_batches
 
 
 @dataclass(frozen=True)
@@ -92,17 +93,7 @@ class CompletenessMonitor:
     def _measure(self, snapshot: ChainSnapshot) -> Watermark:
         on_chain = snapshot.confirmed_batches(self._confirmations)
         with self._sessions() as session:
-            held = {
-                row.chain_index: (row.id, row.root, int(row.members))
-                for row in session.execute(
-                    select(
-                        BatchRow.chain_index, BatchRow.id, BatchRow.root, func.count(AttestationRow.id).label("members")
-                    )
-                    .join(AttestationRow, AttestationRow.batch_id == BatchRow.id, isouter=True)
-                    .where(BatchRow.chain_index < on_chain)
-                    .group_by(BatchRow.id, BatchRow.chain_index, BatchRow.root)
-                )
-            }
+            held = held_batches(session, below=on_chain)
             gaps: list[int] = []
             for index in range(on_chain):
                 found = snapshot.batch(index)

@@ -35,7 +35,7 @@ from .payload import Disclosure
 from .sealing import Sealer
 from .signatures import SignatureChecker
 from .store.models import AttestationRefRow, AttestationRow
-from .store.rows import attestation_from_row
+from .store.rows import attestation_from_row, refs_by_uid
 
 
 @dataclass
@@ -88,7 +88,7 @@ class LicenceOutputs:
                     )
                     .order_by(AttestationRow.id)
                 ).all()
-                refs = self._refs(session, [r.uid for r in rows])
+                refs = refs_by_uid(session, [r.uid for r in rows])
             for row in rows:
                 seen.last_id = max(seen.last_id, row.id)
                 fields, problem = self._checked_fields(row, refs.get(row.uid, []))
@@ -145,26 +145,13 @@ class LicenceOutputs:
                     .where(AttestationRow.kind == int(Kind.REVOCATION), AttestationRow.id > self._revocations_last_id)
                     .order_by(AttestationRow.id)
                 ).all()
-                refs = self._refs(session, [r.uid for r in rows])
+                refs = refs_by_uid(session, [r.uid for r in rows])
             for row in rows:
                 self._revocations_last_id = max(self._revocations_last_id, row.id)
                 _fields, problem = self._checked_fields(row, refs.get(row.uid, []))
                 if problem is None:
                     for target in refs.get(row.uid, []):
                         self._stored_revokers.setdefault(target, set()).add(row.attester.lower())
-
-    @staticmethod
-    def _refs(session: Session, uids: list[str]) -> dict[str, list[str]]:
-        if not uids:
-            return {}
-        by_uid: dict[str, list[tuple[int, str]]] = {}
-        for ref in session.execute(
-            select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
-                AttestationRefRow.uid.in_(uids)
-            )
-        ):
-            by_uid.setdefault(ref.uid, []).append((ref.position, ref.ref))
-        return {uid: [r for _p, r in sorted(pairs)] for uid, pairs in by_uid.items()}
 
     def _checked_fields(self, row: AttestationRow, refs: list[str]) -> tuple[dict[str, object], str | None]:
         """The row's disclosed (and sealed) field values, and why it fails its check, if it does."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from .eip712 import attestation_uid
 from .hashing import hex32, parse_hex
@@ -35,6 +35,7 @@ from .merkle import MerkleTree
 from .payload import Disclosure
 from .ports import Node
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, WatchlistClassRow
+from .store.rows import held_batches
 from .verify.evidence import EvidenceError, record_from_json
 
 log = logging.getLogger(__name__)
@@ -122,26 +123,19 @@ def public_batch(ledger: Node, index: int) -> list[dict[str, Any]] | None:
     Confidential fields stay sealed in the store and are never included. None when this
     node does not hold that batch."""
     from .eip712 import typed_data
-    from .store.rows import attestation_from_row
+    from .store.rows import attestation_from_row, refs_by_uid
 
     with ledger.sessions() as session:
         batch = session.scalars(select(BatchRow).where(BatchRow.chain_index == index)).first()
         if batch is None:
             return None
         rows = session.scalars(select(AttestationRow).where(AttestationRow.batch_id == batch.id)).all()
-        refs = session.execute(
-            select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
-                AttestationRefRow.uid.in_([r.uid for r in rows])
-            )
-        ).all()
-    by_uid: dict[str, list[tuple[int, str]]] = {}
-    for ref in refs:
-        by_uid.setdefault(ref.uid, []).append((ref.position, ref.ref))
+        refs = refs_by_uid(session, [r.uid for r in rows])
     import json
 
     out = []
     for row in rows:
-        attestation = attestation_from_row(row, [r for _p, r in sorted(by_uid.get(row.uid, []))])
+        attestation = attestation_from_row(row, refs.get(row.uid, []))
         out.append(
             {
                 "uid": row.uid,
@@ -214,14 +208,7 @@ def follow(ledger: Node, peers: Sequence[Peer], stop: threading.Event, interval:
 def _held_batches(ledger: Node) -> dict[int, tuple[str, int]]:
     """chain index -> (root, records held under it), for every batch row in the store."""
     with ledger.sessions() as session:
-        return {
-            row.chain_index: (row.root, int(row.members))
-            for row in session.execute(
-                select(BatchRow.chain_index, BatchRow.root, func.count(AttestationRow.id).label("members"))
-                .join(AttestationRow, AttestationRow.batch_id == BatchRow.id, isouter=True)
-                .group_by(BatchRow.id, BatchRow.chain_index, BatchRow.root)
-            )
-        }
+        return {index: (root, members) for index, (_id, root, members) in held_batches(session).items()}
 
 
 def _check_batch(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from ledger.eip712 import Attestation
 from ledger.hashing import parse_hex
 from ledger.kinds import Kind
 
-from .models import AttestationRow
+from .models import AttestationRefRow, AttestationRow, BatchRow
 
 
 def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:
@@ -20,3 +23,30 @@ def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:
         issued_at=row.issued_at,
         expires_at=row.expires_at,
     )
+
+
+def refs_by_uid(session: Session, uids: list[str] | set[str]) -> dict[str, list[str]]:
+    """The ordered references of each of `uids`, in one query (absent: no references)."""
+    if not uids:
+        return {}
+    pairs: dict[str, list[tuple[int, str]]] = {}
+    for ref in session.execute(
+        select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
+            AttestationRefRow.uid.in_(uids)
+        )
+    ):
+        pairs.setdefault(ref.uid, []).append((ref.position, ref.ref))
+    return {uid: [r for _p, r in sorted(found)] for uid, found in pairs.items()}
+
+
+def held_batches(session: Session, below: int | None = None) -> dict[int, tuple[int, str, int]]:
+    """chain index -> (batch row id, root, records stored under it), for every stored
+    batch (below chain index `below` if given), in one grouped query."""
+    query = (
+        select(BatchRow.chain_index, BatchRow.id, BatchRow.root, func.count(AttestationRow.id).label("members"))
+        .join(AttestationRow, AttestationRow.batch_id == BatchRow.id, isouter=True)
+        .group_by(BatchRow.id, BatchRow.chain_index, BatchRow.root)
+    )
+    if below is not None:
+        query = query.where(BatchRow.chain_index < below)
+    return {row.chain_index: (row.id, row.root, int(row.members)) for row in session.execute(query)}

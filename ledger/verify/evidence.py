@@ -151,7 +151,7 @@ def evidence_from_bundle(bundle: object) -> Evidence:
     if shipment not in records:
         raise EvidenceError("the bundle's shipment is not among its attestations")
     evidence = Evidence(shipment, records)
-    evidence.missing = _missing_ancestors(evidence)
+    evidence.missing = set(walk_history(evidence)[1])
     return evidence
 
 
@@ -176,10 +176,6 @@ def walk_history(evidence: Evidence) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(held), frozenset(missing)
 
 
-def _missing_ancestors(evidence: Evidence) -> set[str]:
-    return set(walk_history(evidence)[1])
-
-
 def evidence_from_store(ledger: StoreReader, shipment_uid: str) -> Evidence:
     """Evidence for a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`).
 
@@ -199,7 +195,7 @@ def evidence_from_store(ledger: StoreReader, shipment_uid: str) -> Evidence:
     if records[shipment_uid].kind is not Kind.SHIPMENT:
         raise EvidenceError(f"{shipment_uid} is a {records[shipment_uid].kind.type_name}, not a Shipment")
     evidence = Evidence(shipment_uid, records, unreadable=unreadable)
-    evidence.missing = _missing_ancestors(evidence)
+    evidence.missing = set(walk_history(evidence)[1])
     for uid in evidence.missing - set(unreadable):
         # Ingest never stores a record whose references it does not hold: a gap in the
         # store's history is a deleted row, not a gap in custody.
@@ -232,7 +228,7 @@ def completed_from_store(ledger: StoreReader, presented: Evidence) -> Evidence:
     records.update({uid: _with_late_disclosures(r, presented.records.get(uid)) for uid, r in stored.items()})
     replaced = {uid: r for uid, r in presented.records.items() if uid in stored}
     evidence = Evidence(presented.shipment, records, unreadable=unreadable, presented=replaced)
-    evidence.missing = _missing_ancestors(evidence)
+    evidence.missing = set(walk_history(evidence)[1])
     return evidence
 
 
@@ -258,9 +254,8 @@ def _stored_case_file(
 ) -> tuple[dict[str, Record], dict[str, str]]:
     """The stored records bearing on the history of `roots` (and on goods of `goods`
     classes), and the stored rows that could not be read back (uid -> why)."""
-    from sqlalchemy import union
-
     from ledger.store.models import AttestationRefRow, AttestationRow, WatchlistClassRow
+    from ledger.store.rows import refs_by_uid
 
     with ledger.sessions() as session:
         # Ancestors: everything the roots rest on, transitively.
@@ -277,11 +272,8 @@ def _stored_case_file(
         # (`ledger/licence_output.py`). References carry the referring record's kind, so
         # each of these reads is an index range over what it returns, never a scan of
         # everything made under a licence: the cost does not grow with the ledger.
-        first_ids = _referring(session, ancestors)
-        second_ids = _referring(session, first_ids - ancestors)
-        first = select(AttestationRefRow.uid).where(AttestationRefRow.uid.in_(first_ids))
-        second = select(AttestationRefRow.uid).where(AttestationRefRow.uid.in_(second_ids))
-        related = set(session.scalars(union(first, second)))
+        first = _referring(session, ancestors)
+        related = first | _referring(session, first - ancestors)
         rows = list(session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(ancestors | related))).all())
         goods = goods | _goods_classes(ledger, rows, ancestors)
         prefixes = {g[:n] for g in goods for n in range(4, len(g) + 1)}
@@ -292,22 +284,13 @@ def _stored_case_file(
                 select(AttestationRow).where(AttestationRow.uid.in_(watching), AttestationRow.uid.not_in(have))
             ).all()
         wanted = {row.uid for row in rows}
-        refs = session.execute(
-            select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
-                AttestationRefRow.uid.in_(wanted)
-            )
-        ).all()
-    by_uid: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for r in refs:
-        by_uid[r.uid].append((r.position, r.ref))
+        refs = refs_by_uid(session, wanted)
     batches = ledger.batches_by_id({row.batch_id for row in rows if row.batch_id is not None})
     records: dict[str, Record] = {}
     unreadable: dict[str, str] = {}
     for row in rows:
         try:
-            records[row.uid] = _record_from_row(
-                ledger, row, [ref for _p, ref in sorted(by_uid.get(row.uid, []))], batches
-            )
+            records[row.uid] = _record_from_row(ledger, row, refs.get(row.uid, []), batches)
         except (ValueError, KeyError, TypeError) as exc:
             unreadable[row.uid] = f"stored row cannot be read back: {type(exc).__name__}: {exc}"
     return records, unreadable
