@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -129,6 +130,9 @@ def mirror_cmd(
         list[str] | None, typer.Option(help="peer node API URL (repeatable; default $PROVENANCE_PEERS)")
     ] = None,
     follow: Annotated[bool, typer.Option(help="keep mirroring new batches until stopped")] = False,
+    jobs: Annotated[
+        int, typer.Option(help="processes fetching and checking batches ahead (default: one per core)", min=1)
+    ] = os.cpu_count() or 1,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> None:
     """Copy the public ledger from untrusted peers into this node's store, checking every
@@ -150,7 +154,7 @@ def mirror_cmd(
             signal.signal(signal.SIGINT, lambda *_: stop.set())
             follow_peers(ledger, peers, stop)
             return
-        report = mirror_from(ledger, peers, progress=None if as_json else progress_printer("mirroring"))
+        report = mirror_from(ledger, peers, progress=None if as_json else progress_printer("mirroring"), jobs=jobs)
         watermark = ledger.completeness.watermark(ledger.chain_view.snapshot(max_age=0))
     finally:
         ledger.close()
