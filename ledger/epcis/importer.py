@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
@@ -29,11 +30,17 @@ from ..fields import FieldError, exact_quantity, identifier
 from ..gs1 import GS1KeyError, parse_key
 from ..kinds import Kind
 from ..submission import build_submission
-from .document import Event, read_document
-from .mapping import Rule, rule_for
+from .document import Event, event_time, read_document
+from .mapping import CLAIMS_HAND_OVER, NAMES_RECIPIENT, Rule, rule_for
 
 COUNT_UNIT = "EA"  # a quantity without uom counts instances (UN/ECE Rec. 20 "each")
 PLANNED = "planned:"
+# Source / destination types that say who owns or holds the goods (CBV 2.0, SDT-): a
+# list naming one of these states a change of ownership or custody.
+PARTY_TYPES = ("owning_party", "possessing_party")
+# EPC schemes naming goods the ledger can hold (items and classes of trade items, logistic
+# units); other GS1 keys (places, assets, service relations, documents) name no goods.
+GOODS_SCHEMES = frozenset({"sgtin", "lgtin", "gtin", "sscc"})
 
 
 @dataclass(frozen=True)
@@ -152,7 +159,11 @@ def plan_import(document: object, signer: str, context: ImportContext, index: Cu
             already[event.key] = done
             continue
         body = event.body
-        rule = rule_for(event.type, body.get("action"), _short(body.get("bizStep")))
+        try:
+            rule = rule_for(event.type, body.get("action"), _short(body.get("bizStep")), planner.condition(event))
+        except (Unmappable, GS1KeyError, FieldError) as exc:
+            problems.append((event.key, f"{event.label}: {exc}"))
+            continue
         if rule is None:
             problems.append(
                 (
@@ -219,8 +230,11 @@ class _Goods:
     epcs: list[str] = field(default_factory=list)
 
 
-def _goods(event: dict[str, Any], epc_field: str, quantity_field: str) -> list[_Goods]:
-    """The goods an event names, grouped by class and unit, in first-seen order."""
+def _goods(
+    event: dict[str, Any], epc_field: str, quantity_field: str, schemes: frozenset[str] | None = None
+) -> list[_Goods]:
+    """The goods an event names, grouped by class and unit, in first-seen order. With
+    `schemes`, keys of other schemes are read (and checked) but not returned."""
     groups: dict[tuple[str, str], _Goods] = {}
     epcs = event.get(epc_field) or []
     quantities = event.get(quantity_field) or []
@@ -228,6 +242,8 @@ def _goods(event: dict[str, Any], epc_field: str, quantity_field: str) -> list[_
         raise Unmappable(f"{epc_field} and {quantity_field} must be lists")
     for epc in epcs:
         key = parse_key(epc)
+        if schemes is not None and key.scheme not in schemes:
+            continue
         group = groups.setdefault((key.class_key, COUNT_UNIT), _Goods(key.class_key, COUNT_UNIT))
         group.quantity += 1
         group.epcs.append(key.canonical)
@@ -235,6 +251,8 @@ def _goods(event: dict[str, Any], epc_field: str, quantity_field: str) -> list[_
         if not isinstance(entry, dict) or "epcClass" not in entry:
             raise Unmappable(f"{quantity_field} entries need an epcClass")
         key = parse_key(entry["epcClass"])
+        if schemes is not None and key.scheme not in schemes:
+            continue
         amount = exact_quantity(entry.get("quantity"))
         if amount is None:
             raise Unmappable(
@@ -316,6 +334,13 @@ class _Planner:
         return refs
 
     def _open_transfer(self, lot: str) -> CustodyRecord:
+        record = self._awaiting(lot)
+        if record is None:
+            raise Unmappable(f"no hand-over of {lot} to the signer awaits acceptance on the ledger")
+        return record
+
+    def _awaiting(self, lot: str) -> CustodyRecord | None:
+        """The oldest hand-over of `lot` to the signer not yet accepted by it, if any."""
         records = self._records(lot)
         accepted = {
             ref
@@ -327,7 +352,7 @@ class _Planner:
             mine = record.kind is Kind.TRANSFER and record.lot == lot and record.holder_after == self.signer
             if mine and record.uid not in accepted:
                 return record
-        raise Unmappable(f"no hand-over of {lot} to the signer awaits acceptance on the ledger")
+        return None
 
     # ---- building attestations
 
@@ -336,7 +361,7 @@ class _Planner:
         event: Event,
         rule: Rule,
         kind: Kind,
-        lot: str,
+        lot: str | None,
         fields: dict[str, Any],
         refs: list[str],
         quantity: Fraction,
@@ -352,7 +377,9 @@ class _Planner:
         if epcs:
             fields["epcs"] = epcs
         uid = f"{PLANNED}{len(self.items)}"
-        self.items.append(PlannedAttestation(event.key, rule.name, kind, f"lot:{lot}", fields, refs))
+        # What names no lot (an observation of no goods) is about the event itself.
+        subject = f"lot:{lot}" if lot is not None else f"epcis:{event.key}"
+        self.items.append(PlannedAttestation(event.key, rule.name, kind, subject, fields, refs))
         self.planned.append(CustodyRecord(uid, kind, self.signer, lot, quantity, tuple(refs), to))
 
     def _goods_class(self, lot: str) -> str:
@@ -363,14 +390,35 @@ class _Planner:
             raise Unmappable(f"no HS goods class is known for {gtin}; give one for this GTIN") from None
 
     def _party(self, event: dict[str, Any], list_name: str, entry_name: str) -> Party:
-        for entry in event.get(list_name) or []:
-            if isinstance(entry, dict) and _short_type(entry.get("type")) == "owning_party":
-                key = parse_key(str(entry.get(entry_name)))
-                party = self.context.parties.get(key.canonical)
-                if party is None:
-                    raise Unmappable(f"the {list_name} owning_party {key.canonical} is not in the party directory")
-                return party
+        """The owning party named in `list_name` (else the possessing party)."""
+        entries = _party_entries(event, list_name)
+        for wanted in PARTY_TYPES:
+            for party_type, value in entries:
+                if party_type == wanted:
+                    key = parse_key(str(value))
+                    party = self.context.parties.get(key.canonical)
+                    if party is None:
+                        raise Unmappable(f"the {list_name} {party_type} {key.canonical} is not in the party directory")
+                    return party
         raise Unmappable(f"a hand-over needs an owning_party in {list_name}; the event names none")
+
+    def condition(self, event: Event) -> Callable[[str], bool]:
+        """Decides a rule's condition for `event`."""
+        return lambda name: self.holds(event, name)
+
+    def holds(self, event: Event, condition: str) -> bool:
+        """Whether `event` meets a rule's condition (`mapping.CONDITIONS`)."""
+        if condition == NAMES_RECIPIENT:
+            return bool(_party_entries(event.body, "destinationList"))
+        if condition == CLAIMS_HAND_OVER:
+            if _party_entries(event.body, "sourceList"):
+                return True
+            if event.type == "AggregationEvent":
+                goods = [self._unit(event)]
+            else:
+                goods = _goods(event.body, "epcList", "quantityList")
+            return any(self._awaiting(g.lot) for g in goods)
+        raise ValueError(f"unknown rule condition {condition!r}")
 
     def map(self, event: Event, rule: Rule) -> None:
         getattr(self, "_map_" + rule.name.replace("-", "_"))(event, rule)
@@ -472,6 +520,51 @@ class _Planner:
             if isinstance(first, str):
                 fields["bizTransaction"] = first
             self._add(event, rule, Kind.SHIPMENT, g.lot, fields, refs, g.quantity, g.epcs)
+
+    def _map_observe(self, event: Event, rule: Rule) -> None:
+        """One Observation per class of goods the event names, or one for the event when it
+        names none the ledger can hold. Every key is still read (a wrong check digit is
+        refused); nothing is referenced or used up."""
+        body = event.body
+        base: dict[str, Any] = {"eventType": event.type, "eventTime": int(event_time(body).timestamp())}
+        if isinstance(body.get("bizStep"), str):
+            base["bizStep"] = body["bizStep"]
+        goods: list[_Goods] = []
+        for epc_field, quantity_field in (
+            ("epcList", "quantityList"),
+            ("childEPCs", "childQuantityList"),
+            ("inputEPCList", "inputQuantityList"),
+            ("outputEPCList", "outputQuantityList"),
+        ):
+            goods += _goods(body, epc_field, quantity_field, schemes=GOODS_SCHEMES)
+        parent = body.get("parentID")
+        if isinstance(parent, str):
+            key = parse_key(parent)
+            if key.scheme in GOODS_SCHEMES:
+                goods.insert(0, _Goods(key.class_key, COUNT_UNIT, Fraction(1), [key.canonical]))
+        for g in goods:
+            fields = dict(base, lot=g.lot, quantity=_number(g.quantity), unit=g.unit)
+            self._add(event, rule, Kind.OBSERVATION, g.lot, fields, [], Fraction(0), g.epcs)
+        if not goods:
+            self._add(event, rule, Kind.OBSERVATION, None, dict(base), [], Fraction(0), [])
+
+    _map_observe_unit = _map_observe
+    _map_observe_transaction = _map_observe
+    _map_observe_association = _map_observe
+
+
+def _party_entries(event: dict[str, Any], list_name: str) -> list[tuple[str, object]]:
+    """(type, party key) of the owning / possessing parties a source or destination list names."""
+    entries = event.get(list_name) or []
+    if not isinstance(entries, list):
+        raise Unmappable(f"{list_name} must be a list")
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            party_type = _short_type(entry.get("type"))
+            if party_type in PARTY_TYPES:
+                out.append((party_type, entry.get(list_name.removesuffix("List"))))
+    return out
 
 
 def _short_type(value: object) -> str | None:
