@@ -57,6 +57,22 @@ def export_document(ledger: Ledger, uids: list[str]) -> dict[str, Any]:
                 refs[ref.uid].append(ref.ref)
         targets = {u for rs in refs.values() for u in rs}
         ref_rows = {r.uid: r for r in session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(targets)))}
+        # An acceptance stands for the hand-over it accepts: one level further, for its goods.
+        accepted = {
+            ref.uid: ref.ref
+            for ref in session.scalars(
+                select(AttestationRefRow).where(
+                    AttestationRefRow.uid.in_(
+                        [u for u, r in ref_rows.items() if r.kind == int(Kind.TRANSFER_ACCEPTANCE)]
+                    ),
+                    AttestationRefRow.position == 0,
+                )
+            )
+        }
+        handed = {
+            r.uid: r for r in session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(accepted.values())))
+        }
+        goods_of = {u: handed[t] for u, t in accepted.items() if t in handed}
     batches = ledger.batches_by_id({r.batch_id for r in rows if r.batch_id is not None})
     for row in sorted(rows, key=lambda r: (r.issued_at, r.id)):
         fields = _fields(row)
@@ -68,7 +84,7 @@ def export_document(ledger: Ledger, uids: list[str]) -> dict[str, Any]:
                 event.setdefault("eventID", fields.get("epcisEventHash", key))
                 events[key] = event
         else:
-            native = _native_event(ledger, row, fields, refs[row.uid], ref_rows)
+            native = _native_event(ledger, row, fields, refs[row.uid], ref_rows, goods_of)
             if native is None:
                 continue  # not a supply-chain event (a licence, a finding, ...)
             key = native["eventID"]
@@ -91,8 +107,16 @@ def export_document(ledger: Ledger, uids: list[str]) -> dict[str, Any]:
 
 
 def _native_event(
-    ledger: Ledger, row: AttestationRow, fields: dict[str, Any], refs: list[str], targets: dict[str, AttestationRow]
+    ledger: Ledger,
+    row: AttestationRow,
+    fields: dict[str, Any],
+    refs: list[str],
+    targets: dict[str, AttestationRow],
+    goods_of: dict[str, AttestationRow],
 ) -> dict[str, Any] | None:
+    """The event of a natively recorded attestation (None: not a supply-chain event).
+    `targets` are the rows it references; `goods_of` maps an acceptance to the hand-over
+    it accepts (whose goods it takes)."""
     kind = Kind(row.kind)
     from_inputs = any(targets[u].kind in CUSTODY_INPUTS for u in refs if u in targets)
     rule = rule_for_native(kind, from_inputs)
@@ -111,9 +135,16 @@ def _native_event(
         event["action"] = action
     if biz_step is not None:
         event["bizStep"] = biz_step
-    goods = fields
+    goods = dict(fields)
     if kind is Kind.TRANSFER_ACCEPTANCE and refs and refs[0] in targets:
         goods = _fields(targets[refs[0]])  # what is accepted: the hand-over's goods
+    elif "lot" not in goods:  # a shipment need not name its lot: the goods it rests on do
+        for u in refs:
+            source = goods_of.get(u) or targets.get(u)
+            lot = _fields(source).get("lot") if source is not None else None
+            if isinstance(lot, str):
+                goods["lot"] = lot
+                break
     _what(event, rule, goods)
     party = _party(ledger, row.attester)
     if kind is Kind.TRANSFER and isinstance(fields.get("to"), str):
@@ -137,6 +168,8 @@ def _what(event: dict[str, Any], rule: Rule, fields: dict[str, Any]) -> None:
     does not allow as uom is kept beside it as `prov:unit`)."""
     lot = fields.get("lot")
     if not isinstance(lot, str):
+        if rule.event_type == "TransactionEvent":
+            event["epcList"] = []  # goods unknown here: GS1's schema wants a list, even empty
         return
     element: dict[str, Any] = {"epcClass": lot_uri(lot)}
     if isinstance(fields.get("quantity"), int | float) and not isinstance(fields.get("quantity"), bool):
