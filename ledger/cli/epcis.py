@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.chain.accounts import KeyLoadError, dev_account, load_keystore
+from ledger.chain.accounts import KeyLoadError, dev_account, load_keystore, require_dev_chain
 from ledger.config import Settings
 
 app = typer.Typer(help="GS1 EPCIS 2.0 documents in and out.", no_args_is_help=True)
@@ -66,7 +66,7 @@ def import_cmd(
 ) -> None:
     """Map the document, sign its attestations, and store them all or nothing. Importing
     the same document again stores nothing new."""
-    from ledger.chain.client import ChainUnavailable
+    from ledger.chain.client import ChainUnavailable, connect
     from ledger.cli.main import load_document, load_manifest
     from ledger.epcis.importer import ImportContext, ImportRefused, Party, plan_import, sign_plan
 
@@ -75,15 +75,22 @@ def import_cmd(
         doc = load_document(document)
         parties, goods = _context(context)
         ctx = ImportContext({k: Party(v["address"], v.get("country")) for k, v in parties.items()}, goods)
+    except (OSError, ValueError) as exc:  # GS1KeyError is a ValueError
+        raise fail(str(exc)) from exc
+    manifest = load_manifest(settings)  # missing: one line saying where it looked, exit 1
+    try:
         if keystore is not None:
             account = load_keystore(keystore, getpass.getpass("keystore password: "))
         elif dev_key is not None:
+            if require_dev_chain(connect(settings.resolved_rpc_url)) != manifest.chain_id:
+                raise KeyLoadError(f"the manifest is for chain {manifest.chain_id}, not the chain connected")
             account = dev_account(dev_key)
         else:
             raise ValueError("give --keystore (or --dev-key on the development chain)")
-    except (OSError, ValueError, KeyLoadError) as exc:  # GS1KeyError is a ValueError
+    except ChainUnavailable as exc:  # a dev key needs the dev chain to prove it is one
+        raise fail(str(exc), EXIT_UNAVAILABLE) from exc
+    except (OSError, ValueError, KeyLoadError) as exc:
         raise fail(str(exc)) from exc
-    manifest = load_manifest(settings)  # missing: one line saying where it looked, exit 1
     if submit is not None:
         _import_over_http(submit.rstrip("/"), doc, account, parties, goods, manifest)
         return
