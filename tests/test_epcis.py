@@ -33,7 +33,8 @@ BUYER_PGLN = "urn:epc:id:pgln:0012345.00001"
 
 
 def gs1_example(name: str) -> dict[str, Any]:
-    return json.loads((GS1 / name).read_text())
+    loaded: dict[str, Any] = json.loads((GS1 / name).read_text())
+    return loaded
 
 
 def document(*events: dict[str, Any]) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def node(ledger_env: Ledger, tmp_path: Path) -> dict[str, str]:
     ledger_env.deployment.manifest.save(tmp_path / "deployment.json")
     return {
         "PROVENANCE_HOME": str(tmp_path),
-        "PROVENANCE_DATABASE_URL": ledger_env.settings.database_url,
+        "PROVENANCE_DATABASE_URL": ledger_env.settings.resolved_database_url,
         "PROVENANCE_RPC_URL": ledger_env.settings.resolved_rpc_url,
         "PROVENANCE_CONFIRMATIONS": "1",
     }
