@@ -317,6 +317,28 @@ def test_gs1_object_example_without_a_recipient_is_recorded_as_observations(ledg
     assert run_import(ledger_env, "exporter", doc) == [] and ledger_env.counts()["attestations"] == 2
 
 
+def test_a_receipt_observed_before_its_hand_over_becomes_the_acceptance_on_reimport(ledger_env: Ledger) -> None:
+    # The importer's feed (GS1 9.6.1) arrives before the maker's hand-over of item 2018:
+    # its receipt is an Observation. Once the hand-over is on the ledger, importing the same
+    # document again records the acceptance, and only that; a third import records nothing.
+    doc = gs1_example("Example_9.6.1-ObjectEvent.jsonld")
+    observed = run_import(ledger_env, "importer", doc)
+    item = "urn:epc:id:sgtin:0614141.107346.2018"
+    made = event("ObjectEvent", "urn:uuid:m-1", action="ADD", bizStep="commissioning", epcList=[item])
+    importer = [{"type": "owning_party", "destination": "urn:epc:id:sgln:0614141.00001.0"}]
+    handed = event(
+        "ObjectEvent", "urn:uuid:m-2", action="OBSERVE", bizStep="shipping", epcList=[item], destinationList=importer
+    )
+    _, transfer = run_import(ledger_env, "maker", document(made, handed))
+    (accepted,) = run_import(ledger_env, "importer", doc)
+    record = ledger_env.get_attestation(accepted)
+    assert record is not None and record["kind"] == "TRANSFER_ACCEPTANCE"
+    assert record["typedData"]["message"]["refs"] == [transfer]
+    assert record["payload"]["fields"]["epcisEventKey"]["value"] == doc["epcisBody"]["eventList"][1]["eventID"]
+    assert run_import(ledger_env, "importer", doc) == []
+    assert ledger_env.counts()["attestations"] == len(observed) + 3
+
+
 def test_gs1_transaction_examples_on_non_goods_are_recorded_as_observations(ledger_env: Ledger) -> None:
     # A patient's service relation (GSRN) and a train (GIAI): no goods the ledger holds and no
     # recipient party. The events carry no eventID, so the GS1 event hash names them.

@@ -9,7 +9,9 @@ Promises:
 - All or nothing: any event that cannot be mapped makes `plan_import` raise
   `ImportRefused`, listing every such event's key and reason; no plan, nothing signed.
 - Idempotent: an event already recorded by this signer (same eventID, or same GS1 event
-  hash) is not planned again; it is reported in `ImportPlan.already_recorded`.
+  hash) is not planned again; it is reported in `ImportPlan.already_recorded`. The one
+  exception: an event recorded only as an Observation that now maps to a custody rule
+  (a receipt whose hand-over reached the ledger since) is planned as that custody record.
 - Identifiers are committed in their canonical GS1 form (`ledger.gs1`), so two spellings
   of the same goods are the same lot; a wrong check digit refuses the event.
 """
@@ -24,6 +26,7 @@ from eth_account.signers.local import LocalAccount
 from ..eip712 import Domain
 from ..fields import FieldError
 from ..gs1 import GS1KeyError
+from ..kinds import Kind
 from ..submission import build_submission
 from .document import read_document
 from .mapping import rule_for
@@ -66,16 +69,22 @@ def plan_import(document: object, signer: str, context: ImportContext, index: Cu
     already: dict[str, list[str]] = {}
     for event in events:
         done = index.recorded(event.key, signer) or index.recorded(event.event_hash, signer)
-        if done:
-            already[event.key] = done
-            continue
         body = event.body
         try:
             rule = rule_for(
                 event.type, body.get("action"), short_biz_step(body.get("bizStep")), planner.condition(event)
             )
         except (Unmappable, GS1KeyError, FieldError) as exc:
-            problems.append((event.key, f"{event.label}: {exc}"))
+            if done:  # recorded before; nothing to decide now
+                already[event.key] = done
+            else:
+                problems.append((event.key, f"{event.label}: {exc}"))
+            continue
+        # A receipt recorded as an Observation because no hand-over awaited it then becomes
+        # the acceptance once the hand-over is on the ledger: importing the same document
+        # again records that, and nothing else (the ledger, not the document, changed).
+        if done and (rule is None or rule.kind is Kind.OBSERVATION or index.kinds(done) != {Kind.OBSERVATION}):
+            already[event.key] = done
             continue
         if rule is None:
             problems.append(

@@ -60,6 +60,10 @@ class StoreIndex:
                 )
             )
 
+    def kinds(self, uids: list[str]) -> set[Kind]:
+        with self.sessions() as session:
+            return {Kind(k) for k in session.scalars(select(AttestationRow.kind).where(AttestationRow.uid.in_(uids)))}
+
 
 def _value(fields: dict[str, Any], name: str) -> Any:
     item = fields.get(name)

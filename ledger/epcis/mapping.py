@@ -219,7 +219,10 @@ WHY_OBSERVATION = (
     "to its custody rule and is refused there with its eventID and the reason when the ledger cannot check "
     "it (an unknown party, goods the signer does not hold, no hand-over to accept). An ObjectEvent with "
     "action ADD that is not commissioning, or DELETE (goods ceasing to exist), matches no rule and is "
-    "refused: the ledger has no record for it and will not pretend it is a mere observation."
+    "refused: the ledger has no record for it and will not pretend it is a mere observation. A receiving event "
+    "that names no sender is an acceptance when a hand-over of its goods to the signer awaits one, else an "
+    "Observation; imported again once that hand-over is on the ledger, it is recorded as the acceptance (the "
+    "only case in which a repeated import records something new: the ledger changed, not the document)."
 )
 
 NATIVE_EXPORT = (

@@ -65,6 +65,10 @@ class CustodyIndex(Protocol):
         """UIDs of attestations by `attester` already recording the EPCIS event `event_key`."""
         ...
 
+    def kinds(self, uids: list[str]) -> set[Kind]:
+        """The kinds of the stored attestations `uids`."""
+        ...
+
 
 @dataclass
 class PlannedAttestation:
