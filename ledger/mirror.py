@@ -34,12 +34,12 @@ from sqlalchemy import insert, select, update
 
 from .eip712 import Domain, attestation_uid
 from .hashing import hex32, parse_hex
-from .ingest import Prepared, watchlist_class_rows
+from .ingest import Prepared, epcis_event_rows, watchlist_class_rows
 from .merkle import MerkleTree
 from .payload import Disclosure
 from .ports import Node
 from .signatures import SignatureChecker
-from .store.models import AttestationRefRow, AttestationRow, BatchRow, WatchlistClassRow
+from .store.models import AttestationRefRow, AttestationRow, BatchRow, EpcisEventRow, WatchlistClassRow
 from .store.rows import held_batches
 from .verify.evidence import EvidenceError, record_from_json
 
@@ -375,4 +375,7 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
             watch = [row for p in new for row in watchlist_class_rows(p, hex32(p.uid))]
             if watch:
                 session.execute(insert(WatchlistClassRow), watch)
+            epcis = [row for p in new for row in epcis_event_rows(p, hex32(p.uid))]
+            if epcis:
+                session.execute(insert(EpcisEventRow), epcis)
     return len(new)

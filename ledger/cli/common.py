@@ -29,7 +29,8 @@ def settings_from_environment() -> Settings:
     return Settings()
 
 
-def fail(message: str, code: int) -> typer.Exit:
+def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
+    """Print `error: message` on stderr; the caller raises the returned exit."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
 
