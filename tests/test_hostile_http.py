@@ -254,7 +254,6 @@ def test_rate_limits_hold_across_two_server_processes_sharing_redis(
     reliability.record("access", "HTTP: 60 guessed keys from one address", 60, "20 x 401, then 429")
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_with_redis_unreachable_requests_are_refused_with_503_not_served_unlimited(serve, ledger_env: Ledger) -> None:  # type: ignore[no-untyped-def]
     """The shared limit store is down: a limited request gets 503 with Retry-After (never
     a 500, and never served without its limit); health checks still answer."""
@@ -265,9 +264,6 @@ def test_with_redis_unreachable_requests_are_refused_with_503_not_served_unlimit
     assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "database_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
-)
 def test_sixty_identical_submissions_at_once_are_one_201_and_the_rest_200(
     serve, ledger_env: Ledger, reliability: ReliabilityRecorder
 ) -> None:  # type: ignore[no-untyped-def]
@@ -309,7 +305,6 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_api_docs_render_on_a_closed_network(serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A customs integrator opens /docs on a network with no internet (this machine's):
     headless Chromium renders Swagger UI's operations from scripts the service serves

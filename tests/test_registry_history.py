@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -64,7 +63,6 @@ def address(name: str) -> str:
     return dev_account(ACTORS[name]).address
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_same_second_changes_replay_exactly_to_the_contracts_roles_at(ledger_env: Ledger) -> None:
     ledger = ledger_env
     w3 = ledger.deployment.w3
