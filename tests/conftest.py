@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from web3 import Web3
@@ -15,6 +15,9 @@ from ledger.chain.accounts import dev_account
 from ledger.chain.anvil import AnvilNode, start_anvil
 from ledger.chain.client import Deployment, connect
 from ledger.chain.deploy import deploy
+
+if TYPE_CHECKING:
+    from ledger.core import Ledger
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -183,7 +186,7 @@ ACTORS = {
 
 
 @pytest.fixture
-def ledger_env(deployment: Deployment, database_url: str, tmp_path: Path) -> Iterator[object]:
+def ledger_env(deployment: Deployment, database_url: str, tmp_path: Path) -> Iterator[Ledger]:
     """A `Ledger` on a fresh deployment and database, with accredited participants."""
     from ledger.chain.client import call_and_send
     from ledger.chain.deploy import FOREVER
@@ -274,7 +277,7 @@ class ReliabilityRecorder:
 
 @pytest.fixture
 def reliability(request: pytest.FixtureRequest) -> ReliabilityRecorder:
-    return ReliabilityRecorder(request.node)  # type: ignore[arg-type]
+    return ReliabilityRecorder(request.node)
 
 
 def hypothesis_cases(test: Callable[[], None]) -> int:
@@ -283,8 +286,10 @@ def hypothesis_cases(test: Callable[[], None]) -> int:
     shrinking replays)."""
     from hypothesis.statistics import collector
 
-    stats: list[dict[str, Any]] = []
-    with collector.with_value(stats.append):
+    stats: list[dict[str, Any]] = []  # Any: hypothesis's statistics are JSON-like documents
+    # hypothesis declares its collector's slot as None (DynamicVariable(None)); its own
+    # pytest plugin puts a callback there the same way.
+    with collector.with_value(stats.append):  # type: ignore[arg-type]
         test()
     assert stats, "hypothesis reported no statistics"
     cases = stats[-1].get("generate-phase", {}).get("test-cases", [])
@@ -297,6 +302,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--reliability-json", default=None, help="write the reliability records here")
 
 
+# Any: these become the JSON document of --reliability-json.
 _OUTCOMES: dict[str, dict[str, Any]] = {}  # nodeid -> what happened to it, phase by phase
 _SESSION: dict[str, Any] = {}
 
@@ -337,7 +343,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     elif report.skipped and entry["outcome"] == "passed":
         entry["outcome"] = "skipped"
     if report.when == "teardown":  # the last phase: every record the test made is known
-        entry["records"] = [dict(value) for name, value in report.user_properties if name == "reliability"]
+        # user_properties holds objects; ours are the row dicts ReliabilityRecorder.record adds.
+        entry["records"] = [
+            dict(cast("dict[str, Any]", value)) for name, value in report.user_properties if name == "reliability"
+        ]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

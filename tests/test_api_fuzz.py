@@ -38,7 +38,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     from api.limits import RateLimits, parse_rate
 
     unlimited = parse_rate("1000000000/second")
-    api.server.config.app.state.rate_limits = RateLimits(unlimited, unlimited, None, "fuzz")  # type: ignore[attr-defined]
+    api.app.state.rate_limits = RateLimits(unlimited, unlimited, None, "fuzz")
     statistics = tmp_path / "schemathesis-statistics.json"
     run = subprocess.run(
         [

@@ -45,7 +45,7 @@ from .test_anchoring import assert_exactly_once, mine
 pytestmark = pytest.mark.chain
 
 
-def rpc(w3: Web3, method: str, *params: Any) -> Any:
+def rpc(w3: Web3, method: str, *params: Any) -> Any:  # Any: JSON-RPC parameters and result
     answer = w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
     assert "error" not in answer, answer
     return answer.get("result")
