@@ -119,26 +119,28 @@ def _database_of(item: pytest.Item) -> str | None:
     return "postgresql" if param.endswith("postgresql") else param
 
 
-def _test_of(item: pytest.Item) -> tuple[str, str]:
-    """The test function an item is a parametrised case of."""
-    return item.nodeid.split("::")[0], getattr(item, "originalname", item.name)
+def _pinned_to_sqlite(item: pytest.Item) -> bool:
+    """Whether the test's own parametrisation of `database_url` names SQLite alone (read
+    from its markers, so selecting one case by its id or by -k does not change it)."""
+    for marker in item.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames")
+        if names != "database_url":
+            continue
+        values = marker.args[1] if len(marker.args) > 1 else marker.kwargs.get("argvalues", [])
+        params = {str(v.values[0]) if hasattr(v, "values") else str(v) for v in values}
+        return params == {"sqlite"}
+    return False
 
 
 def _select_databases(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the cases of databases not selected; refuse a test pinned to SQLite alone
     that does not say it is about SQLite (it would silently never run on PostgreSQL)."""
     chosen = selected_databases()
-    per_test: dict[tuple[str, str], set[str]] = {}
-    for item in items:
-        database = _database_of(item)
-        if database is not None:
-            per_test.setdefault(_test_of(item), set()).add(database)
     for item in items:
         marker = item.get_closest_marker("sqlite_itself")
         if marker is not None and not marker.args:
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.sqlite_itself needs the reason as its argument")
-        databases = per_test.get(_test_of(item), set())
-        if databases == {"sqlite"} and marker is None:
+        if marker is None and _pinned_to_sqlite(item):
             raise pytest.UsageError(
                 f"{item.nodeid} runs on SQLite only: let it run on PostgreSQL too, or mark it "
                 "@pytest.mark.sqlite_itself(reason) if it is about SQLite itself"
