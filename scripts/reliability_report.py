@@ -72,7 +72,7 @@ def times(records: list[dict[str, Any]]) -> str:
         by_backend[backend_of(r["test"])] += int(r["tried"])
     if len(by_backend) == 1:
         return f"{next(iter(by_backend.values())):,}"
-    return "<br>".join(f"{n:,} ({b})" for b, n in sorted(by_backend.items()))
+    return "<br>".join(f"{n:,} ({'no database' if b == '-' else b})" for b, n in sorted(by_backend.items()))
 
 
 def result_of(records: list[dict[str, Any]]) -> str:
