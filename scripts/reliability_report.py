@@ -72,7 +72,7 @@ def times(records: list[dict[str, Any]]) -> str:
         by_backend[backend_of(r["test"])] += int(r["tried"])
     if len(by_backend) == 1:
         return f"{next(iter(by_backend.values())):,}"
-    return "<br>".join(f"{n:,} ({b})" for b, n in sorted(by_backend.items()))
+    return "<br>".join(f"{n:,} ({'no database' if b == '-' else b})" for b, n in sorted(by_backend.items()))
 
 
 def result_of(records: list[dict[str, Any]]) -> str:
@@ -114,9 +114,8 @@ def render(run: dict[str, Any]) -> str:
     for key, title in GROUPS.items():
         classes = grouped.get(key, {})
         if classes:
-            tried = sum(int(r["tried"]) for rs in classes.values() for r in rs)
-            result = result_of([r for rs in classes.values() for r in rs])
-            lines.append(f"| {title} | {len(classes)} | {tried:,} | {result} |")
+            records = [r for rs in classes.values() for r in rs]
+            lines.append(f"| {title} | {len(classes)} | {times(records)} | {result_of(records)} |")
     unrecorded = [r for r in rows if r["group"] == "unrecorded"]
     if unrecorded:
         lines.append(f"| Tests that stopped before recording | {len(unrecorded)} | - | {result_of(unrecorded)} |")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from web3 import Web3
@@ -13,6 +15,9 @@ from ledger.chain.accounts import dev_account
 from ledger.chain.anvil import AnvilNode, start_anvil
 from ledger.chain.client import Deployment, connect
 from ledger.chain.deploy import deploy
+
+if TYPE_CHECKING:
+    from ledger.core import Ledger
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,6 +46,42 @@ def deployment(w3: Web3) -> Deployment:
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+# Which databases the database-parametrised tests run on. Both by default; with
+# PROVENANCE_TEST_DATABASES=postgresql the suite runs with PostgreSQL as its only database:
+# the "sqlite" cases are deselected, tests that use the product's default store get a
+# PostgreSQL database too (`default_store_env`), and a test that leaves a SQLite
+# `ledger.db` behind fails (`_no_sqlite_when_excluded`). Tests about SQLite itself carry
+# `@pytest.mark.sqlite_itself("why")` and are deselected with the sqlite cases.
+DATABASES = ("sqlite", "postgresql")
+
+
+def selected_databases() -> tuple[str, ...]:
+    raw = os.environ.get("PROVENANCE_TEST_DATABASES", ",".join(DATABASES))
+    chosen = tuple(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in chosen if name not in DATABASES]
+    if not chosen or unknown:
+        raise pytest.UsageError(
+            f"PROVENANCE_TEST_DATABASES={raw!r}: expected a comma-separated list of {', '.join(DATABASES)}"
+        )
+    return chosen
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty database on the shared PostgreSQL server, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"pl_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -53,16 +94,82 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "throwaway-postgresql":
         yield request.getfixturevalue("throwaway_postgres").url
         return
-    import uuid
+    with fresh_postgres_database() as url:
+        yield url
 
-    import psycopg
 
-    name = f"pl_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def default_store_env() -> Iterator[dict[str, str]]:
+    """Environment for a subprocess that uses the product's default store (tests of
+    `provenance up`, the walkthrough): nothing when SQLite is among the test databases
+    (the default store is then `$PROVENANCE_HOME/ledger.db`, as a new user gets it), and
+    a fresh PostgreSQL database in PROVENANCE_DATABASE_URL when it is not."""
+    if "sqlite" in selected_databases():
+        yield {}
+        return
+    with fresh_postgres_database() as url:
+        yield {"PROVENANCE_DATABASE_URL": url}
+
+
+def _database_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "database_url" not in callspec.params:
+        return None
+    param = str(callspec.params["database_url"])
+    return "postgresql" if param.endswith("postgresql") else param
+
+
+def _pinned_to_sqlite(item: pytest.Item) -> bool:
+    """Whether the test's own parametrisation of `database_url` names SQLite alone (read
+    from its markers, so selecting one case by its id or by -k does not change it)."""
+    for marker in item.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames")
+        if names != "database_url":
+            continue
+        values = marker.args[1] if len(marker.args) > 1 else marker.kwargs.get("argvalues", [])
+        params = {str(v.values[0]) if hasattr(v, "values") else str(v) for v in values}
+        return params == {"sqlite"}
+    return False
+
+
+def _select_databases(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the cases of databases not selected; refuse a test pinned to SQLite alone
+    that does not say it is about SQLite (it would silently never run on PostgreSQL)."""
+    chosen = selected_databases()
+    for item in items:
+        marker = item.get_closest_marker("sqlite_itself")
+        if marker is not None and not marker.args:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.sqlite_itself needs the reason as its argument")
+        if marker is None and _pinned_to_sqlite(item):
+            raise pytest.UsageError(
+                f"{item.nodeid} runs on SQLite only: let it run on PostgreSQL too, or mark it "
+                "@pytest.mark.sqlite_itself(reason) if it is about SQLite itself"
+            )
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        database = _database_of(item)
+        about_sqlite = item.get_closest_marker("sqlite_itself") is not None
+        if (database is not None and database not in chosen) or (about_sqlite and "sqlite" not in chosen):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _no_sqlite_when_excluded(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With SQLite excluded from the test databases, a test that made the product's
+    default SQLite store (`ledger.db` under a home in its tmp_path) used SQLite after all."""
+    if "sqlite" in selected_databases() or "tmp_path" not in request.fixturenames:
+        yield
+        return
+    root: Path = request.getfixturevalue("tmp_path")
+    yield
+    made = sorted(str(p.relative_to(root)) for p in root.rglob("ledger.db"))
+    assert not made, f"SQLite store made although PROVENANCE_TEST_DATABASES excludes sqlite: {made}"
 
 
 # ------------------------------------------------------------------------ the ledger
@@ -81,7 +188,7 @@ ACTORS = {
 
 
 @pytest.fixture
-def ledger_env(deployment: Deployment, database_url: str, tmp_path: Path) -> Iterator[object]:
+def ledger_env(deployment: Deployment, database_url: str, tmp_path: Path) -> Iterator[Ledger]:
     """A `Ledger` on a fresh deployment and database, with accredited participants."""
     from ledger.chain.client import call_and_send
     from ledger.chain.deploy import FOREVER
@@ -155,7 +262,8 @@ class ReliabilityRecorder:
         """`group` is one of fault, input, access, fuzz, property; `outcome` says what the
         test observed (and asserted) about every one of the `tried` injections. A fault
         says what `kind` it is (REAL_FAULTS or STAND_IN_FAULTS); fuzz and property counts
-        are the tools' own statistics (`hypothesis_cases`, schemathesis's summary)."""
+        are the tools' own statistics (`hypothesis_cases`; schemathesis's, written by
+        tests/schemathesis_statistics.py), each case once."""
         assert group in {"fault", "input", "access", "fuzz", "property"}, group
         assert tried > 0, "a record must count what was actually tried"
         if group == "fault":
@@ -171,7 +279,7 @@ class ReliabilityRecorder:
 
 @pytest.fixture
 def reliability(request: pytest.FixtureRequest) -> ReliabilityRecorder:
-    return ReliabilityRecorder(request.node)  # type: ignore[arg-type]
+    return ReliabilityRecorder(request.node)
 
 
 def hypothesis_cases(test: Callable[[], None]) -> int:
@@ -180,8 +288,10 @@ def hypothesis_cases(test: Callable[[], None]) -> int:
     shrinking replays)."""
     from hypothesis.statistics import collector
 
-    stats: list[dict[str, Any]] = []
-    with collector.with_value(stats.append):
+    stats: list[dict[str, Any]] = []  # Any: hypothesis's statistics are JSON-like documents
+    # hypothesis declares its collector's slot as None (DynamicVariable(None)); its own
+    # pytest plugin puts a callback there the same way.
+    with collector.with_value(stats.append):  # type: ignore[arg-type]
         test()
     assert stats, "hypothesis reported no statistics"
     cases = stats[-1].get("generate-phase", {}).get("test-cases", [])
@@ -194,12 +304,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--reliability-json", default=None, help="write the reliability records here")
 
 
+# Any: these become the JSON document of --reliability-json.
 _OUTCOMES: dict[str, dict[str, Any]] = {}  # nodeid -> what happened to it, phase by phase
 _SESSION: dict[str, Any] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability: records faults or hostile inputs for the reliability report")
+    config.addinivalue_line(
+        "markers", "sqlite_itself(reason): about SQLite itself, so not run when PROVENANCE_TEST_DATABASES excludes it"
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -208,7 +322,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _SESSION["started"] = time.time()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _select_databases(config, items)
     for item in items:
         if "reliability" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.reliability)
@@ -230,7 +345,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     elif report.skipped and entry["outcome"] == "passed":
         entry["outcome"] = "skipped"
     if report.when == "teardown":  # the last phase: every record the test made is known
-        entry["records"] = [dict(value) for name, value in report.user_properties if name == "reliability"]
+        # user_properties holds objects; ours are the row dicts ReliabilityRecorder.record adds.
+        entry["records"] = [
+            dict(cast("dict[str, Any]", value)) for name, value in report.user_properties if name == "reliability"
+        ]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -50,7 +50,24 @@ def test_a_shipment_id_of_any_length_is_logged_without_failing(store: tuple[Engi
     assert rows[1][0].startswith("h:") and rows[2] == ("0x" + "cd" * 32, "VERIFIED")
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+# A row the database itself refuses, and a lock that keeps writers waiting, per dialect.
+POISON_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER poison BEFORE INSERT ON access_log WHEN NEW.shipment = 'poison' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.shipment = 'poison' THEN RAISE EXCEPTION 'refused by the database'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER poison BEFORE INSERT ON access_log FOR EACH ROW EXECUTE FUNCTION poison()",
+    ],
+}
+WRITE_LOCK = {
+    "sqlite": "BEGIN IMMEDIATE",  # the database's one write lock
+    "postgresql": "LOCK TABLE access_log IN EXCLUSIVE MODE",  # inserts wait; reads do not
+}
+
+
 def test_one_entry_the_database_refuses_fails_only_its_own_request(store: tuple[Engine, sessionmaker[Session]]) -> None:
     """Six officers verify at once while the database is busy, so their entries share
     one group commit; the database refuses one of them (a trigger stands in for any
@@ -58,12 +75,8 @@ def test_one_entry_the_database_refuses_fails_only_its_own_request(store: tuple[
     every acknowledged entry is in the log."""
     engine, sessions = store
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE TRIGGER poison BEFORE INSERT ON access_log WHEN NEW.shipment = 'poison' "
-                "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"
-            )
-        )
+        for statement in POISON_TRIGGER[engine.dialect.name]:
+            conn.execute(text(statement))
     log = AccessLog(sessions)
     batches: list[int] = []
     insert = log._insert
@@ -83,7 +96,7 @@ def test_one_entry_the_database_refuses_fails_only_its_own_request(store: tuple[
             outcomes[shipment] = f"error: {exc}"
 
     blocker = engine.raw_connection()  # holds the write lock: entries pile up meanwhile
-    blocker.cursor().execute("BEGIN IMMEDIATE")
+    blocker.cursor().execute(WRITE_LOCK[engine.dialect.name])
     shipments = ["0x" + f"{i:064x}" for i in range(5)] + ["poison"]
     threads = [threading.Thread(target=officer, args=(s,)) for s in ["0x" + "ee" * 32, *shipments]]
     threads[0].start()

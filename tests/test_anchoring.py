@@ -46,9 +46,11 @@ def assert_exactly_once(ledger: Ledger) -> None:
                 AttestationRow.batch_id.is_(None), AttestationRow.direct_tx.is_(None)
             )
         )
-        direct = session.scalar(select(func.count(AttestationRow.id)).where(AttestationRow.direct_tx.isnot(None)))
+        direct = int(
+            session.scalar(select(func.count(AttestationRow.id)).where(AttestationRow.direct_tx.isnot(None))) or 0
+        )
         batches = session.scalars(select(BatchRow).order_by(BatchRow.chain_index)).all()
-        total = session.scalar(select(func.count(AttestationRow.id)))
+        total = int(session.scalar(select(func.count(AttestationRow.id))) or 0)
     assert loose == 0, "an acknowledged attestation was left out of every batch"
     assert [b.chain_index for b in batches] == list(range(len(batches))), "batch sequence has a gap"
     assert all(b.status == ANCHORED for b in batches)

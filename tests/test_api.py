@@ -33,6 +33,7 @@ class Server:
         # These tests present many wrong keys on purpose; the failed-authentication limit
         # has its own tests (test_hostile_http.py).
         app.state.rate_limits.failed_auth = parse_rate("100000/minute")
+        self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -340,9 +341,7 @@ def test_health_readiness_metrics_reason_codes_and_openapi(api: Server) -> None:
 def test_requests_beyond_the_rate_limit_get_429(api: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     from api.limits import RateLimits, parse_rate
 
-    api.server.config.app.state.rate_limits = RateLimits(  # type: ignore[attr-defined]
-        parse_rate("3/minute"), parse_rate("20/minute"), None, "t"
-    )
+    api.app.state.rate_limits = RateLimits(parse_rate("3/minute"), parse_rate("20/minute"), None, "t")
     codes = [api.http.get("/v1/batches", headers=auth(api.auditor)).status_code for _ in range(6)]
     assert codes == [200, 200, 200, 429, 429, 429]
 

@@ -157,7 +157,7 @@ def test_revocations_are_applied_and_a_checkpoint_resumes_with_new_blocks_only(p
     # Later: the maker revokes a hand-over (recorded on chain) and more goods are made.
     story = Story(ledger)
     story.revoke(ids["to_carrier"], "maker")
-    ledger.ingest_many(productions(ledger, 5, prefix="LATER"))  # type: ignore[arg-type]
+    ledger.ingest_many(productions(ledger, 5, prefix="LATER"))
     time.sleep(1.1)
     story.anchor()
     code, second = replay(populated, "--checkpoint", str(checkpoint))

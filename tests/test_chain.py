@@ -105,19 +105,27 @@ def test_keystores_round_trip_and_reject_a_wrong_password(tmp_path: Path) -> Non
         write_keystore(account, tmp_path / "k2.json", "")
 
 
+def test_local_secrets_are_private(ledger_env: object, tmp_path: Path) -> None:
+    """Another local user must not read the data key or the demo credentials: both are
+    created 0600, whichever database the ledger uses."""
+    from ledger.private import write_private
+
+    assert (tmp_path / "data.key").stat().st_mode & 0o777 == 0o600
+    write_private(tmp_path / "demo.json", "{}")
+    assert (tmp_path / "demo.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.sqlite_itself("the files of a SQLite database (and its WAL) in the home folder")
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_local_secrets_and_the_database_are_private(ledger_env: object, tmp_path: Path) -> None:
-    """Another local user must not read the SQLite database (with its WAL), the data key
-    or the demo credentials: all are created 0600; an older 0644 database is tightened."""
-    from ledger.private import ensure_private, write_private
+def test_the_sqlite_database_is_private(ledger_env: object, tmp_path: Path) -> None:
+    """Another local user must not read the SQLite database (with its WAL): it is created
+    0600; an older 0644 database is tightened."""
+    from ledger.private import ensure_private
     from ledger.store.db import make_engine
 
-    home = tmp_path
-    for name in ("ledger.db", "ledger.db-wal", "data.key"):
-        assert (home / name).stat().st_mode & 0o777 == 0o600, name
-    write_private(home / "demo.json", "{}")
-    assert (home / "demo.json").stat().st_mode & 0o777 == 0o600
-    old = home / "old.db"
+    for name in ("ledger.db", "ledger.db-wal"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    old = tmp_path / "old.db"
     old.write_bytes(b"")
     old.chmod(0o644)
     make_engine(f"sqlite:///{old}").dispose()
@@ -127,7 +135,7 @@ def test_local_secrets_and_the_database_are_private(ledger_env: object, tmp_path
 
 
 def test_an_anchoring_worker_with_the_dev_key_refuses_to_anchor_on_another_chain(
-    deployment: Deployment, tmp_path: Path
+    deployment: Deployment, database_url: str, tmp_path: Path
 ) -> None:
     """The worker can be made while its chain is down (it backs off), but every pass first
     asks the chain connected whether it is a development chain."""
@@ -135,7 +143,7 @@ def test_an_anchoring_worker_with_the_dev_key_refuses_to_anchor_on_another_chain
     from ledger.core import Ledger
 
     with start_anvil(chain_id=777) as node:
-        settings = Settings(home=tmp_path, rpc_url=node.rpc_url, database_url=f"sqlite:///{tmp_path / 'l.db'}")
+        settings = Settings(home=tmp_path, rpc_url=node.rpc_url, database_url=database_url)
         ledger = Ledger.open(settings, manifest=deployment.manifest)
         try:
             worker = ledger.anchoring_worker()

@@ -25,12 +25,14 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "PROVENANCE_HOME": str(home), **extra}
 
 
-def test_up_brings_up_a_working_system_whose_demo_shipment_verifies(tmp_path: Path) -> None:
+def test_up_brings_up_a_working_system_whose_demo_shipment_verifies(
+    tmp_path: Path, default_store_env: dict[str, str]
+) -> None:
     """The README's first command: chain, contracts, database, demo story, worker and API."""
     import httpx
 
     port, api_port = free_port(), free_port()
-    env = _env(tmp_path, PROVENANCE_ANVIL_PORT=str(port), PROVENANCE_API_PORT=str(api_port))
+    env = _env(tmp_path, PROVENANCE_ANVIL_PORT=str(port), PROVENANCE_API_PORT=str(api_port), **default_store_env)
     proc = subprocess.Popen(
         [*PROVENANCE, "up"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

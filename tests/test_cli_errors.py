@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from ledger.chain.client import Deployment
 from ledger.cli.main import app
@@ -15,7 +15,7 @@ from ledger.cli.main import app
 DEV_EXPORTER = "4"  # anvil's account 4
 
 
-def run(home: Path, *args: str, **env: str):  # type: ignore[no-untyped-def]
+def run(home: Path, *args: str, **env: str) -> Result:
     result = CliRunner().invoke(app, list(args), env={"PROVENANCE_HOME": str(home), **env})
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result

@@ -25,8 +25,6 @@ from .conftest import REPO
 from .scenario import Story
 from .test_api import Server, auth
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "docs" / "console"
 # The demo lot read from a GS1 Digital Link (GTIN 09506000134352, batch/lot AI 10).

@@ -40,9 +40,17 @@ def test_a_fabricated_custody_loop_is_reported_as_a_cycle(reliability: Reliabili
         a_uid: record(a_uid, Kind.TRANSFER, [b_uid]),
         b_uid: record(b_uid, Kind.TRANSFER, [a_uid]),
     }
+    # No checker (None): the custody check never checks a signature.
     ctx = Context(
-        Evidence(ship_uid, records), domain, None, None, None, VerificationPolicy(), 0, ancestors=frozenset(records)
-    )  # type: ignore[arg-type]
+        Evidence(ship_uid, records),
+        domain,
+        None,
+        None,
+        None,  # type: ignore[arg-type]
+        VerificationPolicy(),
+        0,
+        ancestors=frozenset(records),
+    )
     result = check_custody(ctx)
     assert result.status is CheckStatus.INVALID and {f.code for f in result.findings} == {Reason.CUSTODY_CYCLE}
     reliability.record("input", "custody cycle (fabricated evidence)", 1, "CUSTODY_CYCLE, no unbounded recursion")

@@ -45,7 +45,7 @@ from .test_anchoring import assert_exactly_once, mine
 pytestmark = pytest.mark.chain
 
 
-def rpc(w3: Web3, method: str, *params: Any) -> Any:
+def rpc(w3: Web3, method: str, *params: Any) -> Any:  # Any: JSON-RPC parameters and result
     answer = w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
     assert "error" not in answer, answer
     return answer.get("result")
@@ -391,7 +391,6 @@ def test_a_reorganisation_deeper_than_the_policy_raises_an_alarm_and_a_replay_di
     assert again.clean
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_worker_process_sigkilled_with_its_transaction_pending_is_succeeded_without_a_duplicate(
     ledger_env: Ledger, tmp_path: Path
 ) -> None:

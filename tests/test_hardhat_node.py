@@ -95,11 +95,11 @@ def test_deploy_admit_sign_anchor_verify_by_id_and_bundle_and_replay_on_hardhat(
     assert report.clean, [d.to_json() for d in report.discrepancies]
     assert report.batches and all(b["status"] == "ok" for b in report.batches)
     # Anchors are EIP-1559 transactions priced by the policy.
-    tx = ledger.deployment.w3.eth.get_transaction(only_batch_tx(ledger))  # type: ignore[arg-type]
+    tx = ledger.deployment.w3.eth.get_transaction(only_batch_tx(ledger))
     assert tx["type"] == 2 and tx["maxPriorityFeePerGas"] == GWEI
 
 
-def only_batch_tx(ledger: Ledger) -> Any:
+def only_batch_tx(ledger: Ledger) -> Any:  # Any: the stored hex string, passed on to web3 as its hash
     with ledger.sessions() as session:
         return session.scalars(select(BatchRow.tx_hash).order_by(BatchRow.chain_index)).first()
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -158,8 +159,14 @@ class ServeProcess:
             self.process.wait()
 
 
+class Serve(Protocol):
+    """The `serve` fixture: starts `provenance serve` processes, stopped after the test."""
+
+    def __call__(self, extra_env: dict[str, str] | None = None, workers: int = 1) -> ServeProcess: ...
+
+
 @pytest.fixture
-def serve(ledger_env: Ledger) -> Iterator[object]:
+def serve(ledger_env: Ledger) -> Iterator[Serve]:
     started: list[ServeProcess] = []
 
     def start(extra_env: dict[str, str] | None = None, workers: int = 1) -> ServeProcess:
@@ -173,8 +180,8 @@ def serve(ledger_env: Ledger) -> Iterator[object]:
 
 
 def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
-    serve, reliability: ReliabilityRecorder, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    serve: Serve, reliability: ReliabilityRecorder, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Mallory, without any credential, posts the worst body for the old depth guard (a
     string of escaped quotes) at the largest allowed size, several times at once. An
     operator's health check, asked meanwhile, still answers within a second, and
@@ -222,8 +229,8 @@ def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
 
 
 def test_rate_limits_hold_across_two_server_processes_sharing_redis(
-    serve, ledger_env: Ledger, reliability: ReliabilityRecorder, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    serve: Serve, ledger_env: Ledger, reliability: ReliabilityRecorder, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A scraper holding one auditor key spreads 90 requests over two API processes
     behind a load balancer: together they accept no more than the key's limit (30 a
     minute). Then Trudy guesses 60 keys from her address: the first 20 failures are
@@ -254,8 +261,9 @@ def test_rate_limits_hold_across_two_server_processes_sharing_redis(
     reliability.record("access", "HTTP: 60 guessed keys from one address", 60, "20 x 401, then 429")
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_with_redis_unreachable_requests_are_refused_with_503_not_served_unlimited(serve, ledger_env: Ledger) -> None:  # type: ignore[no-untyped-def]
+def test_with_redis_unreachable_requests_are_refused_with_503_not_served_unlimited(
+    serve: Serve, ledger_env: Ledger
+) -> None:
     """The shared limit store is down: a limited request gets 503 with Retry-After (never
     a 500, and never served without its limit); health checks still answer."""
     server = serve({"PROVENANCE_REDIS_URL": "redis://127.0.0.1:1/0"})
@@ -265,12 +273,9 @@ def test_with_redis_unreachable_requests_are_refused_with_503_not_served_unlimit
     assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "database_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
-)
 def test_sixty_identical_submissions_at_once_are_one_201_and_the_rest_200(
-    serve, ledger_env: Ledger, reliability: ReliabilityRecorder
-) -> None:  # type: ignore[no-untyped-def]
+    serve: Serve, ledger_env: Ledger, reliability: ReliabilityRecorder
+) -> None:
     """A flaky exporter client retries one signed attestation 60 times at once: exactly
     one answer is 201, every other one 200 "exists" (never a 500), one record stored."""
     server = serve({"PROVENANCE_RATE_LIMIT": "100000"})
@@ -309,8 +314,7 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_api_docs_render_on_a_closed_network(serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_docs_render_on_a_closed_network(serve: Serve, tmp_path: Path) -> None:
     """A customs integrator opens /docs on a network with no internet (this machine's):
     headless Chromium renders Swagger UI's operations from scripts the service serves
     itself; with CDN-hosted assets the page stays blank and this fails."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 
 from ledger.chain.accounts import dev_account
@@ -23,7 +25,7 @@ from .conftest import ACTORS, ReliabilityRecorder
 from .scenario import signing_time
 
 
-def actor(name: str):  # type: ignore[no-untyped-def]
+def actor(name: str) -> LocalAccount:
     return dev_account(ACTORS[name])
 
 
@@ -318,8 +320,8 @@ def test_future_timestamps_unknown_references_and_bad_fields_are_refused(
     ],
 )
 def test_malformed_submissions_are_refused_and_store_nothing(
-    ledger_env: Ledger, mangle, reliability: ReliabilityRecorder
-) -> None:  # type: ignore[no-untyped-def]
+    ledger_env: Ledger, mangle: Callable[[dict[str, Any]], dict[str, Any]], reliability: ReliabilityRecorder
+) -> None:
     assert_refused(ledger_env, mangle(production(ledger_env)), Reason.MALFORMED)
     reliability.record(
         "input",

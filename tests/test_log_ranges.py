@@ -89,7 +89,6 @@ def grow_chain(ledger: Ledger, blocks: int) -> None:
     ledger.deployment.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_anchoring_finds_its_logs_through_a_provider_that_limits_ranges(
     ledger_env: Ledger, proxy: RangeLimitingProxy
 ) -> None:
@@ -134,7 +133,6 @@ def test_anchoring_finds_its_logs_through_a_provider_that_limits_ranges(
     assert proxy.refused >= 2 and proxy.served > 10  # narrowed after refusals, then many small queries
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_provider_refusing_even_one_block_raises_range_refused(ledger_env: Ledger) -> None:
     """A provider that refuses every log query: the fetcher narrows down to one block,
     then raises RangeRefused (the anchoring worker's loop backs off and retries)."""

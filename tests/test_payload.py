@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +23,7 @@ field_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_si
 def test_any_subset_of_disclosed_fields_checks_against_the_commitment(reliability: ReliabilityRecorder) -> None:
     @settings(max_examples=80, deadline=None)
     @given(st.dictionaries(field_names, json_values, min_size=1, max_size=8), st.data())
-    def prop(fields: dict, data: st.DataObject) -> None:
+    def prop(fields: dict[str, Any], data: st.DataObject) -> None:
         commitment = commit(fields)
         shown = data.draw(st.sets(st.sampled_from(sorted(fields))))
         disclosure = commitment.disclosure.restricted_to(shown)
@@ -43,7 +45,7 @@ def test_any_subset_of_disclosed_fields_checks_against_the_commitment(reliabilit
 def test_a_changed_value_is_detected(reliability: ReliabilityRecorder) -> None:
     @settings(max_examples=60, deadline=None)
     @given(st.dictionaries(field_names, json_values, min_size=1, max_size=6), st.data())
-    def prop(fields: dict, data: st.DataObject) -> None:
+    def prop(fields: dict[str, Any], data: st.DataObject) -> None:
         commitment = commit(fields)
         name = data.draw(st.sampled_from(sorted(fields)))
         new_value = data.draw(json_values.filter(lambda v: v != fields[name]))
@@ -94,7 +96,7 @@ def test_salts_hide_small_value_spaces() -> None:
         ({"fieldHashes": ["0x" + "00" * 32], "extra": 1}, "unexpected"),
     ],
 )
-def test_malformed_disclosures_are_refused_with_the_reason(wire: dict, message: str) -> None:
+def test_malformed_disclosures_are_refused_with_the_reason(wire: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Disclosure.from_json(wire)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from web3 import Web3
 
 from ledger.chain.accounts import dev_account
@@ -24,7 +24,7 @@ from ledger.roles import Role
 from tests.conftest import ACTORS
 
 
-def rpc(w3: Web3, method: str, *params: Any) -> Any:
+def rpc(w3: Web3, method: str, *params: Any) -> Any:  # Any: JSON-RPC parameters and result
     return w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
 
 
@@ -54,7 +54,7 @@ def in_one_block(w3: Web3, account: LocalAccount, *calls: Any) -> int:
         rpc(w3, "evm_mine")
     finally:
         rpc(w3, "evm_setAutomine", True)
-    receipts = [w3.eth.wait_for_transaction_receipt(h, timeout=10) for h in hashes]
+    receipts = [w3.eth.wait_for_transaction_receipt(Hash32(h), timeout=10) for h in hashes]
     assert [r["status"] for r in receipts] == [1] * len(calls)
     assert len({r["blockNumber"] for r in receipts}) == 1
     return int(w3.eth.get_block(receipts[0]["blockNumber"])["timestamp"])
@@ -64,7 +64,6 @@ def address(name: str) -> str:
     return dev_account(ACTORS[name]).address
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_same_second_changes_replay_exactly_to_the_contracts_roles_at(ledger_env: Ledger) -> None:
     ledger = ledger_env
     w3 = ledger.deployment.w3

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 
 from ledger.chain.accounts import dev_account
 from ledger.chain.client import ChainRevert, Deployment, call_and_send
@@ -37,10 +40,10 @@ def test_uid_equals_eth_account_eip712_digest_for_every_kind() -> None:
         assert attestation_uid(attestation, domain) == keccak_of_signable(expected)
 
 
-def keccak_of_signable(signable: object) -> bytes:
-    from eth_utils import keccak
+def keccak_of_signable(signable: SignableMessage) -> bytes:
+    from eth_utils.crypto import keccak
 
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)  # type: ignore[attr-defined]
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
 def test_fast_signing_equals_eth_account_sign_typed_data() -> None:
@@ -66,9 +69,9 @@ def test_fast_checker_agrees_with_eth_account_on_many_valid_and_corrupted_signat
         if corruption == 1:  # flip a byte of r or s
             signature[rng.randrange(64)] ^= 1 << rng.randrange(8)
         elif corruption == 2:  # someone else's key
-            attestation = Attestation(**{**_fields(attestation), "attester": rng.choice(keys).address})
+            attestation = replace(attestation, attester=rng.choice(keys).address)
         elif corruption == 3:  # tamper with the message after signing
-            attestation = Attestation(**{**_fields(attestation), "issued_at": attestation.issued_at + 1})
+            attestation = replace(attestation, issued_at=attestation.issued_at + 1)
         result = checker.check(attestation, domain, bytes(signature))
         reference = eth_account_recover(attestation, domain, bytes(signature))
         expected_valid = reference is not None and reference == attestation.attester
@@ -97,16 +100,16 @@ def test_signature_path_property_only_the_untouched_low_s_signature_passes(relia
         damage=st.sampled_from(["none", "bit", "signer", "message", "chain", "contract", "high-s", "v", "truncate"]),
         position=st.integers(0, 63),
     )
-    def prop(seed: int, key: object, damage: str, position: int) -> None:
+    def prop(seed: int, key: LocalAccount, damage: str, position: int) -> None:
         rng = random.Random(seed)
-        attestation, domain = random_attestation(rng, key.address), random_domain(rng)  # type: ignore[attr-defined]
-        signature = bytearray(sign_attestation(key, attestation, domain))  # type: ignore[arg-type]
+        attestation, domain = random_attestation(rng, key.address), random_domain(rng)
+        signature = bytearray(sign_attestation(key, attestation, domain))
         if damage == "bit":
             signature[position] ^= 1 << (seed % 8)
         elif damage == "signer":
-            attestation = Attestation(**{**_fields(attestation), "attester": keys[(keys.index(key) + 1) % 4].address})
+            attestation = replace(attestation, attester=keys[(keys.index(key) + 1) % 4].address)
         elif damage == "message":
-            attestation = Attestation(**{**_fields(attestation), "payload_hash": bytes(32)})
+            attestation = replace(attestation, payload_hash=bytes(32))
         elif damage == "chain":
             domain = Domain(domain.chain_id + 1, domain.verifying_contract)
         elif damage == "contract":
@@ -139,10 +142,6 @@ def test_signature_path_property_only_the_untouched_low_s_signature_passes(relia
         "untouched signatures pass; bit flips, another signer, changed message, chainId or contract, high-s, "
         f"bad v and truncation fail (calls per corruption: {dict(sorted(tally.items()))})",
     )
-
-
-def _fields(a: Attestation) -> dict[str, object]:
-    return {f: getattr(a, f) for f in a.__slots__}  # type: ignore[attr-defined]
 
 
 def test_malleable_high_s_twin_is_refused_though_it_recovers_to_the_signer() -> None:
@@ -234,8 +233,8 @@ def test_erc1271_wallet_signatures_are_checked_by_asking_the_chain(deployment: D
     attestation = Attestation(Kind.PRODUCTION, wallet, b"\x05" * 32, (), b"\x06" * 32, 1000, 0)
     domain = Domain(deployment.manifest.chain_id, deployment.manifest.ledger)
     uid = attestation_uid(attestation, domain)
-    by_owner = bytes(owner.unsafe_sign_hash(uid).signature)
-    by_stranger = bytes(stranger.unsafe_sign_hash(uid).signature)
+    by_owner = bytes(owner.unsafe_sign_hash(Hash32(uid)).signature)
+    by_stranger = bytes(stranger.unsafe_sign_hash(Hash32(uid)).signature)
     checker = SignatureChecker(web3_erc1271_caller(deployment.w3))
     assert checker.check(attestation, domain, by_owner).valid
     assert checker.check(attestation, domain, by_owner).via_erc1271

@@ -14,6 +14,7 @@ import json
 import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,7 +155,7 @@ def test_a_database_administrator_forging_registry_rows_cannot_accredit_a_key(le
     assert refused.value.reason is Reason.UNKNOWN_ATTESTER
 
 
-def test_every_verification_path_applies_the_configured_policy(ledger_env: Ledger, tmp_path: Any) -> None:
+def test_every_verification_path_applies_the_configured_policy(ledger_env: Ledger, tmp_path: Path) -> None:
     """PROVENANCE_REQUIRE_ACCEPTANCE reaches verify-by-id, the node's bundle path and the
     command line alike."""
     story = Story(ledger_env)

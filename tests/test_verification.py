@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -14,14 +16,16 @@ from ledger.chain.client import call_and_send
 from ledger.core import Ledger
 from ledger.reasons import Reason
 from ledger.verify import CheckStatus, Verdict, VerificationPolicy
+from ledger.verify.model import VerificationResult
 from ledger.verify.service import chain_view_for, verify_bundle
 
 from .conftest import ReliabilityRecorder
 from .scenario import Story, actor
 
 
-def verdict_of(ledger: Ledger, uid: str, **policy: object):  # type: ignore[no-untyped-def]
-    result = ledger.verify_shipment(uid, VerificationPolicy(**policy) if policy else None)  # type: ignore[arg-type]
+# Any: keyword arguments of VerificationPolicy, whose fields have several types.
+def verdict_of(ledger: Ledger, uid: str, **policy: Any) -> tuple[Verdict, set[Reason], VerificationResult]:
+    result = ledger.verify_shipment(uid, VerificationPolicy(**policy) if policy else None)
     return result.verdict, result.codes, result
 
 
@@ -121,7 +125,7 @@ def test_a_hand_over_dated_before_the_production_is_time_inconsistent(
     ],
 )
 def test_a_licence_that_does_not_cover_the_shipment_is_flagged(
-    ledger_env: Ledger, terms: dict, destination: str, goods: str, code: Reason
+    ledger_env: Ledger, terms: dict[str, Any], destination: str, goods: str, code: Reason
 ) -> None:
     story = Story(ledger_env)
     made = story.produce([story.licence([story.asset()], **terms)], goods=goods)
@@ -254,16 +258,19 @@ def test_an_empty_mandatory_policy_never_verifies(ledger_env: Ledger) -> None:
 
 
 # ------------------------------------------------------------------- bundles
+# Bundles and their entries are JSON documents (dict[str, Any]).
 
 
-def exported(ledger: Ledger) -> tuple[dict, dict[str, str]]:
+def exported(ledger: Ledger) -> tuple[dict[str, Any], dict[str, str]]:
     story = Story(ledger)
     ids = story.clean_export()
     story.anchor()
     return ledger.export_bundle(ids["shipment"]), ids
 
 
-def bundle_verdict(ledger: Ledger, bundle: dict, *, alone: bool = False):  # type: ignore[no-untyped-def]
+def bundle_verdict(
+    ledger: Ledger, bundle: dict[str, Any], *, alone: bool = False
+) -> tuple[Verdict, set[Reason], VerificationResult]:
     """A bundle verified at the node (completed from its copy of the ledger), or `alone`
     with only a fresh chain view (the command line without --mirror)."""
     if alone:
@@ -299,7 +306,7 @@ def test_re_verifying_an_old_bundle_reflects_a_later_revocation(ledger_env: Ledg
     assert bundle_verdict(ledger_env, bundle, alone=True)[1] == {Reason.REVOKED}  # seen on chain alone too
 
 
-def _entry(bundle: dict, uid: str) -> dict:
+def _entry(bundle: dict[str, Any], uid: str) -> dict[str, Any]:
     return next(e for e in bundle["attestations"] if e["uid"] == uid)
 
 
@@ -387,7 +394,9 @@ def test_records_signed_without_standing_are_reported_by_their_reason(ledger_env
         assert reason in codes, (who, result.to_json())
 
 
-def test_an_exported_bundle_checks_out_with_ethers_and_openzeppelin_merkle_tree(ledger_env: Ledger, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_exported_bundle_checks_out_with_ethers_and_openzeppelin_merkle_tree(
+    ledger_env: Ledger, tmp_path: Path
+) -> None:
     """Third-party code, not ours: SPEC section 5's four invariants, checked in Node.js."""
     import json
     import subprocess
@@ -430,8 +439,8 @@ def test_exported_bundles_follow_the_published_json_schema(ledger_env: Ledger) -
 
 
 def test_the_command_line_verifier_needs_the_bundle_an_rpc_url_and_a_mirror_to_verify(
-    ledger_env: Ledger, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    ledger_env: Ledger, tmp_path: Path
+) -> None:
     import json
     import os
     import subprocess

@@ -24,7 +24,7 @@ def shell_blocks(markdown: str) -> list[str]:
 
 
 def test_an_exporter_following_the_walkthrough_gets_a_verified_shipment_and_a_checked_disclosure(
-    tmp_path: Path,
+    tmp_path: Path, default_store_env: dict[str, str]
 ) -> None:
     blocks = shell_blocks(WALKTHROUGH.read_text())
     assert len(blocks) >= 10
@@ -35,6 +35,7 @@ def test_an_exporter_following_the_walkthrough_gets_a_verified_shipment_and_a_ch
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "PROVENANCE_ANVIL_PORT": str(free_port()),
         "PROVENANCE_API_PORT": str(free_port()),
+        **default_store_env,
     }
     proc = subprocess.Popen(
         ["bash", str(script)],
