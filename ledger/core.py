@@ -70,7 +70,7 @@ class Ledger:
         self.policy = VerificationPolicy.from_settings(settings)
         self.licence_outputs = LicenceOutputs(self.sessions, self.domain, self.checker, sealer)
         self.completeness = CompletenessMonitor(self.sessions, settings.confirmations, settings.completeness_interval)
-        self._verdicts: dict[tuple[str, int, int, VerificationPolicy], tuple[Any, float]] = {}
+        self._verdicts: dict[tuple[str, int, int, VerificationPolicy], tuple[VerificationResult, float]] = {}
         self.ingestor = Ingestor(
             self.sessions,
             self.domain,

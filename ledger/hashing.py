@@ -9,7 +9,7 @@ try:  # libkeccak through safe-pysha3: ~25x faster than pycryptodome per small h
 
     def keccak(data: bytes) -> bytes:
         """keccak-256 of `data` (Ethereum's hash, not NIST SHA3-256)."""
-        return _keccak_256(data).digest()
+        return bytes(_keccak_256(data).digest())
 
 except ImportError:  # pragma: no cover - a slower but correct fallback
     from eth_hash.auto import keccak as _eth_keccak
