@@ -18,14 +18,16 @@ from typing import Annotated
 import typer
 
 from ledger.chain.anvil import AnvilError, start_anvil
-from ledger.cli.main import EXIT_UNAVAILABLE, app, ensure_deployed, fail
+from ledger.cli.common import EXIT_UNAVAILABLE, ensure_deployed, fail
+from ledger.cli.main import app
+from ledger.cli.operator import PANEL as OPERATOR
 from ledger.config import Settings
 from ledger.private import write_private
 
 from .app import create_app
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATOR)
 def up(
     port: Annotated[int | None, typer.Option(help="anvil port (default $PROVENANCE_ANVIL_PORT or 8545)")] = None,
     api_port: Annotated[int | None, typer.Option(help="HTTP port (default $PROVENANCE_API_PORT or 8000)")] = None,
@@ -130,7 +132,7 @@ def _run_service(settings: Settings, api_port: int, stop: threading.Event) -> No
     ledger.close()
 
 
-@app.command("serve")
+@app.command("serve", rich_help_panel=OPERATOR)
 def serve_cmd(
     port: Annotated[int | None, typer.Option(help="HTTP port (default $PROVENANCE_API_PORT or 8000)")] = None,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",

@@ -19,7 +19,8 @@ library AttestationKinds {
     uint8 internal constant REVOCATION = 7;
     uint8 internal constant CUSTOMS_FINDING = 8;
     uint8 internal constant WATCHLIST = 9;
-    uint8 internal constant MAX_KIND = 9;
+    uint8 internal constant OBSERVATION = 10;
+    uint8 internal constant MAX_KIND = 10;
 
     // The envelope after the type name; identical for every kind.
     // refs are earlier attestation UIDs (custody splits and merges reference several).
@@ -37,6 +38,7 @@ library AttestationKinds {
     bytes32 internal constant REVOCATION_TYPEHASH = keccak256(abi.encodePacked("Revocation", FIELDS));
     bytes32 internal constant CUSTOMS_FINDING_TYPEHASH = keccak256(abi.encodePacked("CustomsFinding", FIELDS));
     bytes32 internal constant WATCHLIST_TYPEHASH = keccak256(abi.encodePacked("WatchlistEntry", FIELDS));
+    bytes32 internal constant OBSERVATION_TYPEHASH = keccak256(abi.encodePacked("Observation", FIELDS));
 
     uint16 internal constant CUSTODY_ROLES = Roles.MANUFACTURER | Roles.EXPORTER | Roles.CARRIER | Roles.IMPORTER;
 
@@ -51,6 +53,7 @@ library AttestationKinds {
         if (kind == REVOCATION) return REVOCATION_TYPEHASH;
         if (kind == CUSTOMS_FINDING) return CUSTOMS_FINDING_TYPEHASH;
         if (kind == WATCHLIST) return WATCHLIST_TYPEHASH;
+        if (kind == OBSERVATION) return OBSERVATION_TYPEHASH;
         return bytes32(0);
     }
 
@@ -66,6 +69,8 @@ library AttestationKinds {
         if (kind == SHIPMENT) return Roles.EXPORTER;
         if (kind == REVOCATION) return Roles.RIGHTS_HOLDER | CUSTODY_ROLES | Roles.CUSTOMS;
         if (kind == CUSTOMS_FINDING) return Roles.CUSTOMS;
+        // What a supply-chain party saw (moves no goods): evidence only, off chain.
+        if (kind == OBSERVATION) return Roles.RIGHTS_HOLDER | CUSTODY_ROLES;
         return 0;
     }
 }

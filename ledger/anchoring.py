@@ -10,6 +10,14 @@ Exactly once, nothing lost:
 - a batch counts as anchored only after `confirmations` blocks, and only while the
   block that holds it is still canonical; if it vanishes, the batch is sent again;
 - only the holder of the database lease anchors, so several processes may run it.
+
+This module is longer than the usual 400 lines on purpose: the worker is one state
+machine over a batch row (sealed -> sent -> anchored, with resend, fee replacement,
+re-check after reorganisations and resequencing after a competing anchorer), and each
+transition has to be read beside the others to see that a batch is anchored exactly
+once. What stands apart lives elsewhere: recording one attestation directly
+(`ledger/direct.py`), reading logs (`ledger/chain/logs.py`), fees (`ledger/chain/fees.py`),
+the lease (`ledger/store/leases.py`).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
 
 from .alarms import DEEP_REORG, FEE_CEILING, clear_alarm, raise_alarm
-from .chain.client import ChainRevert, Deployment, call_and_send, decode_revert
+from .chain.client import ChainRevert, Deployment, decode_revert
 from .chain.fees import (
     FeeCeilingExceeded,
     FeePolicy,
@@ -41,8 +49,7 @@ from .chain.fees import (
     is_nonce_consumed,
     is_underpriced,
 )
-from .chain.logs import AdaptiveLogFetcher
-from .eip712 import Attestation
+from .direct import contract_logs, record_directly
 from .hashing import hex32, parse_hex
 from .kinds import Kind
 from .merkle import MerkleTree
@@ -75,47 +82,6 @@ class StepReport:
     anchored: int = 0
     resent: int = 0
     reorganised: int = 0
-
-
-def contract_logs(deployment: Deployment, event: Any, first_indexed: bytes) -> list[Any]:
-    """The ledger's `event` logs whose first indexed argument is `first_indexed` (32 bytes),
-    from the deployment block to the head, decoded. Through the adaptive fetcher: a
-    provider refusing wide `eth_getLogs` ranges gets narrower ones."""
-    fetcher = AdaptiveLogFetcher(
-        deployment.w3,
-        [deployment.manifest.ledger],
-        topics=[event.topic, "0x" + first_indexed.hex()],
-    )
-    head = deployment.w3.eth.block_number
-    return [
-        event.process_log(log)
-        for _, _, logs in fetcher.fetch(deployment.manifest.deployment_block, head)
-        for log in logs
-    ]
-
-
-def record_directly(
-    deployment: Deployment,
-    sender: LocalAccount,
-    attestation: Attestation,
-    signature: bytes,
-    uid: bytes,
-    fees: FeePolicy | None = None,
-) -> str | None:
-    """Record one attestation directly at the ledger contract (which checks its signature
-    and role itself) and return the transaction hash. Safe to repeat: if the chain already
-    holds it, the transaction that recorded it is returned instead. None while the chain's
-    clock is still before the signing time (the contract would refuse it)."""
-    ledger = deployment.ledger
-    if int(ledger.functions.getRecord(uid).call()[0], 16) != 0:
-        logs = contract_logs(deployment, ledger.events.Attested(), uid)
-        return "0x" + bytes(logs[0]["transactionHash"]).hex()
-    if deployment.now() < attestation.issued_at:
-        return None
-    receipt = call_and_send(
-        deployment.w3, sender, ledger.functions.attest(attestation.contract_args(), signature), fees=fees
-    )
-    return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
 @dataclass

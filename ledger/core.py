@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .access import AccessLog
-from .anchoring import ANCHORED, AnchoringWorker, record_directly
+from .anchoring import ANCHORED, AnchoringWorker
 from .anchors import AnchorRef
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
@@ -28,6 +28,7 @@ from .chain.manifest import Manifest
 from .chain.view import ChainRegistry, ChainView
 from .completeness import CompletenessMonitor
 from .config import Settings
+from .direct import record_directly
 from .eip712 import Domain, parse_typed_data, typed_data
 from .hashing import hex32, parse_hex
 from .indexer import ChainIndexer

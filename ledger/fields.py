@@ -144,6 +144,12 @@ RULES: dict[Kind, tuple[dict[str, Check], dict[str, Check], int, int]] = {
     Kind.REVOCATION: ({}, {"reason": text}, 1, 1),
     Kind.CUSTOMS_FINDING: ({"finding": identifier}, {"note": text, "severity": identifier}, 0, 64),
     Kind.WATCHLIST: ({"goodsClasses": list_of(hs_code)}, {"territories": list_of(country), "note": text}, 0, 0),
+    Kind.OBSERVATION: (
+        {"eventType": identifier, "eventTime": timestamp},
+        {"lot": identifier, "quantity": quantity, "unit": identifier, "bizStep": text},
+        0,
+        64,
+    ),
 }
 
 
@@ -278,6 +284,12 @@ KIND_DOCS: dict[Kind, str] = {
     Kind.REVOCATION: "Withdraws the attestation it references (only that attestation's own attester may).",
     Kind.CUSTOMS_FINDING: "A customs officer's signed finding about the attestation it references.",
     Kind.WATCHLIST: "A rights holder's watch list: goods classes (and destinations) to flag.",
+    Kind.OBSERVATION: (
+        "What a supply-chain party saw or did that moves no goods: an EPCIS event that is not a custody or "
+        "ownership change (an inspection, a read, a business transaction naming no goods the ledger holds, a "
+        "shipping event naming no recipient). Evidence only: it changes no custody and no lot balance. It "
+        "references what it is about, if anything (never consumed)."
+    ),
 }
 
 FIELD_DOCS: dict[Kind, dict[str, FieldDoc]] = {
@@ -326,5 +338,13 @@ FIELD_DOCS: dict[Kind, dict[str, FieldDoc]] = {
         "goodsClasses": FieldDoc("hs_codes", "goods classes to watch (HS code prefixes)", ("watchlist",)),
         "territories": FieldDoc("countries", "destinations to watch (absent: every destination)", ("watchlist",)),
         "note": FieldDoc("text", "a remark"),
+    },
+    Kind.OBSERVATION: {
+        "eventType": FieldDoc("identifier", "what was observed, e.g. the EPCIS event type (ObjectEvent, ...)"),
+        "eventTime": FieldDoc("timestamp", "when it happened (the exact time and offset stay in epcisEvent)"),
+        "lot": FieldDoc("identifier", "the goods observed (a lot or GS1 class key), when any"),
+        "quantity": FieldDoc("quantity", "how much was observed (moves nothing)"),
+        "unit": FieldDoc("identifier", "the unit of quantity"),
+        "bizStep": FieldDoc("text", "the business step (a CBV bizStep, bare or as a URI)"),
     },
 }

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .eip712 import Attestation, Domain, parse_typed_data
+from .epcis.keys import event_key_rows
 from .fields import field_errors
 from .hashing import hex32, parse_hex
 from .kinds import Kind
@@ -30,7 +31,7 @@ from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker, SignatureProblem
-from .store.models import AttestationRefRow, AttestationRow, WatchlistClassRow
+from .store.models import AttestationRefRow, AttestationRow, EpcisEventRow, WatchlistClassRow
 
 log = logging.getLogger(__name__)
 _PLAIN_KEYS = SignatureChecker()  # recovers plain-key signers only: never calls a wallet
@@ -298,6 +299,7 @@ class Ingestor:
             rows: list[dict[str, Any]] = []
             ref_rows: list[dict[str, Any]] = []
             watch_rows: list[dict[str, Any]] = []
+            epcis_rows: list[dict[str, Any]] = []
             for i, item in enumerate(results):
                 if not isinstance(item, Prepared):
                     continue
@@ -324,6 +326,7 @@ class Ingestor:
                     continue
                 rows.append(self.row_for(item, uid, now))
                 watch_rows.extend(watchlist_class_rows(item, uid))
+                epcis_rows.extend(epcis_event_rows(item, uid))
                 attesters[uid] = item.attestation.attester.lower()
                 ref_rows.extend(
                     {"uid": uid, "position": pos, "ref": hex32(ref), "kind": int(item.attestation.kind)}
@@ -338,6 +341,8 @@ class Ingestor:
                 session.execute(insert(AttestationRefRow), ref_rows)
             if watch_rows:
                 session.execute(insert(WatchlistClassRow), watch_rows)
+            if epcis_rows:
+                session.execute(insert(EpcisEventRow), epcis_rows)
         return decided
 
     def row_for(self, item: Prepared, uid: str, now: float) -> dict[str, Any]:
@@ -384,6 +389,12 @@ def _unentitled_revocation(item: Prepared, attesters: dict[str, str]) -> str | N
         if target is not None and target != signer:
             return f"only the attester of {hex32(ref)} ({target}) may revoke it, not {signer}"
     return None
+
+
+def epcis_event_rows(item: Prepared, uid: str) -> list[dict[str, Any]]:
+    """Index rows of the EPCIS event the item records, if any (its public fields only)."""
+    public = {n: f.value for n, f in item.disclosure.fields.items() if n not in item.confidential}
+    return event_key_rows(uid, item.attestation.attester, public)
 
 
 def watchlist_class_rows(item: Prepared, uid: str) -> list[dict[str, Any]]:

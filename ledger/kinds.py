@@ -23,6 +23,7 @@ class Kind(enum.IntEnum):
     REVOCATION = 7
     CUSTOMS_FINDING = 8
     WATCHLIST = 9
+    OBSERVATION = 10
 
     @property
     def type_name(self) -> str:
@@ -60,6 +61,7 @@ TYPE_NAMES: dict[Kind, str] = {
     Kind.REVOCATION: "Revocation",
     Kind.CUSTOMS_FINDING: "CustomsFinding",
     Kind.WATCHLIST: "WatchlistEntry",
+    Kind.OBSERVATION: "Observation",
 }
 _BY_TYPE_NAME = {name: kind for kind, name in TYPE_NAMES.items()}
 
@@ -73,4 +75,6 @@ REQUIRED_ROLES: dict[Kind, Role] = {
     Kind.SHIPMENT: Role.EXPORTER,
     Kind.REVOCATION: Role.RIGHTS_HOLDER | CUSTODY_ROLES | Role.CUSTOMS,
     Kind.CUSTOMS_FINDING: Role.CUSTOMS,
+    # What a supply-chain party saw (an EPCIS event that moves nothing): evidence only.
+    Kind.OBSERVATION: Role.RIGHTS_HOLDER | CUSTODY_ROLES,
 }

@@ -18,23 +18,28 @@ every node.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import multiprocessing
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import insert, select, update
 
-from .eip712 import attestation_uid
+from .eip712 import Domain, attestation_uid
 from .hashing import hex32, parse_hex
-from .ingest import Prepared, watchlist_class_rows
+from .ingest import Prepared, epcis_event_rows, watchlist_class_rows
 from .merkle import MerkleTree
 from .payload import Disclosure
 from .ports import Node
-from .store.models import AttestationRefRow, AttestationRow, BatchRow, WatchlistClassRow
+from .signatures import SignatureChecker
+from .store.models import AttestationRefRow, AttestationRow, BatchRow, EpcisEventRow, WatchlistClassRow
 from .store.rows import held_batches
 from .verify.evidence import EvidenceError, record_from_json
 
@@ -147,50 +152,122 @@ def public_batch(ledger: Node, index: int) -> list[dict[str, Any]] | None:
     return out
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """A batch anchored on chain that this node lacks or holds incompletely."""
+
+    index: int
+    root: str
+    count: int
+    block: int
+
+
+Checked = list[Prepared] | tuple[str, str]
+
+
 def mirror(
     ledger: Node,
     peers: Sequence[Peer],
     *,
     progress: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> MirrorReport:
-    """Fill every confirmed batch this node lacks (or holds incompletely) from `peers`."""
+    """Fill every confirmed batch this node lacks (or holds incompletely) from `peers`.
+
+    With `jobs` > 1 and an HTTP first peer, that peer's batches are fetched and checked
+    ahead in `jobs` forked worker processes (at most 2 x `jobs` batches in flight, so
+    memory stays bounded whatever the ledger's size); batches are still stored one at a
+    time in chain order, and anything a worker finds wrong is fetched and checked again
+    here with this node's full signature checker (smart-contract wallets included), so
+    the outcome is the same as checking everything in this process."""
     report = MirrorReport()
     snapshot = ledger.chain_view.snapshot(max_age=0)
     total = snapshot.confirmed_batches(ledger.settings.confirmations)
     held = _held_batches(ledger)
+    wanted: list[_Wanted] = []
     for index in range(total):
         found = snapshot.batch(index)
         count = snapshot.batch_count(index)
         if found is None or count is None:
             report.gaps.append(index)
-            continue
-        root, block = found
-        if held.get(index) == (root, count):
-            continue
-        report.batches_checked += 1
-        stored = False
-        for peer in peers:
-            try:
-                entries = peer.batch(index)
-            except PeerUnavailable as exc:
-                report.problems.append(PeerProblem(peer.name, index, "UNREACHABLE", str(exc)))
-                continue
-            checked = _check_batch(ledger, entries, root, count)
-            if isinstance(checked, tuple):
-                report.problems.append(PeerProblem(peer.name, index, checked[0], checked[1]))
-                log.warning("peer %s, batch %d: %s (%s)", peer.name, index, checked[0], checked[1])
-                continue
-            before = snapshot.batch(index - 1) if index > 0 else None
-            previous = before[0] if before is not None else ZERO_ROOT
-            report.records_stored += _store_batch(ledger, index, root, previous, block, checked)
-            report.batches_stored += 1
-            stored = True
-            break
-        if not stored:
-            report.gaps.append(index)
-        if progress is not None:
-            progress(index + 1, total)
+        elif held.get(index) != (found[0], count):
+            wanted.append(_Wanted(index, found[0], count, found[1]))
+    ahead: Iterator[Checked] | None = None
+    if jobs > 1 and len(wanted) > 1 and peers and isinstance(peers[0], HttpPeer):
+        ahead = _checked_in_workers(peers[0], ledger.domain, wanted, jobs)
+    try:
+        for want in wanted:
+            report.batches_checked += 1
+            stored = False
+            for position, peer in enumerate(peers):
+                checked: Checked | None = next(ahead) if ahead is not None and position == 0 else None
+                if checked is None or isinstance(checked, tuple):  # not checked ahead, or found wrong there
+                    try:
+                        entries = peer.batch(want.index)
+                    except PeerUnavailable as exc:
+                        report.problems.append(PeerProblem(peer.name, want.index, "UNREACHABLE", str(exc)))
+                        continue
+                    checked = check_batch(ledger.domain, ledger.checker, entries, want.root, want.count)
+                if isinstance(checked, tuple):
+                    report.problems.append(PeerProblem(peer.name, want.index, checked[0], checked[1]))
+                    log.warning("peer %s, batch %d: %s (%s)", peer.name, want.index, checked[0], checked[1])
+                    continue
+                before = snapshot.batch(want.index - 1) if want.index > 0 else None
+                previous = before[0] if before is not None else ZERO_ROOT
+                report.records_stored += _store_batch(ledger, want.index, want.root, previous, want.block, checked)
+                report.batches_stored += 1
+                stored = True
+                break
+            if not stored:
+                report.gaps.append(want.index)
+            if progress is not None:
+                progress(want.index + 1, total)
+    finally:
+        if ahead is not None:
+            ahead.close()  # type: ignore[attr-defined]
+    report.gaps.sort()
+    if progress is not None and total and (not wanted or wanted[-1].index + 1 < total):
+        progress(total, total)
     return report
+
+
+def _checked_in_workers(first: HttpPeer, domain: Domain, wanted: list[_Wanted], jobs: int) -> Iterator[Checked]:
+    """The first peer's batches in `wanted` order, each fetched and checked in one of
+    `jobs` forked workers; an unreachable peer reads as ("UNREACHABLE", why)."""
+    context = multiprocessing.get_context("fork")
+    with context.Pool(jobs, initializer=_worker_start, initargs=(first.base_url, first.timeout, domain)) as pool:
+        queued = iter(wanted)
+        window: deque[Any] = deque()
+        for want in itertools.islice(queued, 2 * jobs):
+            window.append(pool.apply_async(_fetch_and_check, (want.index, want.root, want.count)))
+        while window:
+            result: Checked = window.popleft().get()
+            following = next(queued, None)
+            if following is not None:
+                window.append(pool.apply_async(_fetch_and_check, (following.index, following.root, following.count)))
+            yield result
+
+
+_WORKER: tuple[HttpPeer, Domain, SignatureChecker] | None = None  # each forked worker's own peer client
+
+
+def _worker_start(base_url: str, timeout: float, domain: Domain) -> None:
+    """A worker takes the default SIGTERM and ignores SIGINT (the parent decides), and
+    opens its own connection to the peer (an HTTP client is not shared across fork)."""
+    global _WORKER
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER = (HttpPeer(base_url, timeout), domain, SignatureChecker())
+
+
+def _fetch_and_check(index: int, root: str, count: int) -> Checked:
+    assert _WORKER is not None, "the pool's initializer sets the worker's peer"
+    peer, domain, checker = _WORKER
+    try:
+        entries = peer.batch(index)
+    except PeerUnavailable as exc:
+        return "UNREACHABLE", str(exc)
+    return check_batch(domain, checker, entries, root, count)
 
 
 def follow(ledger: Node, peers: Sequence[Peer], stop: threading.Event, interval: float = 2.0) -> None:
@@ -211,9 +288,9 @@ def _held_batches(ledger: Node) -> dict[int, tuple[str, int]]:
         return {index: (root, members) for index, (_id, root, members) in held_batches(session).items()}
 
 
-def _check_batch(
-    ledger: Node, entries: list[dict[str, Any]], root: str, count: int
-) -> list[Prepared] | tuple[str, str]:
+def check_batch(
+    domain: Domain, checker: SignatureChecker, entries: list[dict[str, Any]], root: str, count: int
+) -> Checked:
     """The batch's records, each checked, when they rebuild `root` and `count` exactly;
     else (what, detail) naming the peer's fault."""
     prepared: list[Prepared] = []
@@ -222,13 +299,13 @@ def _check_batch(
             record = record_from_json(entry)
         except EvidenceError as exc:
             return "FORGED", str(exc)
-        if record.domain != ledger.domain:
+        if record.domain != domain:
             return "FORGED", f"{record.uid}: signed for another ledger"
         uid = attestation_uid(record.attestation, record.domain)
         if hex32(uid) != record.uid:
             return "FORGED", f"{record.uid}: its typed data hashes to {hex32(uid)}"
         try:
-            signature_ok = ledger.checker.check_digest(uid, record.attester, record.signature).valid
+            signature_ok = checker.check_digest(uid, record.attester, record.signature).valid
         except Exception:  # noqa: BLE001 - a wallet that cannot answer: the record cannot be accepted
             signature_ok = False
         if not signature_ok:
@@ -298,4 +375,7 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
             watch = [row for p in new for row in watchlist_class_rows(p, hex32(p.uid))]
             if watch:
                 session.execute(insert(WatchlistClassRow), watch)
+            epcis = [row for p in new for row in epcis_event_rows(p, hex32(p.uid))]
+            if epcis:
+                session.execute(insert(EpcisEventRow), epcis)
     return len(new)

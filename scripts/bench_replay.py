@@ -9,7 +9,6 @@ and reports attestations per second and that process's peak RSS.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
@@ -21,54 +20,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from benchenv import bench_chain, productions, summary, write_results
+from benchenv import TreeRss, bench_chain, productions_store, summary, write_results
 
 from ledger.config import Settings
 from ledger.core import Ledger
 from ledger.roles import Role
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-class TreeRss:
-    """Samples the summed RSS (KiB) of a process and all its descendants until stopped."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        import threading
-
-        self.pid, self.interval, self.peak = pid, interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _tree(self, pid: int) -> list[int]:
-        found, todo = [], [pid]
-        while todo:
-            current = todo.pop()
-            found.append(current)
-            for task in Path(f"/proc/{current}/task").glob("*/children"):
-                with contextlib.suppress(OSError):  # the process ended meanwhile
-                    todo += [int(c) for c in task.read_text().split()]
-        return found
-
-    def _rss(self, pid: int) -> int:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, sum(self._rss(p) for p in self._tree(self.pid)))
-            self._stop.wait(self.interval)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def main() -> int:
@@ -87,16 +45,7 @@ def main() -> int:
             batch_max_age_seconds=0.0,
         )
         ledger = Ledger.open(settings, manifest=manifest)
-        t0 = max(int(time.time()), ledger.deployment.now())
-        started = time.perf_counter()
-        for start in range(0, args.n, 2000):
-            batch = productions(ledger.domain, min(args.n, start + 2000) - start, f"L{start}-", t0)
-            ledger.ingest_many(batch)  # type: ignore[arg-type]
-            print(f"\rbuilt {min(args.n, start + 2000)}/{args.n}", end="", file=sys.stderr)
-        build_seconds = time.perf_counter() - started
-        ledger.anchoring_worker(confirmations=1, max_age=0.0).drain(
-            timeout=600, mine=lambda: w3.provider.make_request("evm_mine", [])
-        )  # type: ignore[arg-type]
+        build_seconds = productions_store(ledger, args.n, w3)
         manifest_path = manifest.save(Path(home) / "deployment.json")
         env = {
             **os.environ,

@@ -3,7 +3,9 @@ the given dev accounts accredited. One place, so every benchmark measures the sa
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,3 +90,60 @@ def productions(domain: Any, count: int, prefix: str, issued_at: int | None = No
         )
         for i in range(count)
     ]
+
+
+def productions_store(ledger: Any, n: int, w3: Web3, chunk: int = 2000) -> float:
+    """Sign and ingest `n` productions into `ledger` (progress on stderr), then anchor them
+    all; returns the seconds signing and ingest took (anchoring not counted)."""
+    t0 = max(int(time.time()), ledger.deployment.now())
+    started = time.perf_counter()
+    for start in range(0, n, chunk):
+        ledger.ingest_many(productions(ledger.domain, min(n, start + chunk) - start, f"L{start}-", t0))
+        print(f"\rbuilt {min(n, start + chunk)}/{n}", end="", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    print(file=sys.stderr)
+    ledger.anchoring_worker(confirmations=1, max_age=0.0).drain(
+        timeout=600,
+        mine=lambda: w3.provider.make_request("evm_mine", []),  # type: ignore[arg-type]
+    )
+    return seconds
+
+
+class TreeRss:
+    """Samples the summed RSS (KiB) of a process and all its descendants until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _tree(self, pid: int) -> list[int]:
+        found, todo = [], [pid]
+        while todo:
+            current = todo.pop()
+            found.append(current)
+            for task in Path(f"/proc/{current}/task").glob("*/children"):
+                with contextlib.suppress(OSError):  # the process ended meanwhile
+                    todo += [int(c) for c in task.read_text().split()]
+        return found
+
+    def _rss(self, pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(self._rss(p) for p in self._tree(self.pid)))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak

@@ -33,7 +33,8 @@ BUYER_PGLN = "urn:epc:id:pgln:0012345.00001"
 
 
 def gs1_example(name: str) -> dict[str, Any]:
-    return json.loads((GS1 / name).read_text())
+    loaded: dict[str, Any] = json.loads((GS1 / name).read_text())
+    return loaded
 
 
 def document(*events: dict[str, Any]) -> dict[str, Any]:
@@ -296,26 +297,103 @@ def test_gs1_aggregation_example_accepts_a_packed_logistic_unit(ledger_env: Ledg
     ]
 
 
-def test_gs1_shipping_example_without_a_recipient_is_refused_naming_the_event(ledger_env: Ledger) -> None:
-    # GS1 9.6.1 ships two items but names no destination owning_party: nobody to hand over to.
+def test_gs1_object_example_without_a_recipient_is_recorded_as_observations(ledger_env: Ledger) -> None:
+    # GS1 9.6.1: a shipping read and a receiving read of two items; no party is named, so
+    # nobody's custody changes. Recorded as what they are: observations, moving nothing.
     doc = gs1_example("Example_9.6.1-ObjectEvent.jsonld")
-    with pytest.raises(ImportRefused) as refused:
-        run_import(ledger_env, "maker", doc)
-    keys = [key for key, _ in refused.value.problems]
-    assert keys == [e["eventID"] for e in doc["epcisBody"]["eventList"]]
-    assert "needs an owning_party in destinationList" in refused.value.problems[0][1]
-    assert ledger_env.counts()["attestations"] == 0
+    uids = run_import(ledger_env, "exporter", doc)
+    records = [ledger_env.get_attestation(u) for u in uids]
+    assert [r["kind"] for r in records] == ["OBSERVATION", "OBSERVATION"]  # type: ignore[index]
+    lot = canonical("urn:epc:idpat:sgtin:0614141.107346.*")
+    first = records[0]["payload"]["fields"]  # type: ignore[index]
+    assert first["lot"]["value"] == lot and first["quantity"]["value"] == 2 and first["unit"]["value"] == "EA"
+    assert first["eventType"]["value"] == "ObjectEvent" and first["bizStep"]["value"] == "shipping"
+    assert first["eventTime"]["value"] == 1112582011  # 2005-04-03T20:33:31.116-06:00
+    assert first["epcisEvent"]["value"]["bizTransactionList"] == doc["epcisBody"]["eventList"][0]["bizTransactionList"]
+    exported = export_lot(ledger_env, lot)
+    valid_epcis(exported)
+    assert [core(e) for e in exported["epcisBody"]["eventList"]] == doc["epcisBody"]["eventList"]
+    assert [a["uid"] for e in exported["epcisBody"]["eventList"] for a in e["prov:attestations"]] == uids
+    assert run_import(ledger_env, "exporter", doc) == [] and ledger_env.counts()["attestations"] == 2
 
 
-def test_gs1_transaction_examples_on_non_goods_are_refused_by_their_event_hash(ledger_env: Ledger) -> None:
-    # A patient's service relation (GSRN) and a train (GIAI): no goods whose custody the ledger
-    # records. The events carry no eventID, so the GS1 event hash names them.
+def test_a_receipt_observed_before_its_hand_over_becomes_the_acceptance_on_reimport(ledger_env: Ledger) -> None:
+    # The importer's feed (GS1 9.6.1) arrives before the maker's hand-over of item 2018:
+    # its receipt is an Observation. Once the hand-over is on the ledger, importing the same
+    # document again records the acceptance, and only that; a third import records nothing.
+    doc = gs1_example("Example_9.6.1-ObjectEvent.jsonld")
+    observed = run_import(ledger_env, "importer", doc)
+    item = "urn:epc:id:sgtin:0614141.107346.2018"
+    made = event("ObjectEvent", "urn:uuid:m-1", action="ADD", bizStep="commissioning", epcList=[item])
+    importer = [{"type": "owning_party", "destination": "urn:epc:id:sgln:0614141.00001.0"}]
+    handed = event(
+        "ObjectEvent", "urn:uuid:m-2", action="OBSERVE", bizStep="shipping", epcList=[item], destinationList=importer
+    )
+    _, transfer = run_import(ledger_env, "maker", document(made, handed))
+    (accepted,) = run_import(ledger_env, "importer", doc)
+    record = ledger_env.get_attestation(accepted)
+    assert record is not None and record["kind"] == "TRANSFER_ACCEPTANCE"
+    assert record["typedData"]["message"]["refs"] == [transfer]
+    assert record["payload"]["fields"]["epcisEventKey"]["value"] == doc["epcisBody"]["eventList"][1]["eventID"]
+    assert run_import(ledger_env, "importer", doc) == []
+    assert ledger_env.counts()["attestations"] == len(observed) + 3
+
+
+def test_gs1_transaction_examples_on_non_goods_are_recorded_as_observations(ledger_env: Ledger) -> None:
+    # A patient's service relation (GSRN) and a train (GIAI): no goods the ledger holds and no
+    # recipient party. The events carry no eventID, so the GS1 event hash names them.
     doc = gs1_example("Example-TransactionEvents-2020_07_03y.jsonld")
+    uids = run_import(ledger_env, "exporter", doc)
+    assert len(uids) == 2
+    for uid, original in zip(uids, doc["epcisBody"]["eventList"], strict=True):
+        record = ledger_env.get_attestation(uid)
+        assert record is not None and record["kind"] == "OBSERVATION"
+        fields = record["payload"]["fields"]
+        assert fields["epcisEventKey"]["value"].startswith("ni:///sha-256;") and "lot" not in fields
+        assert fields["epcisEvent"]["value"] == original  # the train's vehicles, the discharge, as given
+    assert run_import(ledger_env, "exporter", doc) == []
+
+
+def test_a_shipping_event_naming_an_unknown_recipient_is_still_refused(ledger_env: Ledger) -> None:
+    # It claims a hand-over to a party the ledger cannot tie to a key: refused, not observed.
+    doc = gs1_example("Example_9.6.1-ObjectEvent.jsonld")
+    shipping = doc["epcisBody"]["eventList"][0]
+    shipping["destinationList"] = [{"type": "owning_party", "destination": "urn:epc:id:pgln:9999999.00001"}]
     with pytest.raises(ImportRefused) as refused:
         run_import(ledger_env, "exporter", doc)
-    keys = [key for key, _ in refused.value.problems]
-    assert len(keys) == 2 and all(k.startswith("ni:///sha-256;") for k in keys)
+    ((key, reason),) = refused.value.problems
+    assert key == shipping["eventID"] and "not in the party directory" in reason
     assert ledger_env.counts()["attestations"] == 0
+
+
+def test_a_receiving_event_naming_a_sender_without_a_hand_over_is_refused(ledger_env: Ledger) -> None:
+    # GS1 9.6.2 names its source party: it claims custody came from someone. With no
+    # hand-over on the ledger to accept, that claim cannot be checked: refused.
+    doc = gs1_example("Example_9.6.2-ObjectEvent.jsonld")
+    with pytest.raises(ImportRefused) as refused:
+        run_import(ledger_env, "importer", doc)
+    ((key, reason),) = refused.value.problems
+    assert key == doc["epcisBody"]["eventList"][0]["eventID"] and "awaits acceptance" in reason
+    assert ledger_env.counts()["attestations"] == 0
+
+
+def test_an_observation_with_a_wrong_check_digit_is_refused(ledger_env: Ledger) -> None:
+    doc = gs1_example("Example_9.6.1-ObjectEvent.jsonld")
+    doc["epcisBody"]["eventList"][1]["epcList"] = ["https://id.gs1.org/01/00614141073460/21/2018"]
+    with pytest.raises(ImportRefused) as refused:
+        run_import(ledger_env, "exporter", doc)
+    assert "check digit" in str(refused.value) and ledger_env.counts()["attestations"] == 0
+
+
+def test_goods_destroyed_is_refused_not_observed(ledger_env: Ledger) -> None:
+    # DELETE in an ObjectEvent says the goods ceased to exist: the ledger has no record of
+    # that and will not pretend it is a mere observation.
+    gone = event("ObjectEvent", "urn:uuid:gone", action="DELETE", bizStep="destroying", epcList=[
+        "urn:epc:id:sgtin:0614141.107346.2017"
+    ])  # fmt: skip
+    with pytest.raises(ImportRefused) as refused:
+        run_import(ledger_env, "exporter", document(gone))
+    assert refused.value.problems[0][0] == "urn:uuid:gone" and "no mapping" in refused.value.problems[0][1]
 
 
 @pytest.mark.parametrize(

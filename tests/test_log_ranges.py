@@ -19,11 +19,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ledger.anchoring import ANCHORED, AnchoringWorker, contract_logs
+from ledger.anchoring import ANCHORED, AnchoringWorker
 from ledger.chain.accounts import dev_account
 from ledger.chain.client import Deployment, connect
 from ledger.chain.logs import AdaptiveLogFetcher, RangeRefused
 from ledger.core import Ledger
+from ledger.direct import contract_logs
 from ledger.store.models import BatchRow
 
 from .scenario import actor, productions
@@ -118,7 +119,7 @@ def test_anchoring_finds_its_logs_through_a_provider_that_limits_ranges(
         behind.ledger.events.Attested().get_logs(from_block=behind.manifest.deployment_block)
     assert ledger.anchor_direct(uid, actor("outsider")) == tx  # sanity: found on the unlimited node
 
-    from ledger.anchoring import record_directly
+    from ledger.direct import record_directly
     from ledger.eip712 import parse_typed_data
     from ledger.hashing import parse_hex
 

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..fields import exact_quantity
 from ..kinds import Kind
-from ..store.models import AttestationRefRow, AttestationRow
+from ..store.models import AttestationRefRow, AttestationRow, EpcisEventRow
 from ..submission import subject_id
 from .importer import CustodyRecord
+from .keys import key_hash
 
 
 class StoreIndex:
@@ -49,22 +50,19 @@ class StoreIndex:
         return [_record(r, refs[r.uid]) for r in rows]
 
     def recorded(self, event_key: str, attester: str) -> list[str]:
-        # The key is a long, distinctive string: a LIKE over the disclosed JSON finds the
-        # candidates, the parsed fields decide. (No index yet: a scan of the signer's rows.)
-        needle = json.dumps(event_key)[1:-1]
+        # One index range (ix_epcis_events_key_attester), written with each attestation.
         with self.sessions() as session:
-            rows = session.execute(
-                select(AttestationRow.uid, AttestationRow.disclosed).where(
-                    AttestationRow.attester == attester.lower(),
-                    AttestationRow.disclosed.contains(needle, autoescape=True),
+            return list(
+                session.scalars(
+                    select(EpcisEventRow.uid)
+                    .where(EpcisEventRow.key_hash == key_hash(event_key), EpcisEventRow.attester == attester.lower())
+                    .order_by(EpcisEventRow.uid)
                 )
-            ).all()
-        out = []
-        for uid, disclosed in rows:
-            fields = json.loads(disclosed)
-            if event_key in (_value(fields, "epcisEventKey"), _value(fields, "epcisEventHash")):
-                out.append(uid)
-        return out
+            )
+
+    def kinds(self, uids: list[str]) -> set[Kind]:
+        with self.sessions() as session:
+            return {Kind(k) for k in session.scalars(select(AttestationRow.kind).where(AttestationRow.uid.in_(uids)))}
 
 
 def _value(fields: dict[str, Any], name: str) -> Any:

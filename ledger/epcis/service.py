@@ -5,16 +5,14 @@ Promises:
   (signature, fields, signer's standing, references) before any is stored, and if one
   is refused none is stored.
 - `export_lot` / `export_shipment` return an EPCIS 2.0 document of the custody history,
-  one event per recorded EPCIS event, each carrying the UIDs and anchoring of the
-  attestations it came from (`prov:attestations`).
+  recorded from EPCIS or natively (`exporter.export_document`), each event carrying the
+  UIDs and anchoring of the attestations it came from (`prov:attestations`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections import deque
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -23,12 +21,10 @@ from ..ingest import Accepted, Rejected
 from ..kinds import Kind
 from ..store.models import AttestationRefRow, AttestationRow
 from ..submission import subject_id
+from .exporter import export_document
 
 if TYPE_CHECKING:
     from ..core import Ledger
-
-EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-PROV_NAMESPACE = "https://provenance-ledger.example/ns/epcis#"
 
 
 class ImportRejected(ValueError):
@@ -68,7 +64,7 @@ def export_lot(ledger: Ledger, lot: str) -> dict[str, Any]:
     subject = "0x" + subject_id(f"lot:{lot}").hex()
     with ledger.sessions() as session:
         uids = list(session.scalars(select(AttestationRow.uid).where(AttestationRow.subject == subject)))
-    return _document(ledger, uids)
+    return export_document(ledger, uids)
 
 
 def export_shipment(ledger: Ledger, shipment_uid: str) -> dict[str, Any]:
@@ -90,44 +86,4 @@ def export_shipment(ledger: Ledger, shipment_uid: str) -> dict[str, Any]:
             .where(AttestationRefRow.ref.in_(seen), AttestationRow.kind == int(Kind.TRANSFER_ACCEPTANCE))
         )
         seen.update(accepted)
-    return _document(ledger, sorted(seen))
-
-
-def _document(ledger: Ledger, uids: list[str]) -> dict[str, Any]:
-    events: dict[str, dict[str, Any]] = {}
-    order: dict[str, tuple[int, int]] = {}
-    contexts: list[Any] = [EPCIS_CONTEXT]
-    with ledger.sessions() as session:
-        rows = list(session.scalars(select(AttestationRow).where(AttestationRow.uid.in_(uids)))) if uids else []
-    batches = ledger.batches_by_id({r.batch_id for r in rows if r.batch_id is not None})
-    for row in sorted(rows, key=lambda r: (r.issued_at, r.id)):
-        fields = {k: v["value"] for k, v in json.loads(row.disclosed).items()}
-        key = fields.get("epcisEventKey")
-        if not isinstance(key, str) or not isinstance(fields.get("epcisEvent"), dict):
-            continue  # recorded natively, not from EPCIS: nothing to say in EPCIS terms yet
-        event = events.get(key)
-        if event is None:
-            event = dict(fields["epcisEvent"])
-            event.setdefault("eventID", fields.get("epcisEventHash", key))
-            event["prov:attestations"] = []
-            events[key] = event
-            order[key] = (row.issued_at, row.id)
-        anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batches.get(row.batch_id or -1))
-        event["prov:attestations"].append({"uid": row.uid, "attester": row.attester, "anchor": anchor.to_json()})
-        for item in _as_list(fields.get("epcisContext")):
-            if item not in contexts:
-                contexts.append(item)
-    prov = {"prov": PROV_NAMESPACE}
-    return {
-        "@context": [*contexts, prov],
-        "type": "EPCISDocument",
-        "schemaVersion": "2.0",
-        "creationDate": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "epcisBody": {"eventList": [events[k] for k in sorted(events, key=lambda k: order[k])]},
-    }
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
+    return export_document(ledger, sorted(seen))

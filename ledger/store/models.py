@@ -83,6 +83,19 @@ class WatchlistClassRow(Base):
     goods_class: Mapped[str] = mapped_column(String(10), primary_key=True, index=True)
 
 
+class EpcisEventRow(Base):
+    """An attestation recording an EPCIS event, by the event's key (its eventID, or GS1's
+    event hash) as SHA-256: a repeated import finds what is recorded by an index lookup."""
+
+    __tablename__ = "epcis_events"
+
+    uid: Mapped[str] = mapped_column(ForeignKey("attestations.uid"), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    attester: Mapped[str] = mapped_column(String(42), nullable=False)
+
+    __table_args__ = (Index("ix_epcis_events_key_attester", "key_hash", "attester"),)
+
+
 class BatchTreeRow(Base):
     """A batch's Merkle tree nodes (32 bytes each, root first), kept so that inclusion
     proofs are read, not rebuilt. Untrusted like every row: a proof from a tampered tree

@@ -197,6 +197,7 @@ describe("ProvenanceLedger: direct attestation", function () {
       REVOCATION: Roles.RIGHTS_HOLDER | custody | Roles.CUSTOMS,
       CUSTOMS_FINDING: Roles.CUSTOMS,
       WATCHLIST: Roles.RIGHTS_HOLDER,
+      OBSERVATION: Roles.RIGHTS_HOLDER | custody,
     };
     for (const [name, roles] of Object.entries(expectedRoles)) {
       expect(await env.ledger.requiredRolesOf(Kinds[name][0])).to.equal(roles, name);

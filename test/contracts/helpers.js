@@ -23,6 +23,7 @@ const Kinds = {
   REVOCATION: [7, "Revocation"],
   CUSTOMS_FINDING: [8, "CustomsFinding"],
   WATCHLIST: [9, "WatchlistEntry"],
+  OBSERVATION: [10, "Observation"],
 };
 
 const FIELDS = [

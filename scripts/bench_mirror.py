@@ -1,0 +1,140 @@
+"""Benchmark: how fast a new node catches up with the public ledger, and in what memory.
+
+Run: .venv/bin/python scripts/bench_mirror.py [--n 1000000]
+
+Builds a peer node holding N production attestations (SQLite, dev account 3, anchored in
+batches of 4,096 on a fresh anvil chain), serves it with `provenance serve` as its own
+process, then starts `provenance mirror --peer URL` as a new node with an empty database
+and times it until it is complete through the last batch. Every record is checked as a
+real mirror checks it: typed-data hash, signature, disclosure commitments, and the
+on-chain root and count of its batch. Reports records per second (wall clock of the
+mirroring process, start-up included) and the peak RSS of its whole process tree, with
+the store size and the commit. The records are productions without references: the
+catch-up cost per record does not depend on what a record refers to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+from benchenv import TreeRss, bench_chain, productions_store, write_results
+
+from ledger.config import Settings
+from ledger.core import Ledger
+from ledger.roles import Role
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "ledger", "api"], cwd=REPO, capture_output=True, text=True)
+    return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+
+
+def wait_until_up(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the peer API at {url} did not come up")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000, help="attestations on the peer")
+    parser.add_argument("--out", type=Path, default=Path("build/bench-mirror.json"))
+    args = parser.parse_args()
+    with bench_chain({3: Role.MANUFACTURER}) as (node, w3, manifest), tempfile.TemporaryDirectory() as home:
+        peer_settings = Settings(
+            home=Path(home) / "peer",
+            database_url=f"sqlite:///{home}/peer.db",
+            rpc_url=node.rpc_url,
+            confirmations=1,
+            batch_max_size=4096,
+            batch_max_age_seconds=0.0,
+        )
+        peer = Ledger.open(peer_settings, manifest=manifest)
+        build_seconds = productions_store(peer, args.n, w3)
+        peer.close()
+        manifest_path = manifest.save(Path(home) / "deployment.json")
+        port = free_port()
+        base_env = {**os.environ, "PROVENANCE_MANIFEST": str(manifest_path), "PROVENANCE_RPC_URL": node.rpc_url}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            cwd=REPO,
+            env={
+                **base_env,
+                "PROVENANCE_HOME": str(Path(home) / "peer"),
+                "PROVENANCE_DATABASE_URL": f"sqlite:///{home}/peer.db",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_until_up(url)
+            print(f"mirroring {args.n} records from {url} into an empty node ...", file=sys.stderr)
+            started = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ledger.cli", "mirror", "--peer", url, "--json"],
+                cwd=REPO,
+                env={
+                    **base_env,
+                    "PROVENANCE_HOME": str(Path(home) / "new-node"),
+                    "PROVENANCE_DATABASE_URL": f"sqlite:///{home}/new-node.db",
+                    "PROVENANCE_CONFIRMATIONS": "1",
+                },
+                stdout=subprocess.PIPE,
+            )
+            sampler = TreeRss(proc.pid)
+            output, _ = proc.communicate()
+            seconds = time.perf_counter() - started
+            peak_mib = sampler.stop() / 1024
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        if proc.returncode != 0:
+            raise SystemExit(f"mirror exited {proc.returncode}: {output.decode()[-2000:]}")
+        report = json.loads(output)
+        stored = report["recordsStored"]
+        if stored != args.n:
+            raise SystemExit(f"the new node stored {stored} records, not {args.n}: {report}")
+    result = {
+        "what": "catch-up of a new node from one untrusted peer over HTTP (provenance mirror)",
+        "commit": commit(),
+        "store_records": args.n,
+        "batches": report["batchesStored"],
+        "completeness": report["completeness"],
+        "seconds": round(seconds, 1),
+        "records_per_second": round(stored / seconds),
+        "peak_tree_rss_mib": round(peak_mib, 1),
+        "peer_build_sign_and_ingest_seconds": round(build_seconds, 1),
+    }
+    write_results(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
