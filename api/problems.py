@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.ingest import Rejected
+from ledger.trouble import trouble_sentence
 
 PROBLEM = "application/problem+json"
 
@@ -76,10 +77,14 @@ async def on_http(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def on_store_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+async def on_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """The database was unreachable: the transaction did not commit, so nothing was
-    stored, and retrying the same request later is safe (submissions are idempotent)."""
-    response = problem(503, "Unavailable", "the database is unreachable; nothing was stored; retry later")
+    stored, and retrying the same request later is safe (submissions are idempotent); a
+    verification has no verdict but UNVERIFIABLE meanwhile. Worded by `ledger.trouble`."""
+    ledger = getattr(request.app.state, "ledger", None)
+    where = ledger.settings.resolved_database_url if ledger is not None else ""
+    verifying = request.url.path.endswith("/verify")
+    response = problem(503, "Unavailable", trouble_sentence(exc, store=where, verifying=verifying))
     response.headers["Retry-After"] = "2"
     return response
 

@@ -92,6 +92,11 @@ class Verification(BaseModel):
     checks: list[dict[str, Any]]
     riskFactors: list[dict[str, Any]]
     evaluatedAt: int
+    parties: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="every party the evidence names: address, and the name it was admitted under as "
+        "published on chain (checked against its participant id), or null with nameVerified false",
+    )
 
 
 def _kind_fields_model(kind: Kind) -> type[BaseModel]:

@@ -81,6 +81,10 @@ contract ParticipantRegistry is IParticipantRegistry {
         uint48 validFrom,
         uint48 validUntil
     );
+    /// @notice The name whose keccak256 is `account`'s participant id, made public so that
+    /// verifiers can show it: only the true preimage of the id can be published, so a name
+    /// read from this event is the one the registrar admitted the participant under.
+    event ParticipantNamed(address indexed account, bytes32 indexed participantId, string name);
     /// @notice The role listener was set.
     event RoleListenerSet(address indexed listener);
     /// @notice Registrar `from` proposed to hand its role to `to` (zero: proposal withdrawn).
@@ -108,6 +112,8 @@ contract ParticipantRegistry is IParticipantRegistry {
     error InvalidSuccessor(address successor);
     /// @notice `caller` is not the successor `from` proposed (`proposed`).
     error NoHandover(address from, address caller, address proposed);
+    /// @notice keccak256 of the published name (`nameHash`) is not the participant id.
+    error NameMismatch(address account, bytes32 participantId, bytes32 nameHash);
 
     modifier onlyRegistrar() {
         _requireRegistrar();
@@ -202,6 +208,20 @@ contract ParticipantRegistry is IParticipantRegistry {
         _record(oldKey, old);
         _notify(newKey, fresh);
         _notify(oldKey, old);
+    }
+
+    /// @notice Publishes `name` as the name of `account`, whose participant id must be
+    /// keccak256(`name`) (as `provenance participant admit --name` makes it). Changes no
+    /// state: the {ParticipantNamed} event is the publication. A rotated or retired key can
+    /// be named too (its id does not change); naming twice only repeats the same fact.
+    /// @dev Registrar-only although the hash check alone makes a false name impossible:
+    /// so that no outsider can fill the registry's logs that every verifier reads.
+    function publishName(address account, string calldata name) external onlyRegistrar {
+        Participant storage p = _participants[account];
+        if (p.validUntil == 0) revert UnknownParticipant(account);
+        bytes32 nameHash = keccak256(bytes(name));
+        if (nameHash != p.participantId) revert NameMismatch(account, p.participantId, nameHash);
+        emit ParticipantNamed(account, p.participantId, name);
     }
 
     /// @notice Sets the contract told about every effective-role change (the ledger).

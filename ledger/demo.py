@@ -45,6 +45,9 @@ def admit_demo_participants(ledger: Ledger) -> None:
             dev_account(0),
             registry.functions.admit(account.address, Web3.keccak(text=f"demo:{name}"), int(role), 0, FOREVER),
         )
+        call_and_send(
+            ledger.deployment.w3, dev_account(0), registry.functions.publishName(account.address, f"demo:{name}")
+        )
 
 
 def seed_demo(ledger: Ledger) -> dict[str, str]:

@@ -13,9 +13,12 @@ the verification checks it against the same commitment.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,7 +57,9 @@ class HolderStore:
     """The holder's encrypted record of everything it signed, with every field's salt.
 
     Readable only with the signing key itself; written with mode 0600 and replaced
-    atomically, so an interrupted write never loses earlier entries."""
+    atomically, so an interrupted write never loses earlier entries; and each addition
+    reads and rewrites the store under an exclusive lock (`STORE.lock`), so two `sign`
+    runs at once both keep their salts."""
 
     def __init__(self, path: Path, private_key: bytes, holder: str) -> None:
         self.path = path
@@ -83,8 +88,27 @@ class HolderStore:
         entries: dict[str, dict[str, Any]] = json.loads(plaintext)
         return entries
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """An exclusive advisory lock (flock) on the file beside the store, held across a
+        read-modify-write: without it, of two runs that read the same store, the later
+        write drops the other's entry, and with it the only copy of its salts. The lock
+        file is never replaced (the store is), so both runs lock the same inode; the
+        kernel releases the lock if the process dies."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def add(self, submission: dict[str, Any]) -> None:
         """Keep `submission` (as built, with every field disclosed) under its uid."""
+        with self._exclusive():
+            self._add(submission)
+
+    def _add(self, submission: dict[str, Any]) -> None:
         entries = self.entries()
         entries[str(submission["uid"]).lower()] = submission
         nonce = secrets.token_bytes(12)
@@ -92,7 +116,6 @@ class HolderStore:
         body = json.dumps(
             {"format": STORE_FORMAT, "holder": self.holder, "nonce": nonce.hex(), "ciphertext": sealed.hex()}
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         scratch = self.path.with_name(self.path.name + f".{secrets.token_hex(4)}.tmp")
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:

@@ -54,5 +54,6 @@ def test_an_exporter_following_the_walkthrough_gets_a_verified_shipment_and_a_ch
     log = (tmp_path / "up.log").read_text() if (tmp_path / "up.log").exists() else ""
     assert proc.returncode == 0, f"stdout:\n{out}\nstderr:\n{err}\nup.log:\n{log[-3000:]}"
     assert "VERIFIED" in out
+    assert re.search(r"Export Lyon SARL \(0x[0-9a-fA-F]{40}\)", out), out  # the exporter by its on-chain name
     assert re.search(r"design\s+VALID", out), out
     assert oct((tmp_path / "holder.json.disclosures").stat().st_mode & 0o777) == "0o600"

@@ -25,11 +25,12 @@ from typing import Any
 
 from web3.exceptions import TransactionNotFound
 
-from ledger.hashing import hex32
+from ledger.hashing import hex32, keccak
 from ledger.kinds import Kind
 from ledger.registry_view import Checkpoint, RegistryView
+from ledger.trouble import MEANWHILE, chain_trouble, endpoint_of
 
-from .client import Deployment
+from .client import ChainUnavailable, Deployment
 from .logs import AdaptiveLogFetcher
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class ChainFacts:
     direct: dict[str, tuple[str, int]] = field(default_factory=dict)  # uid -> (attester, block)
     revocations: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # uid -> revokers
     checkpoints: defaultdict[str, list[Checkpoint]] = field(default_factory=lambda: defaultdict(list))
+    participant_ids: dict[str, str] = field(default_factory=dict)  # account -> participant id (admission, rotation)
+    names: dict[str, str] = field(default_factory=dict)  # participant id -> published name (keccak checked)
 
 
 def append_checkpoint(history: list[Checkpoint], checkpoint: Checkpoint) -> None:
@@ -107,6 +110,16 @@ class ChainSnapshot:
     def confirmations(self, block: int) -> int:
         return self.head - block + 1
 
+    def participant_name(self, account: str) -> str | None:
+        """The name `account`'s participant was admitted under, as published on chain
+        (`ParticipantNamed`, whose keccak256 equals the participant id the registry holds
+        for the account), or None when no such name was published."""
+        key = account.lower()
+        participant = self.tail.participant_ids.get(key) or self.confirmed.participant_ids.get(key)
+        if participant is None:
+            return None
+        return self.tail.names.get(participant) or self.confirmed.names.get(participant)
+
 
 class ChainView:
     """Thread-safe mirror of the chain's facts for one deployment."""
@@ -132,6 +145,9 @@ class ChainView:
                 ledger.events.Attested(),
                 ledger.events.Revoked(),
                 registry.events.EffectiveRolesChanged(),
+                registry.events.ParticipantAdmitted(),
+                registry.events.KeyRotated(),
+                registry.events.ParticipantNamed(),
             )
         }
 
@@ -153,7 +169,20 @@ class ChainView:
         return self._head[1]
 
     def snapshot(self, max_age: float = 0.25) -> ChainSnapshot:
-        """The facts as of the current head (re-read at most every `max_age` seconds)."""
+        """The facts as of the current head (re-read at most every `max_age` seconds).
+
+        Raises `ChainUnavailable` with one sentence for an officer (`ledger.trouble`)
+        when the chain cannot be read, never the RPC library's own exception."""
+        try:
+            return self._read_snapshot(max_age)
+        except ChainUnavailable as exc:
+            if MEANWHILE in str(exc):
+                raise
+            raise ChainUnavailable(chain_trouble(exc, endpoint_of(self.deployment.w3))) from exc
+        except Exception as exc:  # whatever the RPC library raised: the chain could not be read
+            raise ChainUnavailable(chain_trouble(exc, endpoint_of(self.deployment.w3))) from exc
+
+    def _read_snapshot(self, max_age: float) -> ChainSnapshot:
         head = self.head(max_age)
         with self._lock:
             if self._snapshot is not None and self._snapshot.head == head:
@@ -287,12 +316,15 @@ class ChainView:
                     continue
                 address = str(log["address"]).lower()
                 name = event.event_name
-                if (name == "EffectiveRolesChanged") != (address == registry_address):
+                if (name in _REGISTRY_EVENTS) != (address == registry_address):
                     continue  # an event of one contract's ABI emitted by the other: not a fact
                 if address not in (ledger_address, registry_address):
                     continue
                 args = event.process_log(log)["args"]
                 _apply(name, args, int(log["blockNumber"]), into)
+
+
+_REGISTRY_EVENTS = frozenset({"EffectiveRolesChanged", "ParticipantAdmitted", "KeyRotated", "ParticipantNamed"})
 
 
 def _apply(name: str, args: Any, block: int, into: ChainFacts) -> None:
@@ -311,6 +343,17 @@ def _apply(name: str, args: Any, block: int, into: ChainFacts) -> None:
         into.revocations[hex32(bytes(args["uid"]))].add(str(args["attester"]).lower())
     elif name == "EffectiveRolesChanged":
         append_checkpoint(into.checkpoints[str(args["account"]).lower()], Checkpoint.from_event(args))
+    elif name == "ParticipantAdmitted":
+        into.participant_ids[str(args["account"]).lower()] = hex32(bytes(args["participantId"]))
+    elif name == "KeyRotated":
+        into.participant_ids[str(args["newKey"]).lower()] = hex32(bytes(args["participantId"]))
+    elif name == "ParticipantNamed":
+        participant, text = hex32(bytes(args["participantId"])), str(args["name"])
+        # The contract refuses any other name; checked again here, so a name shown as
+        # the participant's is always the preimage of its on-chain id.
+        if hex32(keccak(text.encode())) == participant:
+            into.participant_ids.setdefault(str(args["account"]).lower(), participant)
+            into.names[participant] = text
 
 
 def _topic(event: Any) -> bytes:

@@ -68,7 +68,8 @@ def audit_replay(
             ledger = Ledger.open(settings, manifest=trusted, create_key=False)
             with ledger.sessions() as session:
                 total = int(session.scalar(select(func.count(AttestationRow.id))) or 0)
-                store_batches = dict(session.execute(select(BatchRow.chain_index, BatchRow.root)).tuples().all())
+                rows = session.execute(select(BatchRow.chain_index, BatchRow.root))
+                store_batches = {row.chain_index: row.root for row in rows}  # not Result.tuples(): deprecated
             store_registry = RegistryView(ledger.sessions)
             data = audit.store_source(ledger)
         try:

@@ -55,13 +55,20 @@ def load_manifest(settings: Settings, path: Path | None = None) -> Manifest:
         ) from None
 
 
-def open_ledger(settings: Settings, **options: Any) -> Any:
+def open_ledger(settings: Settings, *, verifying: bool | None = None, **options: Any) -> Any:
     """This node's `Ledger` (database and chain of the settings), or exit 1 naming what
-    is missing."""
+    is missing, or 2 with a sentence when the database does not answer."""
     from ledger.core import Ledger
+    from ledger.trouble import is_store_trouble, trouble_sentence
 
     manifest = options.pop("manifest", None) or load_manifest(settings)
-    return Ledger.open(settings, manifest=manifest, **options)
+    try:
+        return Ledger.open(settings, manifest=manifest, **options)
+    except Exception as exc:
+        if is_store_trouble(exc):
+            where = settings.resolved_database_url
+            raise fail(trouble_sentence(exc, store=where, verifying=verifying), EXIT_UNAVAILABLE) from exc
+        raise
 
 
 def _manifest_is_live(settings: Settings, rpc_url: str) -> Manifest | None:
@@ -101,13 +108,8 @@ def print_verdict(result: object, as_json: bool) -> None:
         typer.secho(
             f"{result.verdict.value}  risk {result.risk_score}/100  shipment {result.shipment}", fg=colour, bold=True
         )
-        for check in result.checks:
-            typer.echo(f"  {check.name:<15} {check.status.value:<8} {check.detail}")
-            for finding in check.findings:
-                typer.echo(f"      {finding.code.value}: {finding.message}")
-                typer.echo(f"        what to do: {finding.code.info.officer_action}")
-        for factor in result.risk_factors:
-            typer.echo(f"  risk +{factor.points:<3} {factor.name}: {factor.why}")
+        for line in result.text_lines():
+            typer.echo(line)
     raise typer.Exit(VERDICT_EXIT[result.verdict.value])
 
 

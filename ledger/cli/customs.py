@@ -32,7 +32,7 @@ def verify_cmd(
     """Verify a shipment recorded in this ledger (exit 0 verified, 10 flagged, 11 unverifiable)."""
     from ledger.verify.evidence import EvidenceError
 
-    ledger = open_ledger(settings_from_environment())
+    ledger = open_ledger(settings_from_environment(), verifying=True)
     try:
         result = ledger.verify_shipment(shipment)
     except EvidenceError as exc:

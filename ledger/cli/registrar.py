@@ -97,6 +97,20 @@ def participant_admit(
         registrar_keystore,
         rpc_url,
     )
+    # The name itself on chain (its hash is the participant id), so verdicts can show it.
+    _registrar_call("publish name", lambda f: f.publishName(_address(address), name), registrar_keystore, rpc_url)
+
+
+@participant_app.command("publish-name")
+def participant_publish_name(
+    address: Annotated[str, typer.Argument(help="the participant's key address")],
+    name: Annotated[str, typer.Option(help="the name it was admitted under (its hash is the participant id)")],
+    registrar_keystore: RegistrarKey = None,
+    rpc_url: RpcUrl = None,
+) -> None:
+    """Publish the name of a participant admitted earlier, so verdicts show it (refused
+    unless the name is the one it was admitted under)."""
+    _registrar_call("publish name", lambda f: f.publishName(_address(address), name), registrar_keystore, rpc_url)
 
 
 @participant_app.command("grant")

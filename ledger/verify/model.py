@@ -52,15 +52,21 @@ class Finding:
     code: Reason
     message: str
     uids: tuple[str, ...] = ()
+    # The numbers and parties behind the finding, for an officer to act on (e.g. a
+    # CUSTODY_FORK's lot quantity and each hand-over: how much, by whom). Not compared.
+    facts: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The finding with what the officer should do about it (from `ledger.reasons`)."""
-        return {
+        shaped: dict[str, Any] = {
             "code": self.code.value,
             "message": self.message,
             "uids": list(self.uids),
             "officerAction": self.code.info.officer_action,
         }
+        if self.facts:
+            shaped["facts"] = self.facts
+        return shaped
 
 
 @dataclass
@@ -112,6 +118,8 @@ class VerificationResult:
     chain_head: int = -1
     # How complete the verifying node's copy of the ledger was (None: no copy was used).
     completeness: dict[str, Any] | None = None
+    # Every party the evidence names, with its on-chain name or "unknown" (`.parties`).
+    parties: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -133,4 +141,21 @@ class VerificationResult:
             "riskFactors": [r.to_json() for r in self.risk_factors],
             "evaluatedAt": self.evaluated_at,
             "completeness": self.completeness,
+            "parties": self.parties,
         }
+
+    def text_lines(self) -> list[str]:
+        """The verdict for a terminal, below its headline: each check, its findings with
+        what to do, the risk factors, and the parties by name and address."""
+        lines = []
+        for check in self.checks:
+            lines.append(f"  {check.name:<15} {check.status.value:<8} {check.detail}")
+            for finding in check.findings:
+                lines.append(f"      {finding.code.value}: {finding.message}")
+                lines.append(f"        what to do: {finding.code.info.officer_action}")
+        for factor in self.risk_factors:
+            lines.append(f"  risk +{factor.points:<3} {factor.name}: {factor.why}")
+        if self.parties:
+            lines.append("  parties:")
+            lines.extend(f"    {p['shown']}" for p in self.parties)
+        return lines

@@ -27,8 +27,9 @@ from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
 
 from .engine import verify_evidence
-from .evidence import EvidenceError, completed_from_store, evidence_from_bundle, evidence_from_store
+from .evidence import Evidence, EvidenceError, completed_from_store, evidence_from_bundle, evidence_from_store
 from .model import CheckResult, CheckStatus, Finding, Verdict, VerificationResult
+from .parties import parties_json, parties_of
 from .policy import VerificationPolicy
 from .risk import ShipmentHistory
 
@@ -80,16 +81,28 @@ def verify_in_store(
     """Verify a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`)."""
     evidence = evidence_from_store(ledger, shipment_uid)
     shipment = evidence.records[evidence.shipment]
-    return verify_evidence(
+    chain = chain or ledger.chain_view
+    result = verify_evidence(
         evidence,
         domain=ledger.domain,
-        chain=chain or ledger.chain_view,
+        chain=chain,
         checker=ledger.checker,
         policy=policy,
         history=shipment_history(ledger, evidence.shipment, shipment.attester, shipment.attestation.issued_at),
         completeness=ledger.completeness.watermark,
         licence_outputs=ledger.licence_outputs,
     )
+    return with_parties(result, evidence, chain)
+
+
+def with_parties(result: VerificationResult, evidence: Evidence, chain: ChainView) -> VerificationResult:
+    """`result` naming every party of `evidence` by its on-chain name, or as unknown when
+    the verdict could not read the chain. A published name never changes (it is the
+    preimage of the participant's id), so the latest snapshot names the parties of any
+    verdict that read the chain."""
+    snapshot = chain.last_snapshot if result.chain_head >= 0 else None
+    result.parties = parties_json(snapshot, parties_of(evidence))
+    return result
 
 
 def export_bundle(ledger: Node, shipment_uid: str) -> dict[str, Any]:
@@ -146,7 +159,7 @@ def verify_bundle(
         )
     if complete_from is not None:
         evidence = completed_from_store(complete_from, evidence)
-    return verify_evidence(
+    result = verify_evidence(
         evidence,
         domain=Domain(trusted.chain_id, trusted.ledger),
         chain=chain,
@@ -155,3 +168,4 @@ def verify_bundle(
         completeness=complete_from.completeness.watermark if complete_from is not None else None,
         licence_outputs=complete_from.licence_outputs if complete_from is not None else None,
     )
+    return with_parties(result, evidence, chain)

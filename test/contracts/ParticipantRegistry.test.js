@@ -222,6 +222,29 @@ describe("ParticipantRegistry", function () {
       .withArgs(carrier.address);
   });
 
+  it("publishes a participant's name only when it hashes to the participant id", async function () {
+    const { registry, maker, outsider, carrier } = await loadFixture(deployAll);
+    await expect(registry.publishName(maker.address, "maker"))
+      .to.emit(registry, "ParticipantNamed")
+      .withArgs(maker.address, ethers.id("maker"), "maker");
+    // Even the registrar cannot assert another name than the one the id was made from.
+    await expect(registry.publishName(maker.address, "Maker Ltd"))
+      .to.be.revertedWithCustomError(registry, "NameMismatch")
+      .withArgs(maker.address, ethers.id("maker"), ethers.id("Maker Ltd"));
+    await expect(registry.publishName(outsider.address, "outsider"))
+      .to.be.revertedWithCustomError(registry, "UnknownParticipant")
+      .withArgs(outsider.address);
+    await expect(registry.connect(carrier).publishName(maker.address, "maker"))
+      .to.be.revertedWithCustomError(registry, "NotRegistrar")
+      .withArgs(carrier.address);
+    // A rotated-out key keeps its id, so it can still be named (its past signatures stay valid).
+    await registry.rotateKey(maker.address, outsider.address);
+    await expect(registry.publishName(maker.address, "maker")).to.emit(registry, "ParticipantNamed");
+    await expect(registry.publishName(outsider.address, "maker"))
+      .to.emit(registry, "ParticipantNamed")
+      .withArgs(outsider.address, ethers.id("maker"), "maker");
+  });
+
   it("lets the registrar rotate a suspended key, which stays suspended", async function () {
     const { registry, maker, outsider } = await loadFixture(deployAll);
     await registry.suspend(maker.address, ethers.id("leak"));

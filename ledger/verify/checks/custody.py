@@ -4,6 +4,7 @@ holder, quantities conserved, no forks or cycles, the goods declared are the goo
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 from ledger.kinds import Kind
 from ledger.reasons import Reason
@@ -20,6 +21,7 @@ from ..context import (
 )
 from ..evidence import Evidence, Record
 from ..model import CheckResult, Finding
+from ..parties import party
 
 
 def check_custody(ctx: Context) -> CheckResult:
@@ -60,11 +62,17 @@ def check_custody(ctx: Context) -> CheckResult:
                 )
                 continue
             if holder_after(source) != node.attester.lower():
+                holder = holder_after(source)
                 findings.append(
                     Finding(
                         Reason.CUSTODY_GAP,
-                        f"{node.attester} hands on goods held by {holder_after(source) or 'nobody'}",
+                        f"{party(ctx.snapshot, node.attester)} hands on goods held by "
+                        f"{party(ctx.snapshot, holder) if holder else 'nobody'}",
                         (node.uid, source.uid),
+                        {
+                            "by": party(ctx.snapshot, node.attester).to_json(),
+                            "holder": party(ctx.snapshot, holder).to_json() if holder else None,
+                        },
                     )
                 )
             if node.attestation.issued_at < source.attestation.issued_at:
@@ -141,9 +149,10 @@ def _conservation(ctx: Context) -> tuple[list[Finding], list[Finding]]:
                 notices.append(
                     Finding(
                         Reason.NOT_ENTITLED,
-                        f"{candidate.attester} signed a {candidate.kind.type_name} of goods it did not hold; "
-                        "not counted against them",
+                        f"{party(ctx.snapshot, candidate.attester)} signed a {candidate.kind.type_name} "
+                        "of goods it did not hold; not counted against them",
                         (candidate.uid, *inputs),
+                        {"by": party(ctx.snapshot, candidate.attester).to_json()},
                     )
                 )
             continue
@@ -166,25 +175,83 @@ def _conservation(ctx: Context) -> tuple[list[Finding], list[Finding]]:
             if involved in reported:
                 continue
             reported.add(involved)
+            lots = _lots(ctx, inputs)
             if others:
+                hand_overs = sorted(
+                    [ev.records[t] for t in others] + [consumer], key=lambda r: (r.attestation.issued_at, r.uid)
+                )
+                handed = sum((quantity(r) or Fraction(0) for r in hand_overs), Fraction(0))
                 findings.append(
                     Finding(
                         Reason.CUSTODY_FORK,
-                        f"the same goods are handed on more than once "
-                        f"({len(others) + 1} hand-overs exceed the quantity)",
+                        f"the same goods are handed on more than once: {lots['text']} holds {lots['quantity']}, "
+                        f"but {len(hand_overs)} hand-overs of it move {number(handed)} in all "
+                        f"({'; '.join(_hand_over(ctx, r) for r in hand_overs)}); "
+                        f"{number(needed)} of the last one's {number(wanted)} were never held",
                         involved,
+                        {
+                            "lots": lots["lots"],
+                            "lotQuantity": lots["quantity"],
+                            "handOvers": [_hand_over_json(ctx, r) for r in hand_overs],
+                            "handedOver": number(handed),
+                            "shortfall": number(needed),
+                        },
                     )
                 )
             else:
                 findings.append(
                     Finding(
                         Reason.QUANTITY_EXCEEDED,
-                        f"{consumer.kind.type_name} moves {number(wanted)} "
-                        f"but only {number(wanted - needed)} were held",
+                        f"{_hand_over(ctx, consumer)} moves {number(wanted)} but {lots['text']} held "
+                        f"only {number(wanted - needed)} ({lots['quantity']} in all)",
                         involved,
+                        {
+                            "lots": lots["lots"],
+                            "lotQuantity": lots["quantity"],
+                            "handOvers": [_hand_over_json(ctx, consumer)],
+                            "handedOver": number(wanted),
+                            "shortfall": number(needed),
+                        },
                     )
                 )
     return findings, notices
+
+
+def _short(uid: str) -> str:
+    return uid[:10] + "…"
+
+
+def _lots(ctx: Context, inputs: list[str]) -> dict[str, Any]:
+    """The goods a hand-over draws on: each lot (production or transfer) with its quantity,
+    their total, and how to name them in a sentence."""
+    records = [ctx.evidence.records[u] for u in inputs]
+    total = sum((quantity(r) or Fraction(0) for r in records), Fraction(0))
+    named = ", ".join(f"{r.kind.type_name} {_short(r.uid)}" for r in records)
+    return {
+        "lots": [
+            {"uid": r.uid, "kind": r.kind.type_name, "quantity": number(quantity(r) or Fraction(0))} for r in records
+        ],
+        "quantity": number(total),
+        "text": ("the lot " if len(records) == 1 else "the lots ") + named,
+    }
+
+
+def _hand_over(ctx: Context, record: Record) -> str:
+    """What, how much, by whom: `Transfer 0x1234abcd… of 60 by ACME Ltd (0x…)`."""
+    return (
+        f"{record.kind.type_name} {_short(record.uid)} of {number(quantity(record) or Fraction(0))} "
+        f"by {party(ctx.snapshot, record.attester)}"
+    )
+
+
+def _hand_over_json(ctx: Context, record: Record) -> dict[str, Any]:
+    return {
+        "uid": record.uid,
+        "kind": record.kind.type_name,
+        "quantity": number(quantity(record) or Fraction(0)),
+        "issuedAt": record.attestation.issued_at,
+        "by": party(ctx.snapshot, record.attester).to_json(),
+    }
 
 
 def _find_cycle(ev: Evidence) -> list[str]:

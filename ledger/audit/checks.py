@@ -1,0 +1,217 @@
+"""The checks of a replay: every record on its own (UID, signature, payload commitment,
+the signer's standing at signing time, anchoring), in this process or in forked workers;
+each batch's data against its root on chain; the batch sequence; and the store's copy of
+the registry against the chain's."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import select
+from web3 import Web3
+
+from ledger.eip712 import Attestation, Domain, attestation_uid
+from ledger.hashing import hex32, parse_hex
+from ledger.kinds import Kind
+from ledger.merkle import MerkleTree
+from ledger.payload import Disclosure
+from ledger.registry_view import Checkpoint, RegistryView
+from ledger.signatures import SignatureChecker
+
+from .chain import ChainBatch, ReplayState
+from .report import Discrepancy, ReplayReport
+from .sources import DataRecord
+
+CHECK_CHUNK = 500
+
+
+def check_all(
+    chunks: Iterator[list[DataRecord]], ctx: CheckContext, jobs: int
+) -> Iterator[tuple[int, list[Discrepancy]]]:
+    """(records checked, discrepancies) per chunk, in order: here, or in `jobs` forked workers."""
+    global _WORKER_CONTEXT
+
+    _WORKER_CONTEXT = ctx
+    try:
+        if jobs <= 1:
+            yield from map(_check_chunk, chunks)
+            return
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_signals) as pool:
+            yield from pool.imap(_check_chunk, chunks)
+            pool.close()  # let the workers finish and exit on their own
+            pool.join()
+    finally:
+        _WORKER_CONTEXT = None
+
+
+def check_batch(
+    batch: ChainBatch, uids: list[bytes], store_batches: dict[int, str] | None, report: ReplayReport
+) -> str:
+    rebuilt = hex32(MerkleTree.of(uids).root) if uids and len(set(uids)) == len(uids) else None
+    status = "ok"
+    if len(uids) < batch.count:
+        status = "missing data"
+        report.discrepancies.append(
+            Discrepancy(
+                "ANCHORED_UID_WITHOUT_DATA",
+                f"batch {batch.index} anchors {batch.count} UIDs but the data holds {len(uids)}",
+                batch=batch.index,
+                evidence={"anchored": batch.count, "present": len(uids)},
+            )
+        )
+    elif rebuilt != batch.root:
+        status = "root mismatch"
+        report.discrepancies.append(
+            Discrepancy(
+                "BATCH_ROOT_MISMATCH",
+                f"the data of batch {batch.index} rebuilds {rebuilt}, the chain holds {batch.root}",
+                batch=batch.index,
+                evidence={"rebuilt": rebuilt, "onChain": batch.root},
+            )
+        )
+    if store_batches is not None and store_batches.get(batch.index) not in (None, batch.root):
+        status = "store row altered"
+        report.discrepancies.append(
+            Discrepancy(
+                "BATCH_ROOT_MISMATCH",
+                f"the store's batch row {batch.index} says root {store_batches[batch.index]}, "
+                f"the chain holds {batch.root}",
+                batch=batch.index,
+                evidence={"store": store_batches[batch.index], "onChain": batch.root},
+            )
+        )
+    return status
+
+
+def check_sequence(state: ReplayState, report: ReplayReport) -> None:
+    previous = "0x" + "00" * 32
+    for expected, index in enumerate(sorted(state.batches)):
+        batch = state.batches[index]
+        if index != expected or batch.previous_root != previous:
+            report.discrepancies.append(
+                Discrepancy(
+                    "SEQUENCE_BROKEN",
+                    f"batch {index} does not follow batch {expected - 1} (gap or broken link)",
+                    batch=index,
+                )
+            )
+        previous = batch.root
+
+
+def compare_registry(history: dict[str, list[Checkpoint]], store: RegistryView, report: ReplayReport) -> None:
+    from ledger.store.models import RoleCheckpointRow
+
+    with store._sessions() as session:
+        accounts = set(session.scalars(select(RoleCheckpointRow.account)))
+    for account in sorted(accounts | set(history)):
+        ours, theirs = history.get(account, []), store.history(account)
+        if ours != theirs:
+            report.discrepancies.append(
+                Discrepancy(
+                    "REGISTRY_MIRROR_ALTERED",
+                    f"the store's registry history of {Web3.to_checksum_address(account)} differs from the chain's",
+                    evidence={"chain": [asdict(c) for c in ours], "store": [asdict(c) for c in theirs]},
+                )
+            )
+
+
+@dataclass
+class CheckContext:
+    """What checking one record needs; copied into each worker process (by fork)."""
+
+    domain: Domain
+    registry: RegistryView
+    direct: set[str]
+    unanchored_limit: float
+    now: float
+    checker: SignatureChecker = field(default_factory=SignatureChecker)
+
+
+_WORKER_CONTEXT: CheckContext | None = None  # set in the parent just before the pool forks
+
+
+def _worker_signals() -> None:
+    """Workers take the default SIGTERM and ignore SIGINT: a parent's handlers (the CLI
+    turns SIGTERM into "stop following") must not keep a pool worker alive."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _check_chunk(records: list[DataRecord]) -> tuple[int, list[Discrepancy]]:
+    """(records checked, their discrepancies in order) for one chunk, in a worker or here."""
+    ctx = _WORKER_CONTEXT
+    assert ctx is not None, "the pool must be forked after the context is set"
+    return len(records), [d for record in records for d in _check_record(record, ctx)]
+
+
+def _check_record(record: DataRecord, ctx: CheckContext) -> list[Discrepancy]:
+    """Every discrepancy of one record on its own: UID, signature, payload, standing, anchoring."""
+    problems_found: list[Discrepancy] = []
+    domain, checker, registry, direct = ctx.domain, ctx.checker, ctx.registry, ctx.direct
+    unanchored_limit, now = ctx.unanchored_limit, ctx.now
+    uid = record.uid
+    try:
+        attestation = Attestation(
+            Kind(record.kind),
+            record.attester,
+            parse_hex(record.subject, 32, "subject"),
+            tuple(parse_hex(r, 32, "ref") for r in record.refs),
+            parse_hex(record.payload_hash, 32, "payloadHash"),
+            record.issued_at,
+            record.expires_at,
+        )
+        computed = hex32(attestation_uid(attestation, domain))
+    except ValueError as exc:
+        problems_found.append(Discrepancy("PAYLOAD_ALTERED", f"record is not a valid attestation: {exc}", [uid]))
+        return problems_found
+    if computed != uid:
+        problems_found.append(
+            Discrepancy(
+                "PAYLOAD_ALTERED",
+                f"the signed fields were changed: they hash to {computed}",
+                [uid],
+                evidence={"computed": computed},
+            )
+        )
+        return problems_found
+    if not checker.check_digest(
+        parse_hex(uid, 32, "uid"), attestation.attester, parse_hex(record.signature, 65, "signature")
+    ).valid:
+        problems_found.append(Discrepancy("PAYLOAD_ALTERED", "the signature does not match the record", [uid]))
+    try:
+        disclosure = Disclosure.from_json({"fieldHashes": record.field_hashes, "fields": record.fields})
+        problems = disclosure.problems(attestation.payload_hash)
+    except ValueError as exc:
+        problems = [str(exc)]
+    if problems:
+        problems_found.append(Discrepancy("PAYLOAD_ALTERED", "; ".join(problems), [uid]))
+    problem = registry.standing(attestation.attester, attestation.issued_at).allows(attestation.kind.required_roles)
+    if problem is not None:
+        problems_found.append(
+            Discrepancy(
+                "KEY_NOT_VALID_AT_SIGNING",
+                f"{attestation.attester} could not sign a {attestation.kind.type_name} at "
+                f"{attestation.issued_at} per the chain's registry ({problem.value})",
+                [uid],
+            )
+        )
+    if record.direct:
+        if uid not in direct:
+            problems_found.append(
+                Discrepancy(
+                    "NOT_SEEN_ON_CHAIN",
+                    "marked as recorded directly, but the ledger contract has no such record",
+                    [uid],
+                )
+            )
+    elif record.batch_index is None and now - record.received_at > unanchored_limit:
+        problems_found.append(
+            Discrepancy(
+                "UNANCHORED_TOO_LONG", f"acknowledged {now - record.received_at:,.0f}s ago and still in no batch", [uid]
+            )
+        )
+    return problems_found
