@@ -24,7 +24,7 @@ Discrepancy kinds (stable, like reason codes):
 from .chain import ChainBatch, ReplayState, replay_deployment
 from .replay import replay
 from .report import Discrepancy, Progress, ReplayReport, describe_deployment, html_report
-from .sources import ARCHIVE_FORMAT, DataRecord, archive_source, export_archive, store_source
+from .sources import ARCHIVE_FORMAT, DataRecord, StoreFacts, archive_source, export_archive, store_facts, store_source
 
 __all__ = [
     "ARCHIVE_FORMAT",
@@ -34,11 +34,13 @@ __all__ = [
     "Progress",
     "ReplayReport",
     "ReplayState",
+    "StoreFacts",
     "archive_source",
     "describe_deployment",
     "export_archive",
     "html_report",
     "replay",
     "replay_deployment",
+    "store_facts",
     "store_source",
 ]

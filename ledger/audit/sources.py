@@ -39,6 +39,27 @@ class DataRecord:
     direct: bool = False
 
 
+@dataclass(frozen=True)
+class StoreFacts:
+    """What the node's store claims, for the replay to hold against the chain: how many
+    records it holds and which root it recorded for each batch index."""
+
+    total: int
+    batch_roots: dict[int, str]
+
+
+def store_facts(ledger: Node) -> StoreFacts:
+    """The store's record count and its batch rows (chain index -> root)."""
+    from sqlalchemy import func
+
+    from ledger.store.models import AttestationRow, BatchRow
+
+    with ledger.sessions() as session:
+        total = int(session.scalar(select(func.count(AttestationRow.id))) or 0)
+        rows = session.execute(select(BatchRow.chain_index, BatchRow.root))
+        return StoreFacts(total, {row.chain_index: row.root for row in rows})
+
+
 def store_source(ledger: Node) -> Iterator[DataRecord]:
     """Stream the store's attestations (public fields only), batch by batch."""
     from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow

@@ -59,17 +59,12 @@ def audit_replay(
         if archive is not None:
             data = audit.archive_source(archive)
         else:
-            from sqlalchemy import func, select
-
             from ledger.core import Ledger
             from ledger.registry_view import RegistryView
-            from ledger.store.models import AttestationRow, BatchRow
 
             ledger = Ledger.open(settings, manifest=trusted, create_key=False)
-            with ledger.sessions() as session:
-                total = int(session.scalar(select(func.count(AttestationRow.id))) or 0)
-                rows = session.execute(select(BatchRow.chain_index, BatchRow.root))
-                store_batches = {row.chain_index: row.root for row in rows}  # not Result.tuples(): deprecated
+            facts = audit.store_facts(ledger)
+            total, store_batches = facts.total, facts.batch_roots
             store_registry = RegistryView(ledger.sessions)
             data = audit.store_source(ledger)
         try:
