@@ -6,7 +6,8 @@ scripts/bench_store.py: over 100 records per 10-hop shipment at 5,000 records, n
 all of them sibling productions read only to sum a quantity cap). The node keeps, per
 licence, the productions and sub-licences under it that it has already read and
 checked — the UID recomputed from the row, the signature, the payload commitment — and
-reads only rows newer than those on the next call; revocations likewise (only those
+afterwards reads only productions and licences stored since (one cursor for all
+licences, an index range over the newest rows); revocations likewise (only those
 stored since the last call); a licence's total is recomputed only when new rows arrived
 or the chain moved.
 
@@ -23,7 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .chain.view import ChainSnapshot
@@ -36,6 +37,8 @@ from .sealing import Sealer
 from .signatures import SignatureChecker
 from .store.models import AttestationRefRow, AttestationRow
 from .store.rows import attestation_from_row, refs_by_uid
+
+_UNDER_A_LICENCE = [int(Kind.PRODUCTION), int(Kind.LICENCE)]
 
 
 @dataclass
@@ -69,40 +72,75 @@ class LicenceOutputs:
         self._sealer = sealer
         self._lock = threading.Lock()
         self._seen: dict[str, LicenceChildren] = {}
+        # Every production and licence up to this row id was read for the licences kept
+        # (None: not yet read; set to the store's newest row on first use).
+        self._cursor: int | None = None
         self._revocations_last_id = 0
         self._stored_revokers: dict[str, set[str]] = {}  # uid -> attesters of checked revocations of it
         self._outputs: dict[str, tuple[tuple[object, ...], Output]] = {}
 
     def children(self, licence_uid: str) -> LicenceChildren:
-        """The productions and sub-licences referencing `licence_uid`, read up to now."""
+        """The productions and sub-licences referencing `licence_uid`, read up to now.
+
+        A licence's children are read once (an index range over the references to it);
+        after that, only productions and licences stored since the last call are read,
+        whatever licence they are under (an index range over the newest rows), and added
+        to the licences already kept: the cost of a call does not grow with the
+        productions made under the licence."""
         with self._lock:
-            seen = self._seen.setdefault(licence_uid, LicenceChildren())
             with self._sessions() as session:
-                rows = session.scalars(
-                    select(AttestationRow)
-                    .join(AttestationRefRow, AttestationRefRow.uid == AttestationRow.uid)
-                    .where(
-                        AttestationRefRow.ref == licence_uid,
-                        AttestationRow.kind.in_([int(Kind.PRODUCTION), int(Kind.LICENCE)]),
-                        AttestationRow.id > seen.last_id,
-                    )
-                    .order_by(AttestationRow.id)
-                ).all()
-                refs = refs_by_uid(session, [r.uid for r in rows])
-            for row in rows:
-                seen.last_id = max(seen.last_id, row.id)
-                fields, problem = self._checked_fields(row, refs.get(row.uid, []))
-                if problem is not None:
-                    seen.corrupt[row.uid] = problem
-                elif row.kind == int(Kind.PRODUCTION):
-                    amount = exact_quantity(fields.get("quantity"))
-                    if amount is None:
-                        seen.corrupt[row.uid] = "the production's quantity is missing or not allowed"
-                    else:
-                        seen.productions[row.uid] = (row.attester.lower(), amount)
-                else:
-                    seen.sublicences[row.uid] = (row.attester.lower(), str(fields.get("licensee", "")).lower())
+                if self._cursor is None:
+                    self._cursor = int(session.scalar(select(func.max(AttestationRow.id))) or 0)
+                self._catch_up(session)
+                seen = self._seen.get(licence_uid)
+                if seen is None:
+                    seen = self._seen[licence_uid] = LicenceChildren()
+                    rows = session.scalars(
+                        select(AttestationRow)
+                        .join(AttestationRefRow, AttestationRefRow.uid == AttestationRow.uid)
+                        .where(
+                            AttestationRefRow.ref == licence_uid,
+                            AttestationRow.kind.in_(_UNDER_A_LICENCE),
+                            AttestationRow.id <= self._cursor,
+                        )
+                        .order_by(AttestationRow.id)
+                    ).all()
+                    refs = refs_by_uid(session, [r.uid for r in rows])
+                    for row in rows:
+                        self._add(seen, row, refs.get(row.uid, []))
             return seen
+
+    def _catch_up(self, session: Session) -> None:
+        """Add the productions and licences stored since the cursor to the licences kept."""
+        assert self._cursor is not None
+        rows = session.scalars(
+            select(AttestationRow)
+            .where(AttestationRow.kind.in_(_UNDER_A_LICENCE), AttestationRow.id > self._cursor)
+            .order_by(AttestationRow.id)
+        ).all()
+        if not rows:
+            return
+        refs = refs_by_uid(session, [r.uid for r in rows])
+        for row in rows:
+            self._cursor = max(self._cursor, row.id)
+            for target in dict.fromkeys(refs.get(row.uid, [])):
+                if target in self._seen:
+                    self._add(self._seen[target], row, refs.get(row.uid, []))
+
+    def _add(self, seen: LicenceChildren, row: AttestationRow, refs: list[str]) -> None:
+        """Check one production or sub-licence row and keep what counts (or why it fails)."""
+        seen.last_id = max(seen.last_id, row.id)
+        fields, problem = self._checked_fields(row, refs)
+        if problem is not None:
+            seen.corrupt[row.uid] = problem
+        elif row.kind == int(Kind.PRODUCTION):
+            amount = exact_quantity(fields.get("quantity"))
+            if amount is None:
+                seen.corrupt[row.uid] = "the production's quantity is missing or not allowed"
+            else:
+                seen.productions[row.uid] = (row.attester.lower(), amount)
+        else:
+            seen.sublicences[row.uid] = (row.attester.lower(), str(fields.get("licensee", "")).lower())
 
     def revoked(self, uid: str, attester: str, snapshot: ChainSnapshot) -> bool:
         """True when `attester` revoked `uid`: by a stored revocation that passes its check,
