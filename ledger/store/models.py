@@ -36,7 +36,7 @@ class AttestationRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     uid: Mapped[str] = mapped_column(String(66), unique=True, nullable=False)
-    kind: Mapped[int] = mapped_column(SmallInteger, nullable=False, index=True)
+    kind: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     attester: Mapped[str] = mapped_column(String(42), nullable=False, index=True)
     subject: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
     payload_hash: Mapped[str] = mapped_column(String(66), nullable=False)
@@ -55,6 +55,8 @@ class AttestationRow(Base):
     __table_args__ = (
         Index("ix_attestations_unbatched", "batch_id", "id"),
         Index("ix_attestations_exporter_history", "attester", "kind", "issued_at"),
+        # "Records of kind K stored since row N" (the running views) is an index range.
+        Index("ix_attestations_kind_id", "kind", "id"),
     )
 
 
