@@ -261,6 +261,16 @@ def save_meta(store: Path, manifest: Manifest, builder: Builder, n: int, node: A
     (store / "meta.json").write_text(json.dumps(meta))
 
 
+def code_label(code: Path, given: str | None) -> str:
+    """The commit of the measured code, marked when the working tree differs from it."""
+    if code.resolve() != ROOT:
+        return given or f"the code in {code}"
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return commit + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def update_readme(readme: Path, block: str) -> bool:
     start, end = "<!-- bench-store:start -->", "<!-- bench-store:end -->"
     text = readme.read_text()
@@ -328,14 +338,10 @@ def main() -> int:
     parser.add_argument("--code-commit", help="the commit the --code checkout holds (reported with the figures)")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    if args.code.resolve() != ROOT:
-        commit = args.code_commit or f"the code in {args.code}"
-        dirty.stdout = ""
+    commit = code_label(args.code, args.code_commit)
     load = os.getloadavg()[0]
     results: dict[str, Any] = {
-        "commit": commit + ("+uncommitted changes" if dirty.stdout.strip() else ""),
+        "commit": commit,
         "database": args.database,
         "hops": HOPS,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -410,6 +416,8 @@ def main() -> int:
                     save_meta(store, manifest, builder, n, node)
             finally:
                 drop_database(pg_name)
+    if code_label(args.code, args.code_commit) != commit:  # the code changed while it was measured
+        results["commit"] = f"{commit}, changed during the run (figures not attributable)"
     results["load_after"] = round(os.getloadavg()[0], 1)
     results["shared"] = results["shared"] or results["load_after"] > 1.5
     args.out.parent.mkdir(parents=True, exist_ok=True)
