@@ -26,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -267,7 +268,11 @@ def code_label(code: Path, given: str | None) -> str:
         return given or f"the code in {code}"
     git = ["git", "-C", str(ROOT)]
     commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    dirty = subprocess.run(  # the code, not the README this command writes
+        [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)README.md"],
+        capture_output=True,
+        text=True,
+    )
     return commit + (" + uncommitted changes" if dirty.stdout.strip() else "")
 
 
@@ -337,6 +342,8 @@ def main() -> int:
     )
     parser.add_argument("--code-commit", help="the commit the --code checkout holds (reported with the figures)")
     args = parser.parse_args()
+    # Stopped with SIGTERM, it still stops its anvil and drops its PostgreSQL database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = sorted(int(s) for s in args.sizes.split(","))
     commit = code_label(args.code, args.code_commit)
     load = os.getloadavg()[0]
