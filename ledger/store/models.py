@@ -67,11 +67,14 @@ class AttestationRefRow(Base):
 
     uid: Mapped[str] = mapped_column(ForeignKey("attestations.uid"), primary_key=True)
     position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    ref: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
+    ref: Mapped[str] = mapped_column(String(66), nullable=False)
     # The referring record's kind, so "what of kind K refers to X" is an index range, not a
     # scan of everything referring to X (a licence is referred to by every production).
     kind: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
+    # Reads by `ref` alone use this index too; no index on `ref` alone, so the planner never
+    # prefers one that cannot narrow by kind (PostgreSQL did, reading every reference to
+    # a licence to keep the few that are not productions).
     __table_args__ = (Index("ix_attestation_refs_ref_kind", "ref", "kind"),)
 
 
