@@ -6,10 +6,17 @@ many records under that batch and they rebuild that root. Completeness rests on 
 chain alone: a peer that withheld records, an exporter that trimmed a bundle, or an
 administrator that deleted a row all show up here as a gap, named by batch.
 
-Counting every batch's members is one grouped query; a batch's root is rebuilt from its
-members the first time its count matches (and again whenever the count changes). The
-answer is cached for `interval` seconds, so verification does not pay for it per call;
-every verdict states the watermark and when it was measured.
+Each batch's members are counted once, when the batch is first seen (a grouped query over
+the new batches only); the counts are kept. Each measurement reads the batch rows as
+they are (an edited root or a deleted batch shows at once) and one count of all batched
+records over an index: when it differs from the kept counts' sum — a row was deleted, or
+added under a batch — every batch is counted again, so a deleted anchored row still
+lowers the watermark at the next measurement. (A deletion hidden by a forged row added
+under another batch keeps the sum and is caught by a fresh process, which counts and
+rebuilds every batch.) A batch's root is rebuilt from its members the first time its
+count matches (and again whenever the count changes). The answer is cached for `interval` seconds, so
+verification does not pay for it per call; every verdict states the watermark and when
+it was measured.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from .chain.view import ChainSnapshot
 from .hashing import hex32, parse_hex
 from .merkle import MerkleTree
-from .store.models import AttestationRow
-from .store.rows import held_batches
+from .store.models import AttestationRow, BatchRow
+from .store.rows import batch_members, batched_records
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class CompletenessMonitor:
     """Measures the watermark of one store against chain snapshots (thread-safe)."""
 
     MAX_GAPS = 20
+    MAX_NEW = 500  # more new batches than this are counted in one pass over the index
 
     def __init__(self, sessions: sessionmaker[Session], confirmations: int, interval: float = 5.0) -> None:
         self._sessions = sessions
@@ -79,6 +87,7 @@ class CompletenessMonitor:
         self._interval = interval
         self._lock = threading.Lock()
         self._rebuilt: dict[int, tuple[str, int]] = {}  # chain index -> (root, count) whose members rebuilt it
+        self._members: dict[int, int] = {}  # batch row id -> records stored under it, as counted
         self._last: Watermark | None = None
 
     def watermark(self, snapshot: ChainSnapshot) -> Watermark:
@@ -93,7 +102,7 @@ class CompletenessMonitor:
     def _measure(self, snapshot: ChainSnapshot) -> Watermark:
         on_chain = snapshot.confirmed_batches(self._confirmations)
         with self._sessions() as session:
-            held = held_batches(session, below=on_chain)
+            held = self._counted(session)
             gaps: list[int] = []
             for index in range(on_chain):
                 found = snapshot.batch(index)
@@ -109,6 +118,21 @@ class CompletenessMonitor:
         through = (gaps[0] if gaps else on_chain) - 1
         found = snapshot.batch(through) if through >= 0 else None
         return Watermark(through, on_chain, snapshot.head, found[1] if found else None, time.time(), tuple(gaps))
+
+    def _counted(self, session: Session) -> dict[int, tuple[int, str, int]]:
+        """Every stored batch (chain index -> batch id, root, members): the batch rows read
+        as they are now, their member counts as kept, new batches counted, and every batch
+        counted again when the batched records no longer add up to the kept counts."""
+        batches = session.execute(select(BatchRow.chain_index, BatchRow.id, BatchRow.root)).all()
+        total = batched_records(session)
+        new = [b.id for b in batches if b.id not in self._members]
+        if len(new) > self.MAX_NEW:
+            self._members = batch_members(session)
+        elif new:
+            self._members.update({i: 0 for i in new} | batch_members(session, new))
+        if sum(self._members.get(b.id, 0) for b in batches) != total:
+            self._members = batch_members(session)  # a row went or came under a counted batch
+        return {b.chain_index: (b.id, b.root, self._members.get(b.id, 0)) for b in batches}
 
     @staticmethod
     def _rebuilds(session: Session, batch_id: int, root: str) -> bool:

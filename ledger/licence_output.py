@@ -6,9 +6,10 @@ scripts/bench_store.py: over 100 records per 10-hop shipment at 5,000 records, n
 all of them sibling productions read only to sum a quantity cap). The node keeps, per
 licence, the productions and sub-licences under it that it has already read and
 checked — the UID recomputed from the row, the signature, the payload commitment — and
-reads only rows newer than those on the next call; revocations likewise (only those
-stored since the last call); a licence's total is recomputed only when new rows arrived
-or the chain moved.
+afterwards reads only what was stored since: productions, licences and revocations, one
+cursor for all licences, an index range over the newest rows, once per verification
+(`catch_up`); a licence's total is recomputed only when new rows arrived or the chain
+moved.
 
 Trust: the store is not trusted. A row that fails its check is reported (the verdict is
 UNVERIFIABLE, STORE_CORRUPTED), never skipped, since skipping a production could hide an
@@ -23,7 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .chain.view import ChainSnapshot
@@ -36,6 +37,8 @@ from .sealing import Sealer
 from .signatures import SignatureChecker
 from .store.models import AttestationRefRow, AttestationRow
 from .store.rows import attestation_from_row, refs_by_uid
+
+_UNDER_A_LICENCE = [int(Kind.PRODUCTION), int(Kind.LICENCE)]
 
 
 @dataclass
@@ -69,46 +72,116 @@ class LicenceOutputs:
         self._sealer = sealer
         self._lock = threading.Lock()
         self._seen: dict[str, LicenceChildren] = {}
-        self._revocations_last_id = 0
+        # Every production, licence and revocation up to this row id was read for the
+        # licences kept (None: not yet read; set to the store's newest row on first use).
+        self._cursor: int | None = None
+        self._revocations = 0  # how many checked stored revocations were read (a version)
         self._stored_revokers: dict[str, set[str]] = {}  # uid -> attesters of checked revocations of it
         self._outputs: dict[str, tuple[tuple[object, ...], Output]] = {}
+        self._stale: str | None = None  # why the last catch-up failed
+
+    def catch_up(self) -> None:
+        """Read what was stored since the last call: productions and licences (added to the
+        licences kept, whatever licence they are under) and revocations — one index range
+        over the newest rows, whatever the ledger's size. The first call reads every stored
+        revocation once. The engine calls this once per verification; `children`,
+        `output` and `revoked` then answer as of that call (and read a licence's
+        children the first time it is asked for)."""
+        with self._lock:
+            try:
+                with self._sessions() as session:
+                    if self._cursor is None:
+                        newest = int(session.scalar(select(func.max(AttestationRow.id))) or 0)
+                        self._read(session, [int(Kind.REVOCATION)], below=newest)
+                        self._cursor = newest
+                    self._read(session, [*_UNDER_A_LICENCE, int(Kind.REVOCATION)], above=self._cursor)
+            except Exception as exc:
+                # Until a catch-up succeeds, every answer raises: never one from a stale view.
+                self._stale = f"the store could not be read: {type(exc).__name__}: {exc}"
+                raise
+            self._stale = None
+
+    def _read(self, session: Session, kinds: list[int], *, above: int = 0, below: int | None = None) -> None:
+        query = select(AttestationRow).where(AttestationRow.kind.in_(kinds), AttestationRow.id > above)
+        if below is not None:
+            query = query.where(AttestationRow.id <= below)
+        rows = session.scalars(query.order_by(AttestationRow.id)).all()
+        if not rows:
+            return
+        refs = refs_by_uid(session, [r.uid for r in rows])
+        for row in rows:
+            if below is None:
+                self._cursor = max(self._cursor or 0, row.id)
+            mine = refs.get(row.uid, [])
+            if row.kind == int(Kind.REVOCATION):
+                self._add_revocation(row, mine)
+                continue
+            for target in dict.fromkeys(mine):
+                if target in self._seen:
+                    self._add(self._seen[target], row, mine)
 
     def children(self, licence_uid: str) -> LicenceChildren:
-        """The productions and sub-licences referencing `licence_uid`, read up to now."""
+        """The productions and sub-licences referencing `licence_uid`, as of the last
+        `catch_up`. A licence's children are read the first time it is asked for (an
+        index range over the references to it, each row checked); after that, `catch_up`
+        adds what arrives: the cost of a call does not grow with the productions made
+        under the licence."""
+        if self._cursor is None:
+            self.catch_up()
+        self._fresh()
         with self._lock:
-            seen = self._seen.setdefault(licence_uid, LicenceChildren())
+            seen = self._seen.get(licence_uid)
+            if seen is not None:
+                return seen
+            seen = self._seen[licence_uid] = LicenceChildren()
             with self._sessions() as session:
                 rows = session.scalars(
                     select(AttestationRow)
                     .join(AttestationRefRow, AttestationRefRow.uid == AttestationRow.uid)
                     .where(
                         AttestationRefRow.ref == licence_uid,
-                        AttestationRow.kind.in_([int(Kind.PRODUCTION), int(Kind.LICENCE)]),
-                        AttestationRow.id > seen.last_id,
+                        AttestationRow.kind.in_(_UNDER_A_LICENCE),
+                        AttestationRow.id <= self._cursor,
                     )
                     .order_by(AttestationRow.id)
                 ).all()
                 refs = refs_by_uid(session, [r.uid for r in rows])
             for row in rows:
-                seen.last_id = max(seen.last_id, row.id)
-                fields, problem = self._checked_fields(row, refs.get(row.uid, []))
-                if problem is not None:
-                    seen.corrupt[row.uid] = problem
-                elif row.kind == int(Kind.PRODUCTION):
-                    amount = exact_quantity(fields.get("quantity"))
-                    if amount is None:
-                        seen.corrupt[row.uid] = "the production's quantity is missing or not allowed"
-                    else:
-                        seen.productions[row.uid] = (row.attester.lower(), amount)
-                else:
-                    seen.sublicences[row.uid] = (row.attester.lower(), str(fields.get("licensee", "")).lower())
+                self._add(seen, row, refs.get(row.uid, []))
             return seen
 
+    def _fresh(self) -> None:
+        if self._stale is not None:
+            raise RuntimeError(self._stale)
+
+    def _add(self, seen: LicenceChildren, row: AttestationRow, refs: list[str]) -> None:
+        """Check one production or sub-licence row and keep what counts (or why it fails)."""
+        seen.last_id = max(seen.last_id, row.id)
+        fields, problem = self._checked_fields(row, refs)
+        if problem is not None:
+            seen.corrupt[row.uid] = problem
+        elif row.kind == int(Kind.PRODUCTION):
+            amount = exact_quantity(fields.get("quantity"))
+            if amount is None:
+                seen.corrupt[row.uid] = "the production's quantity is missing or not allowed"
+            else:
+                seen.productions[row.uid] = (row.attester.lower(), amount)
+        else:
+            seen.sublicences[row.uid] = (row.attester.lower(), str(fields.get("licensee", "")).lower())
+
+    def _add_revocation(self, row: AttestationRow, refs: list[str]) -> None:
+        """A stored revocation that passes its check counts (not counting one that fails
+        can only over-count)."""
+        _fields, problem = self._checked_fields(row, refs)
+        if problem is None:
+            self._revocations += 1
+            for target in refs:
+                self._stored_revokers.setdefault(target, set()).add(row.attester.lower())
+
     def revoked(self, uid: str, attester: str, snapshot: ChainSnapshot) -> bool:
-        """True when `attester` revoked `uid`: by a stored revocation that passes its check,
-        or on chain. (A revocation row that fails its check does not count: not counting
-        one can only over-count.)"""
-        self._read_new_revocations()
+        """True when `attester` revoked `uid`: by a stored revocation that passes its check
+        (as of the last `catch_up`), or on chain."""
+        self._fresh()
         return attester in self._stored_revokers.get(uid, set()) or attester in snapshot.revokers(uid)
 
     def output(self, licence_uid: str, licensee: str, snapshot: ChainSnapshot) -> Output:
@@ -116,8 +189,7 @@ class LicenceOutputs:
         the productions others claimed under it, and the rows that fail their check —
         recomputed only when new rows arrived or the chain moved."""
         kept = self.children(licence_uid)
-        self._read_new_revocations()
-        key = (licence_uid, licensee, kept.last_id, self._revocations_last_id, snapshot.head)
+        key = (licence_uid, licensee, kept.last_id, self._revocations, snapshot.head)
         with self._lock:
             cached = self._outputs.get(licence_uid)
             if cached is not None and cached[0] == key:
@@ -135,23 +207,6 @@ class LicenceOutputs:
         with self._lock:
             self._outputs[licence_uid] = (key, result)
         return result
-
-    def _read_new_revocations(self) -> None:
-        """Read revocations stored since the last call (few, whatever the ledger's size)."""
-        with self._lock:
-            with self._sessions() as session:
-                rows = session.scalars(
-                    select(AttestationRow)
-                    .where(AttestationRow.kind == int(Kind.REVOCATION), AttestationRow.id > self._revocations_last_id)
-                    .order_by(AttestationRow.id)
-                ).all()
-                refs = refs_by_uid(session, [r.uid for r in rows])
-            for row in rows:
-                self._revocations_last_id = max(self._revocations_last_id, row.id)
-                _fields, problem = self._checked_fields(row, refs.get(row.uid, []))
-                if problem is None:
-                    for target in refs.get(row.uid, []):
-                        self._stored_revokers.setdefault(target, set()).add(row.attester.lower())
 
     def _checked_fields(self, row: AttestationRow, refs: list[str]) -> tuple[dict[str, object], str | None]:
         """The row's disclosed (and sealed) field values, and why it fails its check, if it does."""

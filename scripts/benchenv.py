@@ -25,9 +25,12 @@ from ledger.roles import Role
 
 
 @contextmanager
-def bench_chain(accredit: dict[int, Role]) -> Iterator[tuple[AnvilNode, Web3, Manifest]]:
-    """Anvil + deployment; dev account index -> role for each participant to admit."""
-    node = start_anvil()
+def bench_chain(
+    accredit: dict[int, Role], state_file: Path | None = None
+) -> Iterator[tuple[AnvilNode, Web3, Manifest]]:
+    """Anvil + deployment; dev account index -> role for each participant to admit. With
+    `state_file`, the chain's state is written there when the node stops."""
+    node = start_anvil(state_file=state_file, state_interval=None)
     try:
         w3 = connect(node.rpc_url)
         manifest = deploy(w3, dev_account(0), dev_account(1).address)

@@ -117,7 +117,7 @@ def test_the_repeat_import_lookup_reads_its_index_per_signer(ledger_env: Ledger)
 
 
 def test_migration_0008_indexes_events_recorded_before_it(ledger_env: Ledger) -> None:
-    # Attestations stored before the index existed: dropping it (downgrade to 0006) and
+    # Attestations stored before the index existed: dropping it (downgrade to 0007) and
     # migrating again rebuilds it from the stored attestations, so a repeat import of an
     # old document still records nothing new.
     from alembic import command
@@ -128,10 +128,10 @@ def test_migration_0008_indexes_events_recorded_before_it(ledger_env: Ledger) ->
     stored = run_import(ledger_env, "maker", doc)
     engine = ledger_env.engine
     cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
-    for target in ("0006", "head"):
+    for target in ("0007", "head"):
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            (command.downgrade if target == "0006" else command.upgrade)(cfg, target)
+            (command.downgrade if target == "0007" else command.upgrade)(cfg, target)
     with ledger_env.sessions() as session:
         rows = list(session.scalars(select(EpcisEventRow)))
     assert sorted({r.uid for r in rows}) == sorted(stored) and len(rows) == 4  # eventID and GS1 hash of each

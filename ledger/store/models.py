@@ -36,7 +36,7 @@ class AttestationRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     uid: Mapped[str] = mapped_column(String(66), unique=True, nullable=False)
-    kind: Mapped[int] = mapped_column(SmallInteger, nullable=False, index=True)
+    kind: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     attester: Mapped[str] = mapped_column(String(42), nullable=False, index=True)
     subject: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
     payload_hash: Mapped[str] = mapped_column(String(66), nullable=False)
@@ -55,6 +55,8 @@ class AttestationRow(Base):
     __table_args__ = (
         Index("ix_attestations_unbatched", "batch_id", "id"),
         Index("ix_attestations_exporter_history", "attester", "kind", "issued_at"),
+        # "Records of kind K stored since row N" (the running views) is an index range.
+        Index("ix_attestations_kind_id", "kind", "id"),
     )
 
 
@@ -65,11 +67,14 @@ class AttestationRefRow(Base):
 
     uid: Mapped[str] = mapped_column(ForeignKey("attestations.uid"), primary_key=True)
     position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    ref: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
+    ref: Mapped[str] = mapped_column(String(66), nullable=False)
     # The referring record's kind, so "what of kind K refers to X" is an index range, not a
     # scan of everything referring to X (a licence is referred to by every production).
     kind: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
+    # Reads by `ref` alone use this index too; no index on `ref` alone, so the planner never
+    # prefers one that cannot narrow by kind (PostgreSQL did, reading every reference to
+    # a licence to keep the few that are not productions).
     __table_args__ = (Index("ix_attestation_refs_ref_kind", "ref", "kind"),)
 
 

@@ -39,14 +39,26 @@ def refs_by_uid(session: Session, uids: list[str] | set[str]) -> dict[str, list[
     return {uid: [r for _p, r in sorted(found)] for uid, found in pairs.items()}
 
 
-def held_batches(session: Session, below: int | None = None) -> dict[int, tuple[int, str, int]]:
-    """chain index -> (batch row id, root, records stored under it), for every stored
-    batch (below chain index `below` if given), in one grouped query."""
-    query = (
-        select(BatchRow.chain_index, BatchRow.id, BatchRow.root, func.count(AttestationRow.id).label("members"))
-        .join(AttestationRow, AttestationRow.batch_id == BatchRow.id, isouter=True)
-        .group_by(BatchRow.id, BatchRow.chain_index, BatchRow.root)
-    )
-    if below is not None:
-        query = query.where(BatchRow.chain_index < below)
-    return {row.chain_index: (row.id, row.root, int(row.members)) for row in session.execute(query)}
+def held_batches(session: Session) -> dict[int, tuple[int, str, int]]:
+    """chain index -> (batch row id, root, records stored under it), for every stored batch."""
+    members = batch_members(session)
+    return {
+        b.chain_index: (b.id, b.root, members.get(b.id, 0))
+        for b in session.execute(select(BatchRow.chain_index, BatchRow.id, BatchRow.root))
+    }
+
+
+def batch_members(session: Session, batch_ids: list[int] | None = None) -> dict[int, int]:
+    """batch row id -> records stored under it (of `batch_ids`, or of every batch), counted
+    over the (batch_id, id) index alone, grouped, never joined row by row."""
+    counting = select(AttestationRow.batch_id, func.count()).group_by(AttestationRow.batch_id)
+    if batch_ids is None:
+        counting = counting.where(AttestationRow.batch_id.isnot(None))
+    else:
+        counting = counting.where(AttestationRow.batch_id.in_(batch_ids))
+    return {batch: int(n) for batch, n in session.execute(counting) if batch is not None}
+
+
+def batched_records(session: Session) -> int:
+    """How many stored records are assigned to a batch (one count over an index)."""
+    return int(session.scalar(select(func.count()).where(AttestationRow.batch_id.isnot(None))) or 0)

@@ -8,6 +8,7 @@ UNVERIFIABLE. An empty evidence set gives UNVERIFIABLE, never VERIFIED.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -64,6 +65,13 @@ def verify_evidence(
                 watermark = completeness(snapshot)
             except Exception as exc:  # noqa: BLE001 - a store that cannot be measured is not complete
                 completeness_error = f"the node's copy could not be measured: {type(exc).__name__}: {exc}"
+    if licence_outputs is not None:
+        # What was stored since the last verification (productions, licences, revocations):
+        # one read, and this verification's licence checks answer as of it.
+        # If it fails, the licence view refuses to answer until a catch-up succeeds, so
+        # the licensing check is an ERROR (never an answer from a stale view).
+        with contextlib.suppress(Exception):
+            licence_outputs.catch_up()
     ctx = Context(
         evidence,
         domain,
