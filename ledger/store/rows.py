@@ -57,8 +57,3 @@ def batch_members(session: Session, batch_ids: list[int] | None = None) -> dict[
     else:
         counting = counting.where(AttestationRow.batch_id.in_(batch_ids))
     return {batch: int(n) for batch, n in session.execute(counting) if batch is not None}
-
-
-def batched_records(session: Session) -> int:
-    """How many stored records are assigned to a batch (one count over an index)."""
-    return int(session.scalar(select(func.count()).where(AttestationRow.batch_id.isnot(None))) or 0)
