@@ -2,7 +2,10 @@
 ones that run the HTTP service (`up`, `serve`).
 
 This is the composition root: the one place that imports both the web layer and the
-core, so that the core never depends on the web framework, not even by name.
+core, so that the core never depends on the web framework, not even by name. It also
+builds the one `Settings` (ledger/config.py) at start-up, before any command runs: a bad
+value stops there with one line naming its variable, and the object is handed to the
+commands through the command-line context (`ctx.obj`).
 """
 
 from __future__ import annotations
@@ -12,21 +15,27 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from ledger.chain.anvil import AnvilError, start_anvil
-from ledger.cli.main import EXIT_UNAVAILABLE, app, ensure_deployed, fail
-from ledger.config import Settings
+from ledger.cli.main import EXIT_INPUT, EXIT_UNAVAILABLE, app, ensure_deployed, fail
+from ledger.config import Settings, SettingsError
 from ledger.private import write_private
 
 from .app import create_app
 
 
+def startup_settings(ctx: typer.Context) -> Settings:
+    """The settings built at start-up by `main`; read afresh only where the command line
+    was entered another way (a test's `CliRunner` on `app`)."""
+    return ctx.find_object(Settings) or Settings()
+
+
 @app.command()
 def up(
+    ctx: typer.Context,
     port: Annotated[int | None, typer.Option(help="anvil port (default $PROVENANCE_ANVIL_PORT or 8545)")] = None,
     api_port: Annotated[int | None, typer.Option(help="HTTP port (default $PROVENANCE_API_PORT or 8000)")] = None,
     block_time: Annotated[float, typer.Option(help="seconds between blocks on the dev chain")] = 1.0,
@@ -35,7 +44,7 @@ def up(
     """Start the embedded system: local chain (state kept in $PROVENANCE_HOME), contracts
     deployed once, database migrated, demo story seeded once, anchoring worker and HTTP
     API running. Runs until interrupted."""
-    settings = Settings()
+    settings = startup_settings(ctx)
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         node = start_anvil(
@@ -65,7 +74,7 @@ def up(
         if exit_after_deploy:
             typer.echo("ready", err=True)
             return
-        _run_service(replace(settings, rpc_url=node.rpc_url), api_port or settings.api_port, stop)
+        _run_service(settings.replace(rpc_url=node.rpc_url), api_port or settings.api_port, stop)
     except KeyboardInterrupt:
         pass
     finally:
@@ -132,6 +141,7 @@ def _run_service(settings: Settings, api_port: int, stop: threading.Event) -> No
 
 @app.command("serve")
 def serve_cmd(
+    ctx: typer.Context,
     port: Annotated[int | None, typer.Option(help="HTTP port (default $PROVENANCE_API_PORT or 8000)")] = None,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     workers: Annotated[int, typer.Option(help="API processes (stateless; share the database)")] = 1,
@@ -139,20 +149,25 @@ def serve_cmd(
     """Run the HTTP API only (run `provenance worker` separately for anchoring)."""
     import uvicorn
 
-    # Several worker processes each build the app from the environment (uvicorn's factory).
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port or Settings().api_port,
-        workers=workers,
-        log_level="warning",
-    )
+    settings = startup_settings(ctx)
+    port = port or settings.api_port
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        return
+    # Several processes: uvicorn starts each from an import string, so each builds its app
+    # (and its settings) from the same environment this process read and validated.
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
 
 
 def main() -> None:
-    """Entry point of the `provenance` command."""
-    app()
+    """Entry point of the `provenance` command: the settings are read and validated once,
+    here; a bad value exits 1 with one line naming its variable, before any command runs."""
+    try:
+        settings = Settings()
+    except SettingsError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(EXIT_INPUT)
+    app(obj=settings)
 
 
 if __name__ == "__main__":

@@ -288,8 +288,7 @@ def verify_bundle_cmd(
     from ledger.mirror import mirror as mirror_from
 
     with tempfile.TemporaryDirectory(prefix="provenance-mirror-") as scratch:
-        local = replace(
-            settings,
+        local = settings.replace(
             home=Path(scratch),
             database_url=f"sqlite:///{Path(scratch) / 'mirror.db'}",
             rpc_url=rpc,
