@@ -20,8 +20,8 @@ from typing import Annotated
 import typer
 
 from ledger.chain.anvil import AnvilError, start_anvil
-from ledger.cli.main import EXIT_INPUT, EXIT_UNAVAILABLE, app, ensure_deployed, fail
-from ledger.config import Settings, SettingsError
+from ledger.cli.main import EXIT_UNAVAILABLE, app, ensure_deployed, fail
+from ledger.config import Settings, settings_or_exit
 from ledger.private import write_private
 
 from .app import create_app
@@ -162,12 +162,7 @@ def serve_cmd(
 def main() -> None:
     """Entry point of the `provenance` command: the settings are read and validated once,
     here; a bad value exits 1 with one line naming its variable, before any command runs."""
-    try:
-        settings = Settings()
-    except SettingsError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(EXIT_INPUT)
-    app(obj=settings)
+    app(obj=settings_or_exit())
 
 
 if __name__ == "__main__":

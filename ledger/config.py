@@ -10,6 +10,7 @@ be at least 1, got -1`). Nothing else is read: no `.env` file, no secrets direct
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -194,6 +195,17 @@ class Settings(BaseSettings):
     @property
     def chain_state_file(self) -> Path:
         return self.home / "chain" / "anvil-state.json"
+
+
+def settings_or_exit() -> Settings:
+    """The settings of this process, for a command line's start-up: a bad value prints
+    `error: <one line naming the variable>` on stderr and exits 1 (bad input), with no
+    traceback."""
+    try:
+        return Settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def variable_of(field: str) -> str:

@@ -118,10 +118,11 @@ def test_up_with_a_misspelt_mandatory_check_starts_no_chain_and_writes_nothing(t
     assert done.stdout == "" and not home.exists()
 
 
-def test_a_core_command_is_refused_the_same_way_before_it_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", ["api.cli", "ledger.cli"])  # the full command; the core's alone
+def test_a_core_command_is_refused_the_same_way_before_it_runs(tmp_path: Path, entry: str) -> None:
     env = {**_clean_environment(), "PROVENANCE_HOME": str(tmp_path), "PROVENANCE_CONFIRMATIONS": "-1"}
     done = subprocess.run(
-        [*PROVENANCE, "verify", "0x" + "11" * 32],
+        [sys.executable, "-m", entry, "verify", "0x" + "11" * 32],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -23,7 +23,7 @@ from ledger.chain.anvil import AnvilError, start_anvil
 from ledger.chain.client import ChainRevert, ChainUnavailable, Deployment, connect
 from ledger.chain.deploy import deploy
 from ledger.chain.manifest import Manifest
-from ledger.config import Settings
+from ledger.config import Settings, settings_or_exit
 
 EXIT_INPUT = 1
 EXIT_UNAVAILABLE = 2
@@ -973,7 +973,7 @@ def show_manifest(path: Annotated[Path | None, typer.Argument(help="manifest fil
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(obj=settings_or_exit())
 
 
 from ledger.cli.epcis import app as epcis_app  # noqa: E402 - the epcis commands live in their own module
