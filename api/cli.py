@@ -4,8 +4,9 @@ ones that run the HTTP service (`up`, `serve`).
 This is the composition root: the one place that imports both the web layer and the
 core, so that the core never depends on the web framework, not even by name. It also
 builds the one `Settings` (ledger/config.py) at start-up, before any command runs: a bad
-value stops there with one line naming its variable, and the object is handed to the
-commands through the command-line context (`ctx.obj`).
+value stops there with one line naming its variable. The object travels in the command
+line's context (`ctx.obj`): `up` and `serve` take it from there (the core's commands in
+ledger/cli still build their own from the same, already validated, environment).
 """
 
 from __future__ import annotations
