@@ -35,7 +35,7 @@ rm -f "$RELIABILITY_JSON" build/reliability-report.md
 # Coverage starts in every Python process that inherits COVERAGE_PROCESS_START (through
 # the .pth file coverage installs), pytest included; each writes its own data file there.
 rm -rf build/coverage && mkdir -p build/coverage
-export COVERAGE_PROCESS_START="$PWD/pyproject.toml" COVERAGE_FILE="$PWD/build/coverage/data"
+export COVERAGE_PROCESS_START="$PWD/pyproject.toml" COVERAGE_FILE="$PWD/build/coverage/data" COVERAGE_SOURCE_ROOT="$PWD"
 status=0
 .venv/bin/pytest tests --reliability-json="$RELIABILITY_JSON" "$@" || status=$?
 unset COVERAGE_PROCESS_START
@@ -49,7 +49,7 @@ elif [ "$#" -eq 0 ]; then
 else
   .venv/bin/coverage report --fail-under=0 || true  # a partial run: figures only
 fi
-unset COVERAGE_FILE
+unset COVERAGE_FILE COVERAGE_SOURCE_ROOT
 
 echo "==> reliability report (this run's records)"
 .venv/bin/python scripts/reliability_report.py --json "$RELIABILITY_JSON" --out build/reliability-report.md
