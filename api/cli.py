@@ -2,7 +2,11 @@
 ones that run the HTTP service (`up`, `serve`).
 
 This is the composition root: the one place that imports both the web layer and the
-core, so that the core never depends on the web framework, not even by name.
+core, so that the core never depends on the web framework, not even by name. It also
+builds the one `Settings` (ledger/config.py) at start-up, before any command runs: a bad
+value stops there with one line naming its variable. The object travels in the command
+line's context (`ctx.obj`); every command, here and in ledger/cli, takes it from there
+(`ledger.cli.common.run_settings`).
 """
 
 from __future__ import annotations
@@ -12,16 +16,15 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from ledger.chain.anvil import AnvilError, start_anvil
-from ledger.cli.common import EXIT_UNAVAILABLE, ensure_deployed, fail
+from ledger.cli.common import EXIT_UNAVAILABLE, ensure_deployed, fail, run_settings
 from ledger.cli.main import app
 from ledger.cli.operator import PANEL as OPERATOR
-from ledger.config import Settings
+from ledger.config import Settings, settings_or_exit
 from ledger.private import write_private
 
 from .app import create_app
@@ -37,7 +40,7 @@ def up(
     """Start the embedded system: local chain (state kept in $PROVENANCE_HOME), contracts
     deployed once, database migrated, demo story seeded once, anchoring worker and HTTP
     API running. Runs until interrupted."""
-    settings = Settings()
+    settings = run_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         node = start_anvil(
@@ -67,7 +70,7 @@ def up(
         if exit_after_deploy:
             typer.echo("ready", err=True)
             return
-        _run_service(replace(settings, rpc_url=node.rpc_url), api_port or settings.api_port, stop)
+        _run_service(settings.replace(rpc_url=node.rpc_url), api_port or settings.api_port, stop)
     except KeyboardInterrupt:
         pass
     finally:
@@ -141,20 +144,20 @@ def serve_cmd(
     """Run the HTTP API only (run `provenance worker` separately for anchoring)."""
     import uvicorn
 
-    # Several worker processes each build the app from the environment (uvicorn's factory).
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port or Settings().api_port,
-        workers=workers,
-        log_level="warning",
-    )
+    settings = run_settings()
+    port = port or settings.api_port
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        return
+    # Several processes: uvicorn starts each from an import string, so each builds its app
+    # (and its settings) from the same environment this process read and validated.
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
 
 
 def main() -> None:
-    """Entry point of the `provenance` command."""
-    app()
+    """Entry point of the `provenance` command: the settings are read and validated once,
+    here; a bad value exits 1 with one line naming its variable, before any command runs."""
+    app(obj=settings_or_exit())
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 # The test command: installs what is needed, then runs every test and lint.
 #   contracts: compile (offline solc), solhint, slither (high/medium findings explained),
 #              Hardhat tests, solidity-coverage (>= 95 % lines and branches per contract)
-#   python:    ruff, mypy, pytest (real anvil, real SQLite and PostgreSQL)
-# Extra arguments go to pytest (e.g. scripts/test.sh -k anchoring). Writes
-# build/reliability-report.md from this run's records, whether or not the tests passed.
+#   python:    ruff, mypy, pytest (real anvil, real SQLite and PostgreSQL), line coverage
+#              of ledger/ and api/ over pytest and every Python process it starts, with a
+#              floor (fail_under in pyproject.toml) that fails the run
+# Extra arguments go to pytest (e.g. scripts/test.sh -k anchoring); the coverage of such a
+# partial run is reported but not held to the floor. Writes build/reliability-report.md
+# from this run's records, whether or not the tests passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --with-slither
@@ -29,8 +32,24 @@ echo "==> python: tests"
 # (tests/test_test_command.py runs this very line twice).
 RELIABILITY_JSON=${RELIABILITY_JSON:-build/reliability.json}
 rm -f "$RELIABILITY_JSON" build/reliability-report.md
+# Coverage starts in every Python process that inherits COVERAGE_PROCESS_START (through
+# the .pth file coverage installs), pytest included; each writes its own data file there.
+rm -rf build/coverage && mkdir -p build/coverage
+export COVERAGE_PROCESS_START="$PWD/pyproject.toml" COVERAGE_FILE="$PWD/build/coverage/data" COVERAGE_SOURCE_ROOT="$PWD"
 status=0
 .venv/bin/pytest tests --reliability-json="$RELIABILITY_JSON" "$@" || status=$?
+unset COVERAGE_PROCESS_START
+
+echo "==> python coverage: lines of ledger/ and api/ (floor: fail_under in pyproject.toml)"
+if ! .venv/bin/coverage combine --quiet; then
+  echo "no coverage data was written"
+  [ "$status" -ne 0 ] || status=1
+elif [ "$#" -eq 0 ]; then
+  .venv/bin/coverage report || { [ "$status" -ne 0 ] || status=1; }
+else
+  .venv/bin/coverage report --fail-under=0 || true  # a partial run: figures only
+fi
+unset COVERAGE_FILE COVERAGE_SOURCE_ROOT
 
 echo "==> reliability report (this run's records)"
 .venv/bin/python scripts/reliability_report.py --json "$RELIABILITY_JSON" --out build/reliability-report.md

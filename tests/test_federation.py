@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ def second_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def node_a(ledger_env: Ledger) -> Iterator[tuple[Ledger, Server]]:
     """Node A: the shared fixture's ledger, measuring completeness on every verification."""
-    node = Ledger.open(replace(ledger_env.settings, completeness_interval=0.0), manifest=ledger_env.deployment.manifest)
+    node = Ledger.open(ledger_env.settings.replace(completeness_interval=0.0), manifest=ledger_env.deployment.manifest)
     server = Server(node)
     yield node, server
     server.stop()
@@ -73,8 +72,7 @@ def node_b(ledger_env: Ledger, second_database_url: str, tmp_path: Path) -> Iter
         ),
     )
     keystore = write_keystore(anchorer, tmp_path / "node-b" / "anchorer.json", "node-b-secret", kdf_iterations=2)
-    settings = replace(
-        ledger_env.settings,
+    settings = ledger_env.settings.replace(
         home=tmp_path / "node-b",
         database_url=second_database_url,
         anchor_keystore=keystore,

@@ -8,7 +8,6 @@ reporting its head ten blocks behind (lagging).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -91,7 +90,7 @@ def other_chain() -> Iterator[AnvilNode]:
 def test_the_node_fails_over_when_its_endpoint_goes_down_and_anchors_exactly_once(
     ledger_env: Ledger, proxy: Proxy, anvil: AnvilNode
 ) -> None:
-    settings = dataclasses.replace(ledger_env.settings, rpc_urls=(proxy.url, anvil.rpc_url))
+    settings = ledger_env.settings.replace(rpc_urls=(proxy.url, anvil.rpc_url))
     ledger = Ledger.open(settings, manifest=ledger_env.deployment.manifest)
     try:
         provider = ledger.deployment.w3.provider

@@ -11,7 +11,6 @@ is counted when it arrives.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
@@ -37,7 +36,7 @@ def export(story: Story, lot: str, cap: int = 10_000) -> dict[str, str]:
 @pytest.fixture
 def node(ledger_env: Ledger) -> Iterator[Ledger]:
     """The shared ledger, measuring completeness on every verification."""
-    settings = replace(ledger_env.settings, completeness_interval=0.0)
+    settings = ledger_env.settings.replace(completeness_interval=0.0)
     ledger = Ledger.open(settings, manifest=ledger_env.deployment.manifest)
     yield ledger
     ledger.close()

@@ -13,7 +13,6 @@ import copy
 import json
 import subprocess
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +89,7 @@ def test_a_chain_node_refusing_log_reads_makes_checks_error_and_that_verdict_is_
     story.anchor()
     with RefusingProxy(ledger_env.settings.resolved_rpc_url).running() as proxy:
         proxy.refuse = {"eth_getLogs"}
-        settings = replace(ledger_env.settings, rpc_url=proxy.url)
+        settings = ledger_env.settings.replace(rpc_url=proxy.url)
         node = Ledger.open(settings, manifest=ledger_env.deployment.manifest)
         try:
             result = node.verify_shipment(ids["shipment"])
@@ -161,7 +160,7 @@ def test_every_verification_path_applies_the_configured_policy(ledger_env: Ledge
     story = Story(ledger_env)
     ids = licensed_export(story)  # the hand-over to the exporter is never accepted
     story.anchor()
-    strict = Ledger.open(replace(ledger_env.settings, require_acceptance=True), manifest=ledger_env.deployment.manifest)
+    strict = Ledger.open(ledger_env.settings.replace(require_acceptance=True), manifest=ledger_env.deployment.manifest)
     try:
         assert strict.verify_shipment(ids["shipment"]).verdict is Verdict.FLAGGED
         bundle = strict.export_bundle(ids["shipment"])

@@ -16,7 +16,7 @@ from ledger.cli.common import (
     fail,
     load_manifest,
     open_ledger,
-    settings_from_environment,
+    run_settings,
 )
 
 PANEL = "Auditor"
@@ -46,7 +46,7 @@ def audit_replay(
     blocks and checks only batches not yet checked; --follow repeats that until stopped."""
     from ledger import audit
 
-    settings = settings_from_environment()
+    settings = run_settings()
     trusted = load_manifest(settings, manifest)
     deployment = audit.replay_deployment(trusted, rpc_url or settings.resolved_rpc_url)
     state = audit.ReplayState.load(checkpoint) if checkpoint is not None and checkpoint.exists() else None
@@ -108,5 +108,5 @@ def audit_export(out: Annotated[Path, typer.Option(help="archive file (.jsonl.gz
     """Export the ledger data (no confidential plaintext) for a replay without the database."""
     from ledger import audit
 
-    count = audit.export_archive(open_ledger(settings_from_environment(), create_key=False), out)
+    count = audit.export_archive(open_ledger(run_settings(), create_key=False), out)
     typer.echo(f"wrote {count} attestations to {out}")

@@ -24,9 +24,15 @@ EXIT_UNVERIFIABLE = 11
 VERDICT_EXIT = {"VERIFIED": 0, "FLAGGED": EXIT_FLAGGED, "UNVERIFIABLE": EXIT_UNVERIFIABLE}
 
 
-def settings_from_environment() -> Settings:
-    """The settings of this run, read once by the command that needs them and passed down."""
-    return Settings()
+def run_settings() -> Settings:
+    """The settings built and validated once at start-up by `main` and passed down through
+    the command line's context; read afresh only where the command line was entered
+    another way (a test's `CliRunner` on `app`)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    built = ctx.find_object(Settings) if ctx is not None else None
+    return built if built is not None else Settings()
 
 
 def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
@@ -122,7 +128,7 @@ def progress_printer(label: str) -> Any:
 
 def password(confirm: bool) -> str:
     """The keystore password: PROVENANCE_KEY_PASSWORD, else asked for (hidden)."""
-    given = settings_from_environment().key_password
+    given = run_settings().key_password
     if given:
         return given
     return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))

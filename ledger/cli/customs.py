@@ -17,7 +17,7 @@ from ledger.cli.common import (
     open_ledger,
     print_verdict,
     progress_printer,
-    settings_from_environment,
+    run_settings,
 )
 
 PANEL = "Customs"
@@ -32,7 +32,7 @@ def verify_cmd(
     """Verify a shipment recorded in this ledger (exit 0 verified, 10 flagged, 11 unverifiable)."""
     from ledger.verify.evidence import EvidenceError
 
-    ledger = open_ledger(settings_from_environment(), verifying=True)
+    ledger = open_ledger(run_settings(), verifying=True)
     try:
         result = ledger.verify_shipment(shipment)
     except EvidenceError as exc:
@@ -48,7 +48,7 @@ def export_bundle_cmd(
     """Export a shipment's self-contained proof bundle (JSON)."""
     from ledger.verify.evidence import EvidenceError
 
-    ledger = open_ledger(settings_from_environment())
+    ledger = open_ledger(run_settings())
     try:
         bundle = ledger.export_bundle(shipment)
     except EvidenceError as exc:
@@ -85,7 +85,7 @@ def verify_bundle_cmd(
     from ledger.verify.service import chain_view_for, verify_bundle
 
     try:
-        settings = settings_from_environment()
+        settings = run_settings()
         policy = VerificationPolicy.from_settings(settings)
         if confirmations is not None:
             policy = replace(policy, confirmations=confirmations)
@@ -104,8 +104,7 @@ def verify_bundle_cmd(
     from ledger.mirror import mirror as mirror_from
 
     with tempfile.TemporaryDirectory(prefix="provenance-mirror-") as scratch:
-        local = replace(
-            settings,
+        local = settings.replace(
             home=Path(scratch),
             database_url=f"sqlite:///{Path(scratch) / 'mirror.db'}",
             rpc_url=rpc,
@@ -134,7 +133,7 @@ def check_disclosure_cmd(
 
     try:
         data = load_document(document)
-        ledger = open_ledger(settings_from_environment(), create_key=False)
+        ledger = open_ledger(run_settings(), create_key=False)
         try:
             result = check_disclosure(ledger, data)
         finally:

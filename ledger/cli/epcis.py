@@ -22,7 +22,7 @@ from ledger.cli.common import (
     fail,
     load_document,
     load_manifest,
-    settings_from_environment,
+    run_settings,
 )
 
 app = typer.Typer(help="GS1 EPCIS 2.0 documents in and out.", no_args_is_help=True)
@@ -66,7 +66,7 @@ def import_cmd(
     from ledger.chain.client import ChainUnavailable, connect
     from ledger.epcis.importer import ImportContext, ImportRefused, Party, plan_import, sign_plan
 
-    settings = settings_from_environment()
+    settings = run_settings()
     try:
         doc = load_document(document)
         parties, goods = _context(context)
@@ -175,7 +175,7 @@ def export_cmd(
         raise fail("give exactly one of --lot or --shipment")
     if shipment is not None and not re.fullmatch(r"0x[0-9a-fA-F]{64}", shipment):
         raise fail(f"{shipment!r} is not a shipment UID: expected 0x followed by 64 hex digits")
-    settings = settings_from_environment()
+    settings = run_settings()
     manifest = load_manifest(settings)
     try:
         ledger = Ledger.open(settings, manifest=manifest)

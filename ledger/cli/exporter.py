@@ -19,7 +19,7 @@ from ledger.cli.common import (
     load_manifest,
     names,
     password,
-    settings_from_environment,
+    run_settings,
 )
 from ledger.config import Settings
 
@@ -110,7 +110,7 @@ def sign_cmd(
     from ledger.kinds import Kind
     from ledger.submission import build_submission_with_salts
 
-    settings = settings_from_environment()
+    settings = run_settings()
     try:
         the_kind = Kind.parse(kind)
         trusted = load_manifest(settings, manifest)
@@ -212,7 +212,7 @@ def disclose_cmd(
     (`POST /v1/attestations/UID/disclosures`, or inside a bundle with `--bundle`)."""
     from ledger.disclosure import DisclosureError, HolderStore, add_to_bundle, make_disclosure
 
-    settings = settings_from_environment()
+    settings = run_settings()
     try:
         if keystore is not None:
             account = load_keystore(keystore, password(confirm=False))
@@ -252,7 +252,7 @@ def status_cmd(
 
     import httpx
 
-    settings = settings_from_environment()
+    settings = run_settings()
     base = (api or f"http://127.0.0.1:{settings.api_port}").rstrip("/")
     token = key or settings.api_key
     if not token:

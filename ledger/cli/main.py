@@ -15,6 +15,7 @@ from __future__ import annotations
 import typer
 
 from ledger.cli import auditor, customs, epcis, exporter, operator, registrar
+from ledger.config import settings_or_exit
 
 app = typer.Typer(help="provenance-ledger: signed provenance attestations anchored on chain.", no_args_is_help=True)
 for group in (exporter.app, customs.app, auditor.app, registrar.app, operator.app):
@@ -25,5 +26,6 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (`python -m ledger.cli`): the settings are read and
+    validated once, here, and passed down to every command through the context."""
+    app(obj=settings_or_exit())

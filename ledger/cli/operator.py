@@ -26,7 +26,7 @@ from ledger.cli.common import (
     load_manifest,
     open_ledger,
     progress_printer,
-    settings_from_environment,
+    run_settings,
 )
 
 PANEL = "Node operator"
@@ -42,7 +42,7 @@ def chain_start(
     block_time: Annotated[float | None, typer.Option(help="seconds between blocks (default: per tx)")] = None,
 ) -> None:
     """Run a local anvil node in the foreground until interrupted."""
-    settings = settings_from_environment()
+    settings = run_settings()
     try:
         node = start_anvil(
             port=port or settings.anvil_port,
@@ -77,7 +77,7 @@ def deploy_cmd(
 
     Without --registrar-keystore the well-known development keys are used, which is
     refused on any chain but the local development chain."""
-    settings = settings_from_environment()
+    settings = run_settings()
     url = rpc_url or settings.resolved_rpc_url
     try:
         w3 = connect(url)
@@ -109,7 +109,7 @@ def worker_cmd(
 ) -> None:
     """Run the anchoring worker (one leader at a time, elected through the database)."""
 
-    settings = settings_from_environment()
+    settings = run_settings()
     ledger = open_ledger(settings)
     worker = ledger.anchoring_worker()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -141,7 +141,7 @@ def mirror_cmd(
     from ledger.mirror import follow as follow_peers
     from ledger.mirror import mirror as mirror_from
 
-    settings = settings_from_environment()
+    settings = run_settings()
     urls = peer or list(settings.peers)
     if not urls:
         raise fail("no peers: give --peer URL or set PROVENANCE_PEERS", EXIT_INPUT)
@@ -179,7 +179,7 @@ def apikey_create(
     """Create a key; the token is printed once and never stored."""
     from ledger.access import create_api_key
 
-    ledger = open_ledger(settings_from_environment())
+    ledger = open_ledger(run_settings())
     try:
         key, token = create_api_key(ledger.sessions, name, {s.strip() for s in scopes.split(",") if s.strip()})
     except ValueError as exc:
@@ -193,7 +193,7 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="key id")]) -> None
     """Revoke a key at once."""
     from ledger.access import revoke_api_key
 
-    if not revoke_api_key(open_ledger(settings_from_environment()).sessions, key_id):
+    if not revoke_api_key(open_ledger(run_settings()).sessions, key_id):
         raise fail(f"no live key {key_id}", EXIT_INPUT)
     typer.echo(f"revoked {key_id}")
 
@@ -203,7 +203,7 @@ def apikey_list() -> None:
     """List keys (ids, names, scopes; never secrets)."""
     from ledger.access import list_api_keys
 
-    for key in list_api_keys(open_ledger(settings_from_environment()).sessions):
+    for key in list_api_keys(open_ledger(run_settings()).sessions):
         typer.echo(f"{key['id']}  {key['scopes']:<24} {'REVOKED ' if key['revoked'] else ''}{key['name']}")
 
 
@@ -212,7 +212,7 @@ def migrate_cmd() -> None:
     """Bring the database schema to the latest version."""
     from ledger.store.db import make_engine, migrate
 
-    settings = settings_from_environment()
+    settings = run_settings()
     migrate(make_engine(settings.resolved_database_url))
     typer.echo(f"migrated {settings.resolved_database_url.split('@')[-1]}")
 
@@ -222,14 +222,14 @@ def demo_cmd() -> None:
     """Seed the demo story into the configured ledger (development chain only)."""
     from ledger.demo import seed_demo
 
-    ids = seed_demo(open_ledger(settings_from_environment()))
+    ids = seed_demo(open_ledger(run_settings()))
     typer.echo(f"clean shipment   {ids['shipment']}\nflagged shipment {ids['flagged_shipment']}")
 
 
 @app.command(rich_help_panel=PANEL, name="manifest")
 def show_manifest(path: Annotated[Path | None, typer.Argument(help="manifest file")] = None) -> None:
     """Print the deployment manifest."""
-    settings = settings_from_environment()
+    settings = run_settings()
     try:
         manifest = load_manifest(settings, path)
     except FileNotFoundError as exc:

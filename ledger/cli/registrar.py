@@ -18,7 +18,7 @@ from ledger.cli.common import (
     fail,
     load_manifest,
     password,
-    settings_from_environment,
+    run_settings,
 )
 
 PANEL = "Registrar"
@@ -34,7 +34,7 @@ def _registrar_call(
     from ledger.chain.client import call_and_send
     from ledger.chain.fees import FeeCeilingExceeded, FeePolicy
 
-    settings = settings_from_environment()
+    settings = run_settings()
     try:
         manifest = load_manifest(settings)
         w3 = connect(rpc_url or settings.resolved_rpc_url)

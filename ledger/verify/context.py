@@ -64,7 +64,7 @@ class Context:
 
     def require_snapshot(self) -> ChainSnapshot:
         if self.snapshot is None:
-            raise ChainFactsUnavailable(f"the chain could not be read: {self.chain_error or 'no chain configured'}")
+            raise ChainFactsUnavailable(self.chain_error or "no chain configured")
         return self.snapshot
 
     def revocations_of(self, record: Record) -> list[str]:

@@ -19,6 +19,7 @@ from ledger.eip712 import Domain
 from ledger.licence_output import LicenceOutputs
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker
+from ledger.trouble import endpoint_of, is_store_trouble, store_trouble, trouble_sentence
 
 from .checks import REGISTRY
 from .context import ChainFactsUnavailable, Context, ancestors
@@ -54,7 +55,8 @@ def verify_evidence(
             if _claims_beyond(snapshot, evidence):
                 snapshot = chain.snapshot(max_age=0)  # anchored a moment ago: read the head again
         except Exception as exc:  # noqa: BLE001 - any chain failure means the facts are unknown
-            chain_error = f"{type(exc).__name__}: {exc}"
+            deployment = getattr(chain, "deployment", None)
+            chain_error = trouble_sentence(exc, chain=endpoint_of(deployment.w3) if deployment is not None else "")
     watermark: Watermark | None = None
     completeness_error = ""
     if completeness is not None:
@@ -64,7 +66,7 @@ def verify_evidence(
             try:
                 watermark = completeness(snapshot)
             except Exception as exc:  # noqa: BLE001 - a store that cannot be measured is not complete
-                completeness_error = f"the node's copy could not be measured: {type(exc).__name__}: {exc}"
+                completeness_error = f"the node's copy could not be measured: {_trouble_or_bug(exc)}"
     if licence_outputs is not None:
         # What was stored since the last verification (productions, licences, revocations):
         # one read, and this verification's licence checks answer as of it.
@@ -93,7 +95,7 @@ def verify_evidence(
         except ChainFactsUnavailable as exc:
             result = CheckResult(name, CheckStatus.ERROR, [Finding(Reason.CHAIN_UNAVAILABLE, str(exc))], str(exc))
         except Exception as exc:  # noqa: BLE001 - a crashing check is an ERROR, never a pass
-            result = CheckResult(name, CheckStatus.ERROR, detail=f"{type(exc).__name__}: {exc}")
+            result = CheckResult(name, CheckStatus.ERROR, detail=_trouble_or_bug(exc))
         checks.append(result)
         if result.distrusts:
             ctx = dataclasses.replace(ctx, untrusted=ctx.untrusted | result.distrusts)
@@ -123,3 +125,9 @@ def _claims_beyond(snapshot: ChainSnapshot, evidence: Evidence) -> bool:
         if isinstance(index, int) and snapshot.batch(index) is None:
             return True
     return False
+
+
+def _trouble_or_bug(exc: BaseException) -> str:
+    """A database that could not be read, as the sentence every path uses; anything else
+    is a fault in the node, named by its exception so it can be reported."""
+    return store_trouble("(the node's database)") if is_store_trouble(exc) else f"{type(exc).__name__}: {exc}"
