@@ -86,6 +86,19 @@ def store_trouble(where: str, *, verifying: bool | None = True) -> str:
     return f"the database at {shown} did not answer; {then}"
 
 
+def is_chain_trouble(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says the chain could not be reached or answered
+    an HTTP error: trouble to report as a sentence, not a fault in the node."""
+    import requests
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ChainUnavailable, requests.RequestException, ConnectionError, TimeoutError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_store_trouble(exc: BaseException) -> bool:
     """True when `exc` says the database could not be reached (not a bug, not bad input)."""
     return isinstance(exc, STORE_UNAVAILABLE)

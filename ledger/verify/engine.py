@@ -19,7 +19,7 @@ from ledger.eip712 import Domain
 from ledger.licence_output import LicenceOutputs
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker
-from ledger.trouble import endpoint_of, is_store_trouble, store_trouble, trouble_sentence
+from ledger.trouble import endpoint_of, is_chain_trouble, is_store_trouble, store_trouble, trouble_sentence
 
 from .checks import REGISTRY
 from .context import ChainFactsUnavailable, Context, ancestors
@@ -55,8 +55,7 @@ def verify_evidence(
             if _claims_beyond(snapshot, evidence):
                 snapshot = chain.snapshot(max_age=0)  # anchored a moment ago: read the head again
         except Exception as exc:  # noqa: BLE001 - any chain failure means the facts are unknown
-            deployment = getattr(chain, "deployment", None)
-            chain_error = trouble_sentence(exc, chain=endpoint_of(deployment.w3) if deployment is not None else "")
+            chain_error = _chain_sentence(chain, exc)
     watermark: Watermark | None = None
     completeness_error = ""
     if completeness is not None:
@@ -95,7 +94,11 @@ def verify_evidence(
         except ChainFactsUnavailable as exc:
             result = CheckResult(name, CheckStatus.ERROR, [Finding(Reason.CHAIN_UNAVAILABLE, str(exc))], str(exc))
         except Exception as exc:  # noqa: BLE001 - a crashing check is an ERROR, never a pass
-            result = CheckResult(name, CheckStatus.ERROR, detail=_trouble_or_bug(exc))
+            if is_chain_trouble(exc):  # the chain went away after the snapshot was read
+                said = _chain_sentence(chain, exc)
+                result = CheckResult(name, CheckStatus.ERROR, [Finding(Reason.CHAIN_UNAVAILABLE, said)], said)
+            else:
+                result = CheckResult(name, CheckStatus.ERROR, detail=_trouble_or_bug(exc))
         checks.append(result)
         if result.distrusts:
             ctx = dataclasses.replace(ctx, untrusted=ctx.untrusted | result.distrusts)
@@ -131,3 +134,9 @@ def _trouble_or_bug(exc: BaseException) -> str:
     """A database that could not be read, as the sentence every path uses; anything else
     is a fault in the node, named by its exception so it can be reported."""
     return store_trouble("(the node's database)") if is_store_trouble(exc) else f"{type(exc).__name__}: {exc}"
+
+
+def _chain_sentence(chain: object, exc: BaseException) -> str:
+    """The one sentence for chain trouble, naming the RPC address `chain` reads from."""
+    deployment = getattr(chain, "deployment", None)
+    return trouble_sentence(exc, chain=endpoint_of(deployment.w3) if deployment is not None else "")
