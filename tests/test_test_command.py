@@ -123,3 +123,17 @@ def test_a_failing_test_is_shown_as_failed_in_the_report(tmp_path: Path) -> None
 def test_no_stale_report_is_committed() -> None:
     """The report is an artefact of each run (build/reliability-report.md)."""
     assert not (REPO / "docs" / "reliability-report.md").exists()
+
+
+def test_the_commands_the_readme_names_are_committed_executable() -> None:
+    """A clean clone runs `.ci/run`, which runs `scripts/test.sh`: git must record both as
+    executable, or CI stops at once with 'Permission denied' (it happened once)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-s", ".ci/run", "scripts/test.sh", "scripts/install.sh", "scripts/run.sh"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    modes = {line.split()[3]: line.split()[0] for line in listed}
+    assert modes == dict.fromkeys([".ci/run", "scripts/install.sh", "scripts/run.sh", "scripts/test.sh"], "100755")
