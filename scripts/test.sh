@@ -37,7 +37,7 @@ rm -f "$RELIABILITY_JSON" build/reliability-report.md
 rm -rf build/coverage && mkdir -p build/coverage
 export COVERAGE_PROCESS_START="$PWD/pyproject.toml" COVERAGE_FILE="$PWD/build/coverage/data" COVERAGE_SOURCE_ROOT="$PWD"
 status=0
-.venv/bin/pytest tests --reliability-json="$RELIABILITY_JSON" "$@" || status=$?
+.venv/bin/pytest tests --reliability-json="$RELIABILITY_JSON" --durations=25 "$@" || status=$?
 unset COVERAGE_PROCESS_START
 
 echo "==> python coverage: lines of ledger/ and api/ (floor: fail_under in pyproject.toml)"

@@ -420,8 +420,7 @@ def test_export_schema_check_catches_a_broken_event() -> None:
 
 
 def test_over_http_the_server_maps_the_participant_signs_and_customs_exports(ledger_env: Ledger) -> None:
-    from ledger.epcis.importer import ImportPlan, PlannedAttestation
-    from ledger.kinds import Kind
+    from ledger.epcis.importer import ImportPlan
 
     from .test_api import Server
 
@@ -438,16 +437,7 @@ def test_over_http_the_server_maps_the_participant_signs_and_customs_exports(led
         )
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        plan = ImportPlan(
-            body["signer"],
-            [
-                PlannedAttestation(
-                    a["eventKey"], a["rule"], Kind.from_type_name(a["kind"]), a["subject"], a["fields"], a["refs"]
-                )
-                for a in body["attestations"]
-            ],
-            body["alreadyRecorded"],
-        )
+        plan = ImportPlan.from_json(body)
         signed = sign_plan(plan, actor("maker"), ledger_env.domain, issued_at=signing_time(ledger_env))
         stored = server.http.post("/v1/epcis/import", json=signed)
         assert stored.status_code == 201 and stored.json()["created"] == 1

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from eth_account.signers.local import LocalAccount
 
-from ledger.chain.accounts import dev_account, require_dev_chain
+from ledger.chain.accounts import KeyLoadError, dev_account, load_keystore, require_dev_chain
 from ledger.chain.client import ChainUnavailable, Deployment, connect
 from ledger.chain.deploy import deploy
 from ledger.chain.manifest import Manifest
@@ -160,3 +161,17 @@ def load_document(path: Path) -> object:
 
 def names(option: str | None) -> set[str]:
     return {n.strip() for n in (option or "").split(",") if n.strip()}
+
+
+def signing_account(settings: Settings, trusted: Manifest, keystore: Path | None, dev_key: int | None) -> LocalAccount:
+    """The signer's key: an encrypted keystore (password from PROVENANCE_KEY_PASSWORD, else
+    asked for), or a well-known development key — accepted only while the chain connected
+    is a development chain and the one the manifest names. ValueError / KeyLoadError for
+    bad input, ChainUnavailable when the chain cannot be asked."""
+    if keystore is not None:
+        return load_keystore(keystore, password(confirm=False))
+    if dev_key is not None:
+        if require_dev_chain(connect(settings.resolved_rpc_url)) != trusted.chain_id:
+            raise KeyLoadError(f"the manifest is for chain {trusted.chain_id}, not the chain connected")
+        return dev_account(dev_key)
+    raise ValueError("give --keystore (or --dev-key on the development chain)")

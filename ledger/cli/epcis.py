@@ -10,19 +10,19 @@ reached.
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ledger.chain.accounts import KeyLoadError, dev_account, load_keystore, require_dev_chain
+from ledger.chain.accounts import KeyLoadError
 from ledger.cli.common import (
     EXIT_UNAVAILABLE,
     fail,
     load_document,
     load_manifest,
     run_settings,
+    signing_account,
 )
 
 app = typer.Typer(help="GS1 EPCIS 2.0 documents in and out.", no_args_is_help=True)
@@ -63,7 +63,7 @@ def import_cmd(
 ) -> None:
     """Map the document, sign its attestations, and store them all or nothing. Importing
     the same document again stores nothing new."""
-    from ledger.chain.client import ChainUnavailable, connect
+    from ledger.chain.client import ChainUnavailable
     from ledger.epcis.importer import ImportContext, ImportRefused, Party, plan_import, sign_plan
 
     settings = run_settings()
@@ -75,14 +75,7 @@ def import_cmd(
         raise fail(str(exc)) from exc
     manifest = load_manifest(settings)  # missing: one line saying where it looked, exit 1
     try:
-        if keystore is not None:
-            account = load_keystore(keystore, getpass.getpass("keystore password: "))
-        elif dev_key is not None:
-            if require_dev_chain(connect(settings.resolved_rpc_url)) != manifest.chain_id:
-                raise KeyLoadError(f"the manifest is for chain {manifest.chain_id}, not the chain connected")
-            account = dev_account(dev_key)
-        else:
-            raise ValueError("give --keystore (or --dev-key on the development chain)")
+        account = signing_account(settings, manifest, keystore, dev_key)
     except ChainUnavailable as exc:  # a dev key needs the dev chain to prove it is one
         raise fail(str(exc), EXIT_UNAVAILABLE) from exc
     except (OSError, ValueError, KeyLoadError) as exc:
@@ -117,8 +110,7 @@ def _import_over_http(
     import httpx
 
     from ledger.eip712 import Domain
-    from ledger.epcis.importer import ImportPlan, PlannedAttestation, sign_plan
-    from ledger.kinds import Kind
+    from ledger.epcis.importer import ImportPlan, sign_plan
 
     try:
         answer = httpx.post(
@@ -129,16 +121,7 @@ def _import_over_http(
         if answer.status_code != 200:
             raise fail(f"not mapped: {_detail(answer)}")
         body: dict[str, Any] = answer.json()
-        plan = ImportPlan(
-            body["signer"],
-            [
-                PlannedAttestation(
-                    a["eventKey"], a["rule"], Kind.from_type_name(a["kind"]), a["subject"], a["fields"], a["refs"]
-                )
-                for a in body["attestations"]
-            ],
-            body["alreadyRecorded"],
-        )
+        plan = ImportPlan.from_json(body)
         submissions = sign_plan(plan, account, Domain(manifest.chain_id, manifest.ledger))
         answer = httpx.post(f"{base}/v1/epcis/import", json=submissions, timeout=60)
     except httpx.HTTPError as exc:

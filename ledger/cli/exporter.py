@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.chain.accounts import KeyLoadError, dev_account, load_keystore, require_dev_chain
-from ledger.chain.client import ChainUnavailable, connect
+from ledger.chain.accounts import KeyLoadError, dev_account, load_keystore
+from ledger.chain.client import ChainUnavailable
 from ledger.cli.common import (
     EXIT_INPUT,
     EXIT_UNAVAILABLE,
@@ -20,6 +20,7 @@ from ledger.cli.common import (
     names,
     password,
     run_settings,
+    signing_account,
 )
 from ledger.config import Settings
 
@@ -114,14 +115,7 @@ def sign_cmd(
     try:
         the_kind = Kind.parse(kind)
         trusted = load_manifest(settings, manifest)
-        if keystore is not None:
-            account = load_keystore(keystore, password(confirm=False))
-        elif dev_key is not None:
-            if require_dev_chain(connect(settings.resolved_rpc_url)) != trusted.chain_id:
-                raise KeyLoadError(f"the manifest is for chain {trusted.chain_id}, not the chain connected")
-            account = dev_account(dev_key)
-        else:
-            raise ValueError("give --keystore (or --dev-key on the development chain)")
+        account = signing_account(settings, trusted, keystore, dev_key)
         values = _load_fields(fields)
         check_field_names(the_kind, values, names(disclose), "--disclose")
         check_field_names(the_kind, values, names(confidential), "--confidential")

@@ -105,6 +105,21 @@ class ImportPlan:
             "alreadyRecorded": self.already_recorded,
         }
 
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ImportPlan:
+        """The plan as `to_json` wrote it (the API's `/v1/epcis/map` answer); KeyError or
+        ValueError when it is not one."""
+        return cls(
+            body["signer"],
+            [
+                PlannedAttestation(
+                    a["eventKey"], a["rule"], Kind.from_type_name(a["kind"]), a["subject"], a["fields"], a["refs"]
+                )
+                for a in body["attestations"]
+            ],
+            body["alreadyRecorded"],
+        )
+
 
 class ImportRefused(ValueError):
     """The document records nothing: `problems` lists (event key, reason) for each event

@@ -297,17 +297,15 @@ class Planner:
         fields = {"lot": unit.lot, "quantity": 1, "unit": COUNT_UNIT, "goodsClass": classes.pop()}
         self._add(event, rule, Kind.PRODUCTION, unit.lot, fields, refs, Fraction(1), unit.epcs)
 
+    def _lot_fields(self, g: _Goods) -> dict[str, Any]:
+        """A production's fields for goods `g` made (or unpacked) here."""
+        return {"lot": g.lot, "quantity": _number(g.quantity), "unit": g.unit, "goodsClass": self._goods_class(g.lot)}
+
     def _map_unpack(self, event: Event, rule: Rule) -> None:
         unit = self._unit(event)
         refs = self._take(unit.lot, Fraction(1))
         for g in _goods(event.body, "childEPCs", "childQuantityList"):
-            fields = {
-                "lot": g.lot,
-                "quantity": _number(g.quantity),
-                "unit": g.unit,
-                "goodsClass": self._goods_class(g.lot),
-            }
-            self._add(event, rule, Kind.PRODUCTION, g.lot, fields, refs, g.quantity, g.epcs)
+            self._add(event, rule, Kind.PRODUCTION, g.lot, self._lot_fields(g), refs, g.quantity, g.epcs)
 
     def _map_transform(self, event: Event, rule: Rule) -> None:
         inputs = _goods(event.body, "inputEPCList", "inputQuantityList")
@@ -318,13 +316,7 @@ class Planner:
         # recorded on the ledger are kept in the event as declared, without provenance.
         refs = [r for g in inputs for r in self._take(g.lot, g.quantity, partial=True)]
         for g in outputs:
-            fields = {
-                "lot": g.lot,
-                "quantity": _number(g.quantity),
-                "unit": g.unit,
-                "goodsClass": self._goods_class(g.lot),
-            }
-            self._add(event, rule, Kind.PRODUCTION, g.lot, fields, refs, g.quantity, g.epcs)
+            self._add(event, rule, Kind.PRODUCTION, g.lot, self._lot_fields(g), refs, g.quantity, g.epcs)
 
     def _map_transact(self, event: Event, rule: Rule) -> None:
         party = self._party(event.body, "destinationList", "destination")
