@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_verify import CAST as VERIFY_CAST
 from bench_verify import build_shipment
-from benchenv import bench_chain, percentile, productions, summary, write_results
+from benchenv import bench_chain, percentile, productions, summary, wait_for_http, write_results
 
 from ledger.access import create_api_key
 from ledger.chain.anvil import free_port
@@ -100,15 +100,7 @@ def main() -> int:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            import httpx
-
-            for _ in range(200):
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+            wait_for_http(f"{base}/readyz", timeout=20)
             figures: dict[str, list[float]] = {}
             path = f"/v1/shipments/{shipment}/verify"
             for r in range(args.repeats):

@@ -27,8 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx
-from benchenv import TreeRss, bench_chain, productions_store, write_results
+from benchenv import TreeRss, bench_chain, productions_store, wait_for_http, write_results
 
 from ledger.config import Settings
 from ledger.core import Ledger
@@ -47,18 +46,6 @@ def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "ledger", "api"], cwd=REPO, capture_output=True, text=True)
     return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
-
-
-def wait_until_up(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the peer API at {url} did not come up")
 
 
 def main() -> int:
@@ -94,7 +81,7 @@ def main() -> int:
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_until_up(url)
+            wait_for_http(f"{url}/healthz")
             print(f"mirroring {args.n} records from {url} into an empty node ...", file=sys.stderr)
             started = time.perf_counter()
             proc = subprocess.Popen(

@@ -150,3 +150,16 @@ class TreeRss:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+
+def wait_for_http(url: str, timeout: float = 60.0) -> None:
+    """Wait until GET `url` answers 200 (a server this benchmark started); exit if it never does."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer 200 within {timeout:.0f} s")
