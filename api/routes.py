@@ -284,15 +284,18 @@ def batches(
     "/ledger/batches/{index}",
     tags=["federation"],
     summary="The public records of an anchored batch, for mirroring nodes",
-    description="What a peer needs to mirror this batch and check it against the chain: each "
-    "record's typed data, signature, field hashes and the fields disclosed to the ledger (never "
+    description="What a peer needs to mirror this batch and check it against the chain, in the "
+    "`provenance-public-batch/2` format: the batch's EIP-712 domain once, then for each record its "
+    "signed message, signature, field hashes and the fields disclosed to the ledger (never "
     "confidential ones). The receiver trusts none of it: it rebuilds the on-chain root.",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
-def ledger_batch(index: int = Path(ge=0, le=2**62), ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
-    records = ledger.public_batch(index)
-    if records is None:
+def ledger_batch(index: int = Path(ge=0, le=2**62), ledger: Ledger = Depends(get_ledger)) -> Response:
+    document = ledger.public_batch(index)
+    if document is None:
         raise HTTPException(404, f"this node holds no batch {index}")
-    return {"index": index, "attestations": records}
+    return Response(document, media_type="application/json")
 
 
 @router.get("/ledger/completeness", tags=["federation"], summary="How complete this node's copy of the ledger is")

@@ -36,7 +36,7 @@ from .ingest import Accepted, Ingestor, Rejected
 from .kinds import Kind
 from .licence_output import LicenceOutputs
 from .merkle import MerkleTree, proof_from_nodes, tree_nodes
-from .mirror import public_batch
+from .public_records import encode_batch
 from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
@@ -268,9 +268,11 @@ class Ledger:
         of the chain (kept current across requests), under the configured policy."""
         return verify_bundle(bundle, self.chain_view, policy or self.policy, self.checker, complete_from=self)
 
-    def public_batch(self, index: int) -> list[dict[str, Any]] | None:
-        """The public records of batch `index` as this node serves them to its peers."""
-        return public_batch(self, index)
+    def public_batch(self, index: int) -> bytes | None:
+        """The JSON document of anchored batch `index` as this node serves it to its peers
+        (`ledger.public_records`), or None when it holds no such batch."""
+        with self.sessions() as session:
+            return encode_batch(session, index, self.domain)
 
     def export_bundle(self, shipment_uid: str) -> dict[str, Any]:
         """The self-contained proof bundle of a shipment in the store."""

@@ -297,7 +297,7 @@ class Ingestor:
             known_refs = set(attesters)
             stored_now: set[str] = set()
             rows: list[dict[str, Any]] = []
-            ref_rows: list[dict[str, Any]] = []
+            reference_rows: list[dict[str, Any]] = []
             watch_rows: list[dict[str, Any]] = []
             epcis_rows: list[dict[str, Any]] = []
             for i, item in enumerate(results):
@@ -328,17 +328,14 @@ class Ingestor:
                 watch_rows.extend(watchlist_class_rows(item, uid))
                 epcis_rows.extend(epcis_event_rows(item, uid))
                 attesters[uid] = item.attestation.attester.lower()
-                ref_rows.extend(
-                    {"uid": uid, "position": pos, "ref": hex32(ref), "kind": int(item.attestation.kind)}
-                    for pos, ref in enumerate(item.attestation.refs)
-                )
+                reference_rows.extend(ref_rows(item, uid))
                 stored_now.add(uid)
                 decided[i] = Accepted(uid, created=True)
             # Parents first: references point at attestation rows by foreign key.
             if rows:
                 session.execute(insert(AttestationRow), rows)
-            if ref_rows:
-                session.execute(insert(AttestationRefRow), ref_rows)
+            if reference_rows:
+                session.execute(insert(AttestationRefRow), reference_rows)
             if watch_rows:
                 session.execute(insert(WatchlistClassRow), watch_rows)
             if epcis_rows:
@@ -347,35 +344,50 @@ class Ingestor:
 
     def row_for(self, item: Prepared, uid: str, now: float) -> dict[str, Any]:
         """The attestation row of a validated item (confidential fields sealed)."""
-        a = item.attestation
-        public = {
-            n: {"value": f.value, "salt": hex32(f.salt)}
-            for n, f in item.disclosure.fields.items()
-            if n not in item.confidential
-        }
         secret = {
             n: {"value": f.value, "salt": hex32(f.salt)}
             for n, f in item.disclosure.fields.items()
             if n in item.confidential
         }
-        return {
-            "uid": uid,
-            "kind": int(a.kind),
-            "attester": a.attester.lower(),
-            "subject": hex32(a.subject),
-            "payload_hash": hex32(a.payload_hash),
-            "issued_at": a.issued_at,
-            "expires_at": a.expires_at,
-            "signature": "0x" + item.signature.hex(),
-            "chain_id": self._domain.chain_id,
-            "contract": self._domain.verifying_contract.lower(),
-            "field_hashes": json.dumps(sorted(hex32(h) for h in item.disclosure.field_hashes)),
-            "disclosed": json.dumps(public, sort_keys=True),
-            "sealed": self._sealer.seal(secret, item.uid) if secret else None,
-            "received_at": now,
-            "batch_id": None,
-            "direct_tx": None,
-        }
+        sealed = self._sealer.seal(secret, item.uid) if secret else None
+        return attestation_row(item, uid, self._domain, now, sealed)
+
+
+def attestation_row(item: Prepared, uid: str, domain: Domain, now: float, sealed: bytes | None) -> dict[str, Any]:
+    """The attestation row of a checked item: its public fields in the clear, its
+    confidential ones only as `sealed` (None when it has none), no batch yet."""
+    a = item.attestation
+    public = {
+        n: {"value": f.value, "salt": hex32(f.salt)}
+        for n, f in item.disclosure.fields.items()
+        if n not in item.confidential
+    }
+    return {
+        "uid": uid,
+        "kind": int(a.kind),
+        "attester": a.attester.lower(),
+        "subject": hex32(a.subject),
+        "payload_hash": hex32(a.payload_hash),
+        "issued_at": a.issued_at,
+        "expires_at": a.expires_at,
+        "signature": "0x" + item.signature.hex(),
+        "chain_id": domain.chain_id,
+        "contract": domain.verifying_contract.lower(),
+        "field_hashes": json.dumps(sorted(hex32(h) for h in item.disclosure.field_hashes)),
+        "disclosed": json.dumps(public, sort_keys=True),
+        "sealed": sealed,
+        "received_at": now,
+        "batch_id": None,
+        "direct_tx": None,
+    }
+
+
+def ref_rows(item: Prepared, uid: str) -> list[dict[str, Any]]:
+    """The item's references, one row each, in its signed order."""
+    kind = int(item.attestation.kind)
+    return [
+        {"uid": uid, "position": pos, "ref": hex32(ref), "kind": kind} for pos, ref in enumerate(item.attestation.refs)
+    ]
 
 
 def _unentitled_revocation(item: Prepared, attesters: dict[str, str]) -> str | None:

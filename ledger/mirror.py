@@ -27,66 +27,23 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, cast
 
-import httpx
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 
-from .eip712 import Domain, attestation_uid
-from .hashing import hex32, parse_hex
-from .ingest import Prepared, epcis_event_rows, watchlist_class_rows
-from .merkle import MerkleTree
-from .payload import Disclosure
+from . import public_records
+from .anchoring import ANCHORED
+from .eip712 import Domain
+from .peers import Peer, PeerUnavailable
 from .ports import Node
+from .public_records import BatchRows, Fault, batch_rows
 from .signatures import SignatureChecker
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, EpcisEventRow, WatchlistClassRow
 from .store.rows import held_batches
-from .verify.evidence import EvidenceError, record_from_json
 
 log = logging.getLogger(__name__)
 
-ANCHORED = "anchored"
 ZERO_ROOT = "0x" + "00" * 32
-
-
-class PeerUnavailable(Exception):
-    """A peer could not be asked (unreachable, or it answered an error)."""
-
-
-class Peer(Protocol):
-    """Somewhere public records of a batch can be fetched from (trusted for nothing)."""
-
-    name: str
-
-    def batch(self, index: int) -> list[dict[str, Any]]:
-        """The public records of batch `index`, as `public_batch` returns them."""
-        ...
-
-
-@dataclass
-class HttpPeer:
-    """Another node's API: `GET {base_url}/v1/ledger/batches/{index}`."""
-
-    base_url: str
-    timeout: float = 30.0
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        self.name = self.name or self.base_url
-        self._client = httpx.Client(timeout=self.timeout)
-
-    def batch(self, index: int) -> list[dict[str, Any]]:
-        try:
-            response = self._client.get(f"{self.base_url.rstrip('/')}/v1/ledger/batches/{index}")
-        except httpx.HTTPError as exc:
-            raise PeerUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise PeerUnavailable(f"{self.name}: batch {index} answered {response.status_code}")
-        body = response.json()
-        records = body.get("attestations") if isinstance(body, dict) else None
-        if not isinstance(records, list):
-            raise PeerUnavailable(f"{self.name}: batch {index}: no attestation list in the answer")
-        return records
 
 
 @dataclass(frozen=True)
@@ -122,36 +79,6 @@ class MirrorReport:
         }
 
 
-def public_batch(ledger: Node, index: int) -> list[dict[str, Any]] | None:
-    """The public records of the batch anchored at chain index `index` (a peer serves
-    these): typed data, signature, field hashes and the fields disclosed to the ledger.
-    Confidential fields stay sealed in the store and are never included. None when this
-    node does not hold that batch."""
-    from .eip712 import typed_data
-    from .store.rows import attestation_from_row, refs_by_uid
-
-    with ledger.sessions() as session:
-        batch = session.scalars(select(BatchRow).where(BatchRow.chain_index == index)).first()
-        if batch is None:
-            return None
-        rows = session.scalars(select(AttestationRow).where(AttestationRow.batch_id == batch.id)).all()
-        refs = refs_by_uid(session, [r.uid for r in rows])
-    import json
-
-    out = []
-    for row in rows:
-        attestation = attestation_from_row(row, refs.get(row.uid, []))
-        out.append(
-            {
-                "uid": row.uid,
-                "typedData": typed_data(attestation, ledger.domain),
-                "signature": row.signature,
-                "payload": {"fieldHashes": json.loads(row.field_hashes), "fields": json.loads(row.disclosed)},
-            }
-        )
-    return out
-
-
 @dataclass(frozen=True)
 class _Wanted:
     """A batch anchored on chain that this node lacks or holds incompletely."""
@@ -162,24 +89,25 @@ class _Wanted:
     block: int
 
 
-Checked = list[Prepared] | tuple[str, str]
+Checked = BatchRows | Fault
 
 
 def mirror(
     ledger: Node,
     peers: Sequence[Peer],
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
     jobs: int = 1,
 ) -> MirrorReport:
-    """Fill every confirmed batch this node lacks (or holds incompletely) from `peers`.
+    """Fill every confirmed batch this node lacks (or holds incompletely) from `peers`;
+    `progress(batches done, batches on chain, records stored)` follows each batch.
 
-    With `jobs` > 1 and an HTTP first peer, that peer's batches are fetched and checked
-    ahead in `jobs` forked worker processes (at most 2 x `jobs` batches in flight, so
-    memory stays bounded whatever the ledger's size); batches are still stored one at a
-    time in chain order, and anything a worker finds wrong is fetched and checked again
-    here with this node's full signature checker (smart-contract wallets included), so
-    the outcome is the same as checking everything in this process."""
+    With `jobs` > 1 the first peer's batches are fetched and checked ahead in `jobs`
+    forked worker processes (at most 2 x `jobs` batches in flight, so memory stays
+    bounded whatever the ledger's size); batches are still stored one at a time in chain
+    order, and anything a worker finds wrong is fetched and checked again here with this
+    node's full signature checker (smart-contract wallets included), so the outcome is
+    the same as checking everything in this process."""
     report = MirrorReport()
     snapshot = ledger.chain_view.snapshot(max_age=0)
     total = snapshot.confirmed_batches(ledger.settings.confirmations)
@@ -193,7 +121,7 @@ def mirror(
         elif held.get(index) != (found[0], count):
             wanted.append(_Wanted(index, found[0], count, found[1]))
     ahead: Iterator[Checked] | None = None
-    if jobs > 1 and len(wanted) > 1 and peers and isinstance(peers[0], HttpPeer):
+    if jobs > 1 and len(wanted) > 1 and peers:
         ahead = _checked_in_workers(peers[0], ledger.domain, wanted, jobs)
     try:
         for want in wanted:
@@ -203,11 +131,11 @@ def mirror(
                 checked: Checked | None = next(ahead) if ahead is not None and position == 0 else None
                 if checked is None or isinstance(checked, tuple):  # not checked ahead, or found wrong there
                     try:
-                        entries = peer.batch(want.index)
+                        document = peer.batch(want.index)
                     except PeerUnavailable as exc:
                         report.problems.append(PeerProblem(peer.name, want.index, "UNREACHABLE", str(exc)))
                         continue
-                    checked = check_batch(ledger.domain, ledger.checker, entries, want.root, want.count)
+                    checked = _checked_rows(ledger.domain, ledger.checker, document, want.root, want.count)
                 if isinstance(checked, tuple):
                     report.problems.append(PeerProblem(peer.name, want.index, checked[0], checked[1]))
                     log.warning("peer %s, batch %d: %s (%s)", peer.name, want.index, checked[0], checked[1])
@@ -221,21 +149,28 @@ def mirror(
             if not stored:
                 report.gaps.append(want.index)
             if progress is not None:
-                progress(want.index + 1, total)
+                progress(want.index + 1, total, report.records_stored)
     finally:
         if ahead is not None:
             ahead.close()  # type: ignore[attr-defined]
     report.gaps.sort()
     if progress is not None and total and (not wanted or wanted[-1].index + 1 < total):
-        progress(total, total)
+        progress(total, total, report.records_stored)
     return report
 
 
-def _checked_in_workers(first: HttpPeer, domain: Domain, wanted: list[_Wanted], jobs: int) -> Iterator[Checked]:
+def _checked_rows(domain: Domain, checker: SignatureChecker, document: object, root: str, count: int) -> Checked:
+    """The rows that store a served batch document, when every record in it checks out
+    against `root` and `count`; else the server's fault."""
+    checked = public_records.check_batch(domain, checker, document, root, count)
+    return checked if isinstance(checked, tuple) else batch_rows(checked, domain, time.time())
+
+
+def _checked_in_workers(first: Peer, domain: Domain, wanted: list[_Wanted], jobs: int) -> Iterator[Checked]:
     """The first peer's batches in `wanted` order, each fetched and checked in one of
     `jobs` forked workers; an unreachable peer reads as ("UNREACHABLE", why)."""
     context = multiprocessing.get_context("fork")
-    with context.Pool(jobs, initializer=_worker_start, initargs=(first.base_url, first.timeout, domain)) as pool:
+    with context.Pool(jobs, initializer=_worker_start, initargs=(first, domain)) as pool:
         queued = iter(wanted)
         window: deque[Any] = deque()
         for want in itertools.islice(queued, 2 * jobs):
@@ -248,26 +183,26 @@ def _checked_in_workers(first: HttpPeer, domain: Domain, wanted: list[_Wanted], 
             yield result
 
 
-_WORKER: tuple[HttpPeer, Domain, SignatureChecker] | None = None  # each forked worker's own peer client
+_WORKER: tuple[Peer, Domain, SignatureChecker] | None = None  # each forked worker's own peer
 
 
-def _worker_start(base_url: str, timeout: float, domain: Domain) -> None:
+def _worker_start(first: Peer, domain: Domain) -> None:
     """A worker takes the default SIGTERM and ignores SIGINT (the parent decides), and
-    opens its own connection to the peer (an HTTP client is not shared across fork)."""
+    opens its own connection or file handle to the peer (neither is shared across fork)."""
     global _WORKER
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER = (HttpPeer(base_url, timeout), domain, SignatureChecker())
+    _WORKER = (first.for_worker(), domain, SignatureChecker())
 
 
 def _fetch_and_check(index: int, root: str, count: int) -> Checked:
     assert _WORKER is not None, "the pool's initializer sets the worker's peer"
     peer, domain, checker = _WORKER
     try:
-        entries = peer.batch(index)
+        document = peer.batch(index)
     except PeerUnavailable as exc:
         return "UNREACHABLE", str(exc)
-    return check_batch(domain, checker, entries, root, count)
+    return _checked_rows(domain, checker, document, root, count)
 
 
 def follow(ledger: Node, peers: Sequence[Peer], stop: threading.Event, interval: float = 2.0) -> None:
@@ -288,49 +223,10 @@ def _held_batches(ledger: Node) -> dict[int, tuple[str, int]]:
         return {index: (root, members) for index, (_id, root, members) in held_batches(session).items()}
 
 
-def check_batch(
-    domain: Domain, checker: SignatureChecker, entries: list[dict[str, Any]], root: str, count: int
-) -> Checked:
-    """The batch's records, each checked, when they rebuild `root` and `count` exactly;
-    else (what, detail) naming the peer's fault."""
-    prepared: list[Prepared] = []
-    for entry in entries:
-        try:
-            record = record_from_json(entry)
-        except EvidenceError as exc:
-            return "FORGED", str(exc)
-        if record.domain != domain:
-            return "FORGED", f"{record.uid}: signed for another ledger"
-        uid = attestation_uid(record.attestation, record.domain)
-        if hex32(uid) != record.uid:
-            return "FORGED", f"{record.uid}: its typed data hashes to {hex32(uid)}"
-        try:
-            signature_ok = checker.check_digest(uid, record.attester, record.signature).valid
-        except Exception:  # noqa: BLE001 - a wallet that cannot answer: the record cannot be accepted
-            signature_ok = False
-        if not signature_ok:
-            return "FORGED", f"{record.uid}: the signature does not belong to {record.attester}"
-        problems = record.disclosure.problems(record.attestation.payload_hash)
-        if problems:
-            return "FORGED", f"{record.uid}: {'; '.join(problems)}"
-        disclosure = Disclosure(record.disclosure.field_hashes, record.disclosure.fields)
-        prepared.append(Prepared(record.attestation, uid, record.signature, disclosure, frozenset()))
-    uids = {hex32(p.uid) for p in prepared}
-    if len(uids) < count:
-        return "WITHHELD", f"{len(uids)} distinct records served, the chain anchors {count}"
-    if len(uids) > count:
-        return "ADDED", f"{len(uids)} distinct records served, the chain anchors {count}"
-    rebuilt = hex32(MerkleTree.of([parse_hex(u, 32, "uid") for u in sorted(uids)]).root)
-    if rebuilt != root:
-        return "FORGED", f"the records rebuild root {rebuilt}, the chain holds {root}"
-    unique = {hex32(p.uid): p for p in prepared}
-    return list(unique.values())
-
-
-def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int, records: list[Prepared]) -> int:
+def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int, rows: BatchRows) -> int:
     """Store a checked batch under its chain index; returns how many records were new."""
     now = time.time()
-    uids = [hex32(p.uid) for p in records]
+    uids = rows.uids
     with ledger.sessions.begin() as session:
         batch = session.scalars(select(BatchRow).where(BatchRow.chain_index == index)).first()
         if batch is None:
@@ -338,7 +234,7 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
                 chain_index=index,
                 root=root,
                 previous_root=previous,
-                count=len(records),
+                count=len(uids),
                 status=ANCHORED,
                 block_number=block,
                 attempts=0,
@@ -361,21 +257,25 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
         unbatched = [u for u, b in present.items() if b is None]
         if unbatched:  # submitted here too, anchored by the peer: never anchor it twice
             session.execute(update(AttestationRow).where(AttestationRow.uid.in_(unbatched)).values(batch_id=batch.id))
-        new = [p for p in records if hex32(p.uid) not in present]
-        if new:
-            rows = [ledger.ingestor.row_for(p, hex32(p.uid), now) | {"batch_id": batch.id} for p in new]
-            session.execute(insert(AttestationRow), rows)
-            refs = [
-                {"uid": hex32(p.uid), "position": pos, "ref": hex32(ref), "kind": int(p.attestation.kind)}
-                for p in new
-                for pos, ref in enumerate(p.attestation.refs)
-            ]
-            if refs:
-                session.execute(insert(AttestationRefRow), refs)
-            watch = [row for p in new for row in watchlist_class_rows(p, hex32(p.uid))]
-            if watch:
-                session.execute(insert(WatchlistClassRow), watch)
-            epcis = [row for p in new for row in epcis_event_rows(p, hex32(p.uid))]
-            if epcis:
-                session.execute(insert(EpcisEventRow), epcis)
-    return len(new)
+        if not present:
+            new = rows
+        else:
+            new = BatchRows(
+                [r for r in rows.attestations if r["uid"] not in present],
+                [r for r in rows.refs if r["uid"] not in present],
+                [r for r in rows.watchlist_classes if r["uid"] not in present],
+                [r for r in rows.epcis_events if r["uid"] not in present],
+            )
+        for row in new.attestations:
+            row["batch_id"] = batch.id
+        # Core inserts (one executemany per table): the ORM's bulk path cost more than
+        # the database itself here. Parents first: references point at attestations.
+        for table, values in (
+            (AttestationRow, new.attestations),
+            (AttestationRefRow, new.refs),
+            (WatchlistClassRow, new.watchlist_classes),
+            (EpcisEventRow, new.epcis_events),
+        ):
+            if values:
+                session.execute(insert(cast(Table, table.__table__)), values)
+    return len(new.attestations)

@@ -15,8 +15,10 @@ salt makes a field hash unguessable even for a small value space (a price, a cou
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import rfc8785
@@ -35,11 +37,16 @@ def canonical_json(value: Any) -> bytes:
         raise ValueError(f"not canonicalisable JSON: {exc}") from exc
 
 
-def field_hash(name: str, value: Any, salt: bytes) -> bytes:
-    """The commitment to one field."""
+def field_hash(name: str, value: Any, salt: bytes, canonical: bytes | None = None) -> bytes:
+    """The commitment to one field (`canonical`: `canonical_json(value)`, when known)."""
     if len(salt) != 32:
         raise ValueError("salt must be 32 bytes")
-    return keccak(salt + keccak(name.encode()) + keccak(canonical_json(value)))
+    return keccak(salt + _name_hash(name) + keccak(canonical_json(value) if canonical is None else canonical))
+
+
+@lru_cache(maxsize=4096)
+def _name_hash(name: str) -> bytes:
+    return keccak(name.encode())  # the same few field names recur in every payload
 
 
 def payload_hash(field_hashes: list[bytes] | tuple[bytes, ...]) -> bytes:
@@ -51,6 +58,8 @@ def payload_hash(field_hashes: list[bytes] | tuple[bytes, ...]) -> bytes:
 class DisclosedField:
     value: Any
     salt: bytes
+    # canonical_json(value), when the parser already computed it (not part of equality).
+    canonical: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class Disclosure:
             found.append("field hashes do not recompute the signed payloadHash")
         known = set(self.field_hashes)
         for name, disclosed in sorted(self.fields.items()):
-            if field_hash(name, disclosed.value, disclosed.salt) not in known:
+            if field_hash(name, disclosed.value, disclosed.salt, disclosed.canonical) not in known:
                 found.append(f"field {name!r} does not match its committed hash")
         return found
 
@@ -112,8 +121,9 @@ class Disclosure:
             _check_field_name(name)
             if not isinstance(entry, dict) or set(entry) != {"value", "salt"}:
                 raise ValueError(f"payload.fields.{name}: expected {{value, salt}}")
-            canonical_json(entry["value"])
-            fields[name] = DisclosedField(entry["value"], parse_hex(entry["salt"], 32, f"payload.fields.{name}.salt"))
+            canonical = canonical_json(entry["value"])
+            salt = parse_hex(entry["salt"], 32, f"payload.fields.{name}.salt")
+            fields[name] = DisclosedField(entry["value"], salt, canonical)
         return cls(parsed, fields)
 
 
@@ -146,8 +156,11 @@ def commit(fields: dict[str, Any], *, salts: dict[str, bytes] | None = None) -> 
     return Commitment(Disclosure(hashes, disclosed))
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
 def _check_field_name(name: object) -> None:
     if not isinstance(name, str) or not name or len(name) > MAX_FIELD_NAME:
         raise ValueError(f"payload field name must be 1-{MAX_FIELD_NAME} characters")
-    if not all(c.isascii() and (c.isalnum() or c in "_-.") for c in name):
+    if _FIELD_NAME.fullmatch(name) is None:
         raise ValueError(f"payload field name {name!r}: only ASCII letters, digits, '_', '-', '.'")

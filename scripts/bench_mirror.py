@@ -3,14 +3,18 @@
 Run: .venv/bin/python scripts/bench_mirror.py [--n 1000000]
 
 Builds a peer node holding N production attestations (SQLite, dev account 3, anchored in
-batches of 4,096 on a fresh anvil chain), serves it with `provenance serve` as its own
-process, then starts `provenance mirror --peer URL` as a new node with an empty database
-and times it until it is complete through the last batch. Every record is checked as a
-real mirror checks it: typed-data hash, signature, disclosure commitments, and the
-on-chain root and count of its batch. Reports records per second (wall clock of the
-mirroring process, start-up included) and the peak RSS of its whole process tree, with
-the store size and the commit. The records are productions without references: the
-catch-up cost per record does not depend on what a record refers to.
+batches of 4,096 on a fresh anvil chain), then times two catch-ups of a new node with an
+empty database, each until it is complete through the last batch:
+- over HTTP: the peer is served by `provenance serve` as its own process, on the same
+  two cores, and the new node runs `provenance mirror --peer URL`;
+- from an archive file the peer wrote with `provenance archive FILE` (timed too): the
+  new node runs `provenance mirror --archive FILE`.
+Every record is checked as a real mirror checks it: typed-data hash, signature,
+disclosure commitments, and the on-chain root and count of its batch. Reports records
+per second (wall clock of the mirroring process, start-up included) and the peak RSS of
+its whole process tree, with the store size and the commit. The records are productions
+without references: the catch-up cost per record does not depend on what a record
+refers to.
 """
 
 from __future__ import annotations
@@ -48,6 +52,42 @@ def commit() -> str:
     return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
 
 
+def catch_up(n: int, source: list[str], home: Path, name: str, env: dict[str, str]) -> dict[str, object]:
+    """Time `provenance mirror` into an empty node until it is complete; its figures."""
+    print(f"mirroring {n} records ({' '.join(source)}) into an empty node ...", file=sys.stderr)
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "mirror", *source, "--json"],
+        cwd=REPO,
+        env={
+            **env,
+            "PROVENANCE_HOME": str(home / name),
+            "PROVENANCE_DATABASE_URL": f"sqlite:///{home}/{name}.db",
+            "PROVENANCE_CONFIRMATIONS": "1",
+        },
+        stdout=subprocess.PIPE,
+    )
+    sampler = TreeRss(proc.pid)
+    output, _ = proc.communicate()
+    seconds = time.perf_counter() - started
+    peak_mib = sampler.stop() / 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"mirror exited {proc.returncode}: {output.decode()[-2000:]}")
+    report = json.loads(output)
+    stored = report["recordsStored"]
+    if stored != n:
+        raise SystemExit(f"the new node stored {stored} records, not {n}: {report}")
+    return {
+        "batches": report["batchesStored"],
+        "completeness": report["completeness"],
+        "seconds": round(seconds, 1),
+        "records_per_second": round(stored / seconds),
+        "peak_tree_rss_mib": round(peak_mib, 1),
+        "load_average_before_and_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000, help="attestations on the peer")
@@ -66,57 +106,44 @@ def main() -> int:
         build_seconds = productions_store(peer, args.n, w3)
         peer.close()
         manifest_path = manifest.save(Path(home) / "deployment.json")
-        port = free_port()
         base_env = {**os.environ, "PROVENANCE_MANIFEST": str(manifest_path), "PROVENANCE_RPC_URL": node.rpc_url}
+        peer_env = {
+            **base_env,
+            "PROVENANCE_HOME": str(Path(home) / "peer"),
+            "PROVENANCE_DATABASE_URL": f"sqlite:///{home}/peer.db",
+        }
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
             cwd=REPO,
-            env={
-                **base_env,
-                "PROVENANCE_HOME": str(Path(home) / "peer"),
-                "PROVENANCE_DATABASE_URL": f"sqlite:///{home}/peer.db",
-            },
+            env=peer_env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
             url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{url}/healthz")
-            print(f"mirroring {args.n} records from {url} into an empty node ...", file=sys.stderr)
-            started = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "ledger.cli", "mirror", "--peer", url, "--json"],
-                cwd=REPO,
-                env={
-                    **base_env,
-                    "PROVENANCE_HOME": str(Path(home) / "new-node"),
-                    "PROVENANCE_DATABASE_URL": f"sqlite:///{home}/new-node.db",
-                    "PROVENANCE_CONFIRMATIONS": "1",
-                },
-                stdout=subprocess.PIPE,
-            )
-            sampler = TreeRss(proc.pid)
-            output, _ = proc.communicate()
-            seconds = time.perf_counter() - started
-            peak_mib = sampler.stop() / 1024
+            over_http = catch_up(args.n, ["--peer", url], Path(home), "http-node", base_env)
         finally:
             server.terminate()
             server.wait(timeout=30)
-        if proc.returncode != 0:
-            raise SystemExit(f"mirror exited {proc.returncode}: {output.decode()[-2000:]}")
-        report = json.loads(output)
-        stored = report["recordsStored"]
-        if stored != args.n:
-            raise SystemExit(f"the new node stored {stored} records, not {args.n}: {report}")
+        archive = Path(home) / "ledger.archive"
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "ledger.cli", "archive", str(archive)], cwd=REPO, env=peer_env, check=True
+        )
+        archive_seconds = time.perf_counter() - started
+        from_archive = catch_up(args.n, ["--archive", str(archive)], Path(home), "archive-node", base_env)
+        archive_mib = archive.stat().st_size / 2**20
     result = {
-        "what": "catch-up of a new node from one untrusted peer over HTTP (provenance mirror)",
+        "what": "catch-up of a new node from one untrusted peer (provenance mirror): over HTTP, from an archive file",
         "commit": commit(),
         "store_records": args.n,
-        "batches": report["batchesStored"],
-        "completeness": report["completeness"],
-        "seconds": round(seconds, 1),
-        "records_per_second": round(stored / seconds),
-        "peak_tree_rss_mib": round(peak_mib, 1),
+        "jobs": os.cpu_count(),
+        "over_http": over_http,
+        "from_archive_file": from_archive,
+        "archive_file_mib": round(archive_mib, 1),
+        "archive_write_seconds": round(archive_seconds, 1),
         "peer_build_sign_and_ingest_seconds": round(build_seconds, 1),
     }
     write_results(args.out, result)

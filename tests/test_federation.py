@@ -12,7 +12,7 @@ import copy
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -24,7 +24,8 @@ from ledger.chain.client import call_and_send
 from ledger.chain.deploy import FOREVER
 from ledger.core import Ledger
 from ledger.kinds import Kind
-from ledger.mirror import HttpPeer, mirror
+from ledger.mirror import mirror
+from ledger.peers import HttpPeer
 from ledger.reasons import Reason
 from ledger.roles import Role
 from ledger.verify import CheckStatus, Verdict
@@ -198,8 +199,12 @@ class WithholdingPeer:
     def __init__(self, inner: HttpPeer) -> None:
         self.inner, self.name = inner, f"withholding {inner.name}"
 
-    def batch(self, index: int) -> list[dict[str, Any]]:
-        return self.inner.batch(index)[:-1]
+    def batch(self, index: int) -> object:
+        document = cast("dict[str, Any]", self.inner.batch(index))
+        return {**document, "records": document["records"][:-1]}
+
+    def for_worker(self) -> WithholdingPeer:
+        return WithholdingPeer(self.inner.for_worker())
 
 
 class ForgingPeer:
@@ -208,13 +213,16 @@ class ForgingPeer:
     def __init__(self, inner: HttpPeer) -> None:
         self.inner, self.name = inner, f"forging {inner.name}"
 
-    def batch(self, index: int) -> list[dict[str, Any]]:
-        records = copy.deepcopy(self.inner.batch(index))
-        for record in records:
-            fields = record["payload"]["fields"]
+    def batch(self, index: int) -> object:
+        document = copy.deepcopy(cast("dict[str, Any]", self.inner.batch(index)))
+        for record in document["records"]:
+            fields = record[-1]  # the disclosed fields: {name: {value, salt}}
             if "quantity" in fields:
                 fields["quantity"]["value"] = 10**6
-        return records
+        return document
+
+    def for_worker(self) -> ForgingPeer:
+        return ForgingPeer(self.inner.for_worker())
 
 
 def test_a_peer_withholding_or_forging_records_is_named_and_another_peer_fills_the_gap(

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from ledger import mirror as mirror_module
+from ledger import public_records
 from ledger.core import Ledger
-from ledger.mirror import HttpPeer, mirror
+from ledger.mirror import mirror
+from ledger.peers import HttpPeer
 
 from .scenario import Story
 from .test_api import Server
@@ -48,13 +49,13 @@ def test_workers_check_every_batch_and_the_node_stores_each_once_in_order(
     batches = b.chain_view.snapshot(max_age=0).confirmed_batches(b.settings.confirmations)
     assert batches >= 5, "the story must give the workers several batches"
     checked_here: list[int] = []
-    real_check = mirror_module.check_batch
+    real_check = public_records.check_batch
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         checked_here.append(1)  # in a forked worker this appends to the worker's own copy
         return real_check(*args, **kwargs)
 
-    monkeypatch.setattr(mirror_module, "check_batch", counting)
+    monkeypatch.setattr(public_records, "check_batch", counting)
     report = mirror(b, [peer(server_a)], jobs=2)
 
     assert (report.gaps, report.problems) == ([], [])

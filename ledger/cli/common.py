@@ -4,6 +4,8 @@ the settings of this run, the deployment manifest, documents and verdict printin
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,23 @@ def print_verdict(result: object, as_json: bool) -> None:
         for line in result.text_lines():
             typer.echo(line)
     raise typer.Exit(VERDICT_EXIT[result.verdict.value])
+
+
+def catch_up_printer() -> Callable[[int, int, int], None]:
+    """Progress of a catch-up on one line: batches, records stored, rate and time left."""
+    started = time.monotonic()
+
+    def show(done: int, total: int, records: int) -> None:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        left = (total - done) * elapsed / done if done else 0.0
+        typer.echo(
+            f"\rmirroring: batch {done}/{total}, {records:,} records stored, "
+            f"{records / elapsed:,.0f} records/s, about {left:,.0f} s left   ",
+            err=True,
+            nl=done >= total,
+        )
+
+    return show
 
 
 def progress_printer(label: str) -> Any:

@@ -11,12 +11,12 @@ import typer
 
 from ledger.cli.common import (
     EXIT_INPUT,
+    catch_up_printer,
     fail,
     load_document,
     load_manifest,
     open_ledger,
     print_verdict,
-    progress_printer,
     run_settings,
 )
 
@@ -100,8 +100,8 @@ def verify_bundle_cmd(
         print_verdict(result, as_json)
         return
     from ledger.core import Ledger
-    from ledger.mirror import HttpPeer
     from ledger.mirror import mirror as mirror_from
+    from ledger.peers import HttpPeer
 
     with tempfile.TemporaryDirectory(prefix="provenance-mirror-") as scratch:
         local = settings.replace(
@@ -113,7 +113,7 @@ def verify_bundle_cmd(
         )
         copy = Ledger.open(local, manifest=trusted)
         try:
-            report = mirror_from(copy, [HttpPeer(url) for url in mirror], progress=progress_printer("mirroring"))
+            report = mirror_from(copy, [HttpPeer(url) for url in mirror], progress=catch_up_printer())
             for problem in report.problems:
                 typer.echo(f"peer {problem.peer}, batch {problem.batch}: {problem.what}: {problem.detail}", err=True)
             result = copy.verify_bundle(data, policy)

@@ -22,6 +22,7 @@ from ledger.cli.common import (
     EXIT_INPUT,
     EXIT_REVERT,
     EXIT_UNAVAILABLE,
+    catch_up_printer,
     fail,
     load_manifest,
     open_ledger,
@@ -129,24 +130,34 @@ def mirror_cmd(
     peer: Annotated[
         list[str] | None, typer.Option(help="peer node API URL (repeatable; default $PROVENANCE_PEERS)")
     ] = None,
+    archive: Annotated[
+        list[Path] | None,
+        typer.Option(help="archive file another node wrote with `provenance archive` (repeatable; asked first)"),
+    ] = None,
     follow: Annotated[bool, typer.Option(help="keep mirroring new batches until stopped")] = False,
     jobs: Annotated[
         int, typer.Option(help="processes fetching and checking batches ahead (default: one per core)", min=1)
     ] = os.cpu_count() or 1,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> None:
-    """Copy the public ledger from untrusted peers into this node's store, checking every
-    batch against its on-chain root (exit 0 complete, 4 gaps remain)."""
-    from ledger.mirror import HttpPeer
+    """Copy the public ledger from untrusted peers or archive files into this node's
+    store, checking every batch against its on-chain root (exit 0 complete, 4 gaps remain)."""
     from ledger.mirror import follow as follow_peers
     from ledger.mirror import mirror as mirror_from
+    from ledger.peers import ArchivePeer, HttpPeer, Peer, PeerUnavailable
 
     settings = run_settings()
-    urls = peer or list(settings.peers)
-    if not urls:
-        raise fail("no peers: give --peer URL or set PROVENANCE_PEERS", EXIT_INPUT)
+    urls = peer or ([] if archive else list(settings.peers))
+    if not urls and not archive:
+        raise fail("no peers: give --peer URL or --archive FILE, or set PROVENANCE_PEERS", EXIT_INPUT)
+    peers: list[Peer] = []
+    for path in archive or []:
+        try:
+            peers.append(ArchivePeer(path))
+        except PeerUnavailable as exc:
+            raise fail(str(exc), EXIT_INPUT) from exc
+    peers += [HttpPeer(url) for url in urls]
     ledger = open_ledger(settings)
-    peers = [HttpPeer(url) for url in urls]
     try:
         if follow:
             stop = threading.Event()
@@ -154,7 +165,7 @@ def mirror_cmd(
             signal.signal(signal.SIGINT, lambda *_: stop.set())
             follow_peers(ledger, peers, stop)
             return
-        report = mirror_from(ledger, peers, progress=None if as_json else progress_printer("mirroring"), jobs=jobs)
+        report = mirror_from(ledger, peers, progress=None if as_json else catch_up_printer(), jobs=jobs)
         watermark = ledger.completeness.watermark(ledger.chain_view.snapshot(max_age=0))
     finally:
         ledger.close()
@@ -165,6 +176,25 @@ def mirror_cmd(
             typer.echo(f"peer {problem.peer}, batch {problem.batch}: {problem.what}: {problem.detail}", err=True)
         typer.echo(f"stored {report.records_stored} records in {report.batches_stored} batches; {watermark.describe()}")
     raise typer.Exit(0 if not report.gaps else EXIT_DISCREPANCY)
+
+
+@app.command(rich_help_panel=PANEL, name="archive")
+def archive_cmd(
+    path: Annotated[Path, typer.Argument(help="the archive file to write (replaced once complete)")],
+) -> None:
+    """Write this node's public ledger — every anchored batch it holds, public fields only —
+    to one file a new node can mirror from (`provenance mirror --archive FILE`), checking
+    it against the chain as it would a peer's answers."""
+    from ledger.peers import write_archive
+
+    ledger = open_ledger(run_settings())
+    try:
+        written = write_archive(ledger, path, progress=progress_printer("archiving"))
+    except OSError as exc:
+        raise fail(f"cannot write {path}: {exc.strerror or exc}", EXIT_INPUT) from exc
+    finally:
+        ledger.close()
+    typer.echo(f"wrote {written} batches to {path}")
 
 
 apikey_app = typer.Typer(help="Scoped API keys for customs, auditors and admins.", no_args_is_help=True)

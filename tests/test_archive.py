@@ -1,0 +1,205 @@
+"""The public ledger's wire format and archive files.
+
+A new node can catch up from a file another node wrote (`provenance archive`) instead of
+that node's API. The file is trusted no more than a peer: every batch in it is checked
+against the chain, a line edited to forge a record is reported and filled from another
+peer, and the format's parser refuses records of the wrong shape before anything is
+hashed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from ledger.core import Ledger
+from ledger.mirror import mirror
+from ledger.peers import ArchivePeer, PeerUnavailable, write_archive
+from ledger.public_records import FORMAT, check_batch, decode_record
+from ledger.verify import Verdict
+
+from .conftest import REPO, ReliabilityRecorder
+from .scenario import Story
+from .test_api import Server
+from .test_federation import node_a, node_b, peer, second_database_url  # noqa: F401 - fixtures
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [cast("dict[str, Any]", json.loads(line)) for line in path.read_bytes().splitlines()]
+
+
+def test_a_new_node_catches_up_from_an_archive_file_and_verifies_as_the_writer_does(
+    node_a: tuple[Ledger, Server],  # noqa: F811 - the fixture imported above
+    node_b: tuple[Ledger, Server],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    a, _ = node_a
+    b, _ = node_b
+    ids = Story(a).clean_export()
+    Story(a).anchor()
+    archive = tmp_path / "ledger.archive"
+    assert write_archive(a, archive) >= 1
+    assert not (tmp_path / "ledger.archive.partial").exists()
+    documents = _lines(archive)
+    assert {d["format"] for d in documents} == {FORMAT}
+    assert [d["index"] for d in documents] == sorted(d["index"] for d in documents)
+
+    report = mirror(b, [ArchivePeer(archive)], jobs=2)
+    assert (report.gaps, report.problems) == ([], [])
+    assert report.records_stored == sum(len(d["records"]) for d in documents)
+    bundle = a.export_bundle(ids["shipment"])
+    assert a.verify_bundle(bundle).verdict is Verdict.VERIFIED
+    assert b.verify_bundle(bundle).verdict is Verdict.VERIFIED
+    assert b.verify_shipment(ids["shipment"]).verdict is Verdict.VERIFIED  # by id: B holds the records
+
+
+def test_an_archive_line_edited_to_forge_a_record_is_refused_and_another_peer_fills_it(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+    node_b: tuple[Ledger, Server],  # noqa: F811
+    tmp_path: Path,
+    reliability: ReliabilityRecorder,
+) -> None:
+    a, a_server = node_a
+    b, _ = node_b
+    Story(a).clean_export()
+    Story(a).anchor()
+    archive = tmp_path / "ledger.archive"
+    write_archive(a, archive)
+    documents = _lines(archive)
+    forged = 0
+    for document in documents:
+        for record in document["records"]:
+            fields = record[-1]
+            if "quantity" in fields:
+                fields["quantity"]["value"] = 10**6  # more goods than were declared
+                forged += 1
+    assert forged, "the story must have a production with a disclosed quantity"
+    archive.write_text("".join(json.dumps(d) + "\n" for d in documents))
+
+    refused = mirror(b, [ArchivePeer(archive)])
+    assert refused.records_stored == 0 and refused.gaps
+    assert {p.what for p in refused.problems} == {"FORGED"}
+    assert all("quantity" in p.detail for p in refused.problems)
+
+    filled = mirror(b, [ArchivePeer(archive), peer(a_server)], jobs=2)
+    assert filled.gaps == [] and filled.records_stored > 0
+    assert {p.what for p in filled.problems} == {"FORGED"}
+    reliability.record(
+        "input",
+        "archive file edited to raise a production's quantity",
+        len(refused.problems),
+        "batch refused as FORGED, nothing stored; the honest peer fills it",
+    )
+
+
+def test_an_archive_missing_a_batch_leaves_a_named_gap(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+    node_b: tuple[Ledger, Server],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    a, _ = node_a
+    b, _ = node_b
+    Story(a).clean_export()
+    Story(a).anchor()
+    archive = tmp_path / "ledger.archive"
+    write_archive(a, archive)
+    lines = archive.read_bytes().splitlines(keepends=True)
+    archive.write_bytes(b"".join(lines[1:]))  # the first batch dropped
+    report = mirror(b, [ArchivePeer(archive)])
+    assert 0 in report.gaps
+    assert any(p.what == "UNREACHABLE" and p.batch == 0 and "holds no batch 0" in p.detail for p in report.problems)
+    assert not b.completeness.watermark(b.chain_view.snapshot(max_age=0)).complete
+
+
+def test_a_missing_archive_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PeerUnavailable, match="No such file"):
+        ArchivePeer(tmp_path / "nowhere.archive")
+
+
+def test_the_archive_and_mirror_commands_round_trip(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+    node_b: tuple[Ledger, Server],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`provenance archive FILE` on one node, `provenance mirror --archive FILE` on the
+    other, as real processes with their own settings."""
+    a, _ = node_a
+    b, _ = node_b
+    Story(a).clean_export()
+    Story(a).anchor()
+    manifest = a.deployment.manifest.save(tmp_path / "deployment.json")
+
+    def run(ledger: Ledger, *args: str) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] = {
+            **os.environ,
+            "PROVENANCE_HOME": str(ledger.settings.home),
+            "PROVENANCE_DATABASE_URL": str(ledger.settings.database_url),
+            "PROVENANCE_RPC_URL": str(ledger.settings.rpc_url),
+            "PROVENANCE_MANIFEST": str(manifest),
+            "PROVENANCE_CONFIRMATIONS": str(ledger.settings.confirmations),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "ledger.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    archive = tmp_path / "exported.archive"
+    written = run(a, "archive", str(archive))
+    assert written.returncode == 0, written.stderr
+    assert "wrote" in written.stdout and archive.exists()
+    caught_up = run(b, "mirror", "--archive", str(archive))
+    assert caught_up.returncode == 0, caught_up.stderr
+    assert "records/s" in caught_up.stderr  # the progress line
+    assert "complete through batch" in caught_up.stdout
+    missing = run(b, "mirror", "--archive", str(tmp_path / "nowhere.archive"))
+    assert missing.returncode == 1 and "nowhere.archive: No such file" in missing.stderr  # bad input
+
+
+GOOD = [
+    1,
+    "0x" + "11" * 20,
+    "0x" + "22" * 32,
+    [],
+    "0x" + "33" * 32,
+    1,
+    0,
+    "0x" + "44" * 65,
+    ["0x" + "55" * 32],
+    {},
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda r: r[:-1], "array of 10"),
+        (lambda r: [True, *r[1:]], "kind: expected an integer"),
+        (lambda r: [999, *r[1:]], "999"),
+        (lambda r: [r[0], "0x12", *r[2:]], "attester"),
+        (lambda r: [*r[:3], "not a list", *r[4:]], "refs"),
+        (lambda r: [*r[:5], 5, 4, *r[7:]], "expiresAt"),
+        (lambda r: [*r[:7], "0x00", *r[8:]], "signature"),
+        (lambda r: [*r[:8], [], r[9]], "fieldHashes"),
+        (lambda r: [*r[:9], {"a b": {"value": 1, "salt": "0x" + "66" * 32}}], "field name"),
+    ],
+)
+def test_a_record_of_the_wrong_shape_is_refused_by_name(change: Any, problem: str) -> None:
+    decode_record(GOOD)  # the unchanged record parses
+    with pytest.raises(ValueError, match=problem):
+        decode_record(change(list(GOOD)))
+
+
+def test_a_document_for_another_ledger_or_format_is_forged(ledger_env: Ledger) -> None:
+    domain = ledger_env.domain
+    assert check_batch(domain, ledger_env.checker, {"format": "provenance-public-batch/1"}, "0x", 1)[0] == "FORGED"
+    other = {**domain.to_json(), "chainId": domain.chain_id + 1}
+    document = {"format": FORMAT, "index": 0, "domain": other, "records": []}
+    assert check_batch(domain, ledger_env.checker, document, "0x", 0) == (
+        "FORGED",
+        "the batch is signed for another ledger",
+    )
