@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import TreeRss, bench_chain, productions_store, wait_for_http, write_results
+from benchenv import TreeRss, kept_chain, productions_store, save_meta, wait_for_http, write_results
 
 from ledger.config import Settings
 from ledger.core import Ledger
@@ -92,26 +92,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000, help="attestations on the peer")
     parser.add_argument("--out", type=Path, default=Path("build/bench-mirror.json"))
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="where the peer (SQLite store and chain) is kept and reused by the next run with the same "
+        "--n (default build/bench/mirror-peer-N)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="build the peer again even if one is kept")
     args = parser.parse_args()
-    with bench_chain({3: Role.MANUFACTURER}) as (node, w3, manifest), tempfile.TemporaryDirectory() as home:
-        peer_settings = Settings(
-            home=Path(home) / "peer",
-            database_url=f"sqlite:///{home}/peer.db",
-            rpc_url=node.rpc_url,
-            confirmations=1,
-            batch_max_size=4096,
-            batch_max_age_seconds=0.0,
-        )
-        peer = Ledger.open(peer_settings, manifest=manifest)
-        build_seconds = productions_store(peer, args.n, w3)
-        peer.close()
-        manifest_path = manifest.save(Path(home) / "deployment.json")
+    kept = (args.store or REPO / "build" / "bench" / f"mirror-peer-{args.n}").resolve()
+    with (
+        kept_chain(kept, {3: Role.MANUFACTURER}, args.fresh) as (node, w3, manifest, meta),
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        peer_home, peer_db = kept / "peer", f"sqlite:///{kept / 'peer.db'}"
+        if meta is None:
+            peer_settings = Settings(
+                home=peer_home,
+                database_url=peer_db,
+                rpc_url=node.rpc_url,
+                confirmations=1,
+                batch_max_size=4096,
+                batch_max_age_seconds=0.0,
+            )
+            peer = Ledger.open(peer_settings, manifest=manifest)
+            build_seconds = productions_store(peer, args.n, w3)
+            peer.close()
+            save_meta(kept, manifest, records=args.n, build_seconds=build_seconds)
+        else:
+            print(f"reusing the peer kept in {kept} ({meta['records']:,} records)", file=sys.stderr)
+            build_seconds = meta["build_seconds"]
+        home = Path(scratch)
+        manifest_path = manifest.save(home / "deployment.json")
         base_env = {**os.environ, "PROVENANCE_MANIFEST": str(manifest_path), "PROVENANCE_RPC_URL": node.rpc_url}
-        peer_env = {
-            **base_env,
-            "PROVENANCE_HOME": str(Path(home) / "peer"),
-            "PROVENANCE_DATABASE_URL": f"sqlite:///{home}/peer.db",
-        }
+        peer_env = {**base_env, "PROVENANCE_HOME": str(peer_home), "PROVENANCE_DATABASE_URL": peer_db}
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
@@ -123,17 +137,17 @@ def main() -> int:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{url}/healthz")
-            over_http = catch_up(args.n, ["--peer", url], Path(home), "http-node", base_env)
+            over_http = catch_up(args.n, ["--peer", url], home, "http-node", base_env)
         finally:
             server.terminate()
             server.wait(timeout=30)
-        archive = Path(home) / "ledger.archive"
+        archive = home / "ledger.archive"
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "ledger.cli", "archive", str(archive)], cwd=REPO, env=peer_env, check=True
         )
         archive_seconds = time.perf_counter() - started
-        from_archive = catch_up(args.n, ["--archive", str(archive)], Path(home), "archive-node", base_env)
+        from_archive = catch_up(args.n, ["--archive", str(archive)], home, "archive-node", base_env)
         archive_mib = archive.stat().st_size / 2**20
     result = {
         "what": "catch-up of a new node from one untrusted peer (provenance mirror): over HTTP, from an archive file",
@@ -144,6 +158,7 @@ def main() -> int:
         "from_archive_file": from_archive,
         "archive_file_mib": round(archive_mib, 1),
         "archive_write_seconds": round(archive_seconds, 1),
+        "peer": f"{'reused from' if meta else 'built into'} {kept}",
         "peer_build_sign_and_ingest_seconds": round(build_seconds, 1),
     }
     write_results(args.out, result)

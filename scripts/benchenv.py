@@ -4,6 +4,8 @@ the given dev accounts accredited. One place, so every benchmark measures the sa
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import sys
 import threading
 import time
@@ -47,6 +49,34 @@ def bench_chain(
         yield node, w3, manifest
     finally:
         node.stop()
+
+
+@contextmanager
+def kept_chain(
+    store: Path, accredit: dict[int, Role], fresh: bool = False
+) -> Iterator[tuple[AnvilNode, Web3, Manifest, dict[str, Any] | None]]:
+    """The chain a benchmark kept in `store` (anvil's state on disk, and `meta.json` that
+    the benchmark wrote with `save_meta` once its store was built), with that meta; or,
+    when there is none or `fresh`, a new chain (the folder emptied first) and None. The
+    chain's state is written back to the folder when the node stops."""
+    meta_path = store / "meta.json"
+    if not fresh and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        node = start_anvil(state_file=store / "anvil-state.json", state_interval=None)
+        try:
+            yield node, connect(node.rpc_url), Manifest(**json.loads(meta["manifest"])), meta
+        finally:
+            node.stop()
+        return
+    shutil.rmtree(store, ignore_errors=True)
+    store.mkdir(parents=True)
+    with bench_chain(accredit, state_file=store / "anvil-state.json") as (node, w3, manifest):
+        yield node, w3, manifest, None
+
+
+def save_meta(store: Path, manifest: Manifest, **facts: object) -> None:
+    """What a later run needs to reuse the store kept in `store` (see `kept_chain`)."""
+    (store / "meta.json").write_text(json.dumps({"manifest": manifest.to_json(), **facts}))
 
 
 def summary(values: list[float], digits: int = 1) -> dict[str, float]:
