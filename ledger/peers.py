@@ -98,6 +98,11 @@ class ArchivePeer:
                         offset += len(line)
             except OSError as exc:
                 raise PeerUnavailable(f"{self.name}: {exc.strerror or exc}") from exc
+            if not self._offsets:
+                raise PeerUnavailable(
+                    f"{self.name}: no public batch in it (not a file written by `provenance archive`; "
+                    "an auditor's `audit export` is another format)"
+                )
 
     def batch(self, index: int) -> object:
         offset = self._offsets.get(index)

