@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from ledger.chain.anvil import start_anvil  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
+from benchenv import replace_readme_block  # noqa: E402
 from machine import machine  # noqa: E402
 
 PEERS = ROOT / "scripts" / "bench-peers"
@@ -303,16 +304,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 
 def update_readme(table: str) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    if start not in text or end not in text:
-        print("README.md has no bench markers; not updated")
-        return
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    readme.write_text(f"{before}{start}\n{table}{end}{after}")
-    print("README.md updated")
+    if replace_readme_block(ROOT / "README.md", "bench", table):
+        print("README.md updated")
 
 
 def main() -> int:

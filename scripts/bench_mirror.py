@@ -27,11 +27,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import TreeRss, kept_chain, productions_store, save_meta, wait_for_http, write_results
+from benchenv import (
+    TreeRss,
+    kept_chain,
+    productions_store,
+    replace_readme_block,
+    save_meta,
+    wait_for_http,
+    write_results,
+)
+from machine import machine
 
 from ledger.config import Settings
 from ledger.core import Ledger
@@ -88,6 +99,40 @@ def catch_up(n: int, source: list[str], home: Path, name: str, env: dict[str, st
     }
 
 
+def readme_block(result: dict[str, Any]) -> str:
+    """The README's catch-up figures, from one run's results."""
+    when = result["measured_at"]
+    lines = [
+        "SPEC §6 target: at least 10,000 attestations/s from an untrusted peer, checked against the chain, "
+        "in bounded memory.",
+        "",
+        f"Code at commit {result['commit']}, measured {when} by "
+        f"`scripts/bench_mirror.py --n {result['store_records']}` "
+        f"on {machine()['cores']} cores, {result['jobs']} checking processes; the peer holds "
+        f"{result['store_records']:,} productions in {result['over_http']['batches']} batches.",
+        "",
+        "| catching up from | records/s | seconds (start-up included) | peak RSS, whole process tree | "
+        "load average before / after |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, key in (
+        ("the peer's API over HTTP (served on the same cores)", "over_http"),
+        ("an archive file (`provenance archive`)", "from_archive_file"),
+    ):
+        run = result[key]
+        load = run["load_average_before_and_after"]
+        lines.append(
+            f"| {label} | {run['records_per_second']:,} | {run['seconds']} | {run['peak_tree_rss_mib']} MiB | "
+            f"{load[0]} / {load[1]} |"
+        )
+    lines += [
+        "",
+        f"Writing the archive took {result['archive_write_seconds']} s ({result['archive_file_mib']} MiB).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000, help="attestations on the peer")
@@ -99,6 +144,7 @@ def main() -> int:
         "--n (default build/bench/mirror-peer-N)",
     )
     parser.add_argument("--fresh", action="store_true", help="build the peer again even if one is kept")
+    parser.add_argument("--update-readme", action="store_true", help="write the figures into README.md's block")
     args = parser.parse_args()
     kept = (args.store or REPO / "build" / "bench" / f"mirror-peer-{args.n}").resolve()
     with (
@@ -152,6 +198,7 @@ def main() -> int:
     result = {
         "what": "catch-up of a new node from one untrusted peer (provenance mirror): over HTTP, from an archive file",
         "commit": commit(),
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "store_records": args.n,
         "jobs": os.cpu_count(),
         "over_http": over_http,
@@ -162,6 +209,8 @@ def main() -> int:
         "peer_build_sign_and_ingest_seconds": round(build_seconds, 1),
     }
     write_results(args.out, result)
+    if args.update_readme and replace_readme_block(REPO / "README.md", "bench-mirror", readme_block(result)):
+        print("README.md updated", file=sys.stderr)
     return 0
 
 

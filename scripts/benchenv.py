@@ -79,6 +79,20 @@ def save_meta(store: Path, manifest: Manifest, **facts: object) -> None:
     (store / "meta.json").write_text(json.dumps({"manifest": manifest.to_json(), **facts}))
 
 
+def replace_readme_block(readme: Path, name: str, block: str) -> bool:
+    """Put `block` between README's `<!-- NAME:start -->` and `<!-- NAME:end -->` markers
+    (a benchmark writes its own figures there, never a hand); False when they are missing."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        print(f"{readme} has no {name} markers; not updated", file=sys.stderr)
+        return False
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{start}\n{block}{end}{after}")
+    return True
+
+
 def summary(values: list[float], digits: int = 1) -> dict[str, float]:
     """Median of several runs with min and max: how every benchmark figure is reported."""
     import statistics
