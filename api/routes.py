@@ -298,6 +298,25 @@ def ledger_batch(index: int = Path(ge=0, le=2**62), ledger: Ledger = Depends(get
     return Response(document, media_type="application/json")
 
 
+@router.get(
+    "/ledger/direct/{uid}",
+    tags=["federation"],
+    summary="An attestation recorded directly at the contract, for mirroring nodes",
+    description="The same `provenance-public-batch/2` document as a batch's, with the one record "
+    "of an attestation recorded directly at the ledger contract (not in a batch). The receiver "
+    "trusts none of it: it derives the UID and checks it against the chain's record.",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+def ledger_direct(
+    uid: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), ledger: Ledger = Depends(get_ledger)
+) -> Response:
+    document = ledger.public_direct(uid)
+    if document is None:
+        raise HTTPException(404, f"this node holds no directly recorded attestation {uid}")
+    return Response(document, media_type="application/json")
+
+
 @router.get("/ledger/completeness", tags=["federation"], summary="How complete this node's copy of the ledger is")
 def ledger_completeness(ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
     return ledger.completeness.watermark(ledger.chain_view.snapshot()).to_json()

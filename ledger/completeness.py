@@ -1,8 +1,10 @@
 """How complete this node's copy of the public ledger is, checked against the chain.
 
-The chain holds, for every batch, its root and how many attestations it anchors. A node
-is complete through batch N while, for every batch 0..N, its store holds exactly that
-many records under that batch and they rebuild that root. Completeness rests on the
+The chain holds, for every batch, its root and how many attestations it anchors, and the
+UID and attester of every attestation recorded directly at the contract. A node is
+complete through batch N while, for every batch 0..N, its store holds exactly that many
+records under that batch and they rebuild that root; it is complete while, besides, it
+holds every confirmed directly recorded attestation. Completeness rests on the
 chain alone: a peer that withheld records, an exporter that trimmed a bundle, or an
 administrator that deleted a row all show up here as a gap, named by batch.
 
@@ -30,7 +32,7 @@ from .chain.view import ChainSnapshot
 from .hashing import hex32, parse_hex
 from .merkle import MerkleTree
 from .store.models import AttestationRow, BatchRow
-from .store.rows import batch_members
+from .store.rows import batch_members, held_uids
 
 
 @dataclass(frozen=True)
@@ -45,20 +47,29 @@ class Watermark:
     block: int | None
     measured_at: float
     gaps: tuple[int, ...] = ()
+    direct_on_chain: int = 0
+    direct_missing: tuple[str, ...] = ()  # the first confirmed direct records not held
 
     @property
     def complete(self) -> bool:
-        return self.through + 1 >= self.chain_batches and not self.gaps
+        return self.through + 1 >= self.chain_batches and not self.gaps and not self.direct_missing
 
     def describe(self) -> str:
+        direct = f" and all {self.direct_on_chain} direct records" if self.direct_on_chain else ""
         if self.complete:
             return (
                 f"complete through batch {self.through} "
-                f"(all {self.chain_batches} confirmed batches at block {self.head})"
+                f"(all {self.chain_batches} confirmed batches{direct} at block {self.head})"
+            )
+        if self.through + 1 >= self.chain_batches and not self.gaps:
+            return (
+                f"complete through batch {self.through} (all {self.chain_batches} confirmed batches at block "
+                f"{self.head}), but missing directly recorded attestations: {', '.join(self.direct_missing)}"
             )
         return (
             f"complete only through batch {self.through} of the {self.chain_batches} confirmed batches at block "
             f"{self.head}; missing or incomplete: batches {', '.join(map(str, self.gaps)) or 'beyond the watermark'}"
+            + (f"; missing direct records: {', '.join(self.direct_missing)}" if self.direct_missing else "")
         )
 
     def to_json(self) -> dict[str, object]:
@@ -70,6 +81,8 @@ class Watermark:
             "measuredAt": self.measured_at,
             "complete": self.complete,
             "gaps": list(self.gaps),
+            "directOnChain": self.direct_on_chain,
+            "directMissing": list(self.direct_missing),
         }
 
 
@@ -111,9 +124,13 @@ class CompletenessMonitor:
                     gaps.append(index)
                 if len(gaps) >= self.MAX_GAPS:
                     break
+            direct = snapshot.confirmed_direct(self._confirmations)
+            present = held_uids(session, sorted(direct))
+            missing = tuple(sorted(uid for uid in direct if uid not in present)[: self.MAX_GAPS])
         through = (gaps[0] if gaps else on_chain) - 1
         found = snapshot.batch(through) if through >= 0 else None
-        return Watermark(through, on_chain, snapshot.head, found[1] if found else None, time.time(), tuple(gaps))
+        block = found[1] if found else None
+        return Watermark(through, on_chain, snapshot.head, block, time.time(), tuple(gaps), len(direct), missing)
 
     def _counted(self, session: Session) -> dict[int, tuple[int, str, int]]:
         """Every stored batch (chain index -> batch id, root, members), as the store holds

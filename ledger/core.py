@@ -36,7 +36,7 @@ from .ingest import Accepted, Ingestor, Rejected
 from .kinds import Kind
 from .licence_output import LicenceOutputs
 from .merkle import MerkleTree, proof_from_nodes, tree_nodes
-from .public_records import encode_batch
+from .public_records import encode_batch, encode_direct
 from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
@@ -273,6 +273,12 @@ class Ledger:
         (`ledger.public_records`), or None when it holds no such batch."""
         with self.sessions() as session:
             return encode_batch(session, index, self.domain)
+
+    def public_direct(self, uid: str) -> bytes | None:
+        """The JSON document of an attestation this node holds as recorded directly at the
+        contract (`ledger.public_records`), or None."""
+        with self.sessions() as session:
+            return encode_direct(session, uid, self.domain)
 
     def export_bundle(self, shipment_uid: str) -> dict[str, Any]:
         """The self-contained proof bundle of a shipment in the store."""

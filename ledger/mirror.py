@@ -30,16 +30,18 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session
 
 from . import public_records
 from .anchoring import ANCHORED
+from .chain.view import ChainSnapshot
 from .eip712 import Domain
 from .peers import Peer, PeerUnavailable
 from .ports import Node
 from .public_records import BatchRows, Fault, batch_rows
 from .signatures import SignatureChecker
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, EpcisEventRow, WatchlistClassRow
-from .store.rows import held_batches
+from .store.rows import held_batches, held_uids
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +50,24 @@ ZERO_ROOT = "0x" + "00" * 32
 
 @dataclass(frozen=True)
 class PeerProblem:
-    """What a peer did wrong for one batch: UNREACHABLE, WITHHELD (fewer records than the
-    chain anchors), ADDED (more), FORGED (a record that fails its signature or commitment,
-    or records that do not rebuild the root)."""
+    """What a peer did wrong for one batch, or (with `uid`) for one directly recorded
+    attestation: UNREACHABLE, WITHHELD (fewer records than the chain anchors), ADDED
+    (more), FORGED (a record that fails its signature or commitment, records that do not
+    rebuild the root, or not the record the chain holds)."""
 
     peer: str
-    batch: int
+    batch: int | None
     what: str
     detail: str
+    uid: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"peer": self.peer, "batch": self.batch, "what": self.what, "detail": self.detail}
+        where = {"batch": self.batch} if self.uid is None else {"direct": self.uid}
+        return {"peer": self.peer, **where, "what": self.what, "detail": self.detail}
+
+    @property
+    def where(self) -> str:
+        return f"batch {self.batch}" if self.uid is None else f"direct record {self.uid}"
 
 
 @dataclass
@@ -67,6 +76,8 @@ class MirrorReport:
     batches_stored: int = 0
     records_stored: int = 0
     gaps: list[int] = field(default_factory=list)  # batches no peer could fill
+    direct_stored: int = 0
+    direct_missing: list[str] = field(default_factory=list)  # direct records no peer could give
     problems: list[PeerProblem] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -75,8 +86,14 @@ class MirrorReport:
             "batchesStored": self.batches_stored,
             "recordsStored": self.records_stored,
             "gaps": self.gaps,
+            "directStored": self.direct_stored,
+            "directMissing": self.direct_missing,
             "peerProblems": [p.to_json() for p in self.problems],
         }
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps and not self.direct_missing
 
 
 @dataclass(frozen=True)
@@ -154,9 +171,40 @@ def mirror(
         if ahead is not None:
             ahead.close()  # type: ignore[attr-defined]
     report.gaps.sort()
+    _mirror_direct(ledger, peers, snapshot, report)
     if progress is not None and total and (not wanted or wanted[-1].index + 1 < total):
         progress(total, total, report.records_stored)
     return report
+
+
+def _mirror_direct(ledger: Node, peers: Sequence[Peer], snapshot: ChainSnapshot, report: MirrorReport) -> None:
+    """Fetch every confirmed directly recorded attestation this node lacks, each checked
+    against the chain's record of it (its UID and attester)."""
+    on_chain = snapshot.confirmed_direct(ledger.settings.confirmations)
+    with ledger.sessions() as session:
+        held = held_uids(session, list(on_chain))
+    for uid, (attester, _block) in sorted(on_chain.items(), key=lambda item: (item[1][1], item[0])):
+        if uid in held:
+            continue
+        for peer in peers:
+            try:
+                document = peer.direct(uid)
+            except PeerUnavailable as exc:
+                report.problems.append(PeerProblem(peer.name, None, "UNREACHABLE", str(exc), uid))
+                continue
+            checked = public_records.check_direct(ledger.domain, ledger.checker, document, uid, attester)
+            if isinstance(checked, tuple):
+                report.problems.append(PeerProblem(peer.name, None, checked[0], checked[1], uid))
+                log.warning("peer %s, direct record %s: %s (%s)", peer.name, uid, checked[0], checked[1])
+                continue
+            rows = batch_rows([checked], ledger.domain, time.time())
+            rows.attestations[0]["direct_tx"] = snapshot.direct_tx(uid)
+            _insert_rows(ledger, rows)
+            report.direct_stored += 1
+            report.records_stored += 1
+            break
+        else:
+            report.direct_missing.append(uid)
 
 
 def _checked_rows(domain: Domain, checker: SignatureChecker, document: object, root: str, count: int) -> Checked:
@@ -212,6 +260,8 @@ def follow(ledger: Node, peers: Sequence[Peer], stop: threading.Event, interval:
             result = mirror(ledger, peers)
             if result.gaps:
                 log.warning("mirror: batches %s not yet filled by any peer", result.gaps[:10])
+            if result.direct_missing:
+                log.warning("mirror: direct records %s not yet given by any peer", result.direct_missing[:10])
         except Exception as exc:  # noqa: BLE001 - chain or database down: try again later
             log.warning("mirror pass failed: %s", exc)
         stop.wait(interval)
@@ -268,14 +318,23 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
             )
         for row in new.attestations:
             row["batch_id"] = batch.id
-        # Core inserts (one executemany per table): the ORM's bulk path cost more than
-        # the database itself here. Parents first: references point at attestations.
-        for table, values in (
-            (AttestationRow, new.attestations),
-            (AttestationRefRow, new.refs),
-            (WatchlistClassRow, new.watchlist_classes),
-            (EpcisEventRow, new.epcis_events),
-        ):
-            if values:
-                session.execute(insert(cast(Table, table.__table__)), values)
+        _insert(session, new)
     return len(new.attestations)
+
+
+def _insert_rows(ledger: Node, rows: BatchRows) -> None:
+    with ledger.sessions.begin() as session:
+        _insert(session, rows)
+
+
+def _insert(session: Session, rows: BatchRows) -> None:
+    """Core inserts (one executemany per table): the ORM's bulk path cost more than the
+    database itself here. Parents first: references point at attestations."""
+    for table, values in (
+        (AttestationRow, rows.attestations),
+        (AttestationRefRow, rows.refs),
+        (WatchlistClassRow, rows.watchlist_classes),
+        (EpcisEventRow, rows.epcis_events),
+    ):
+        if values:
+            session.execute(insert(cast(Table, table.__table__)), values)

@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from .anchoring import ANCHORED
 from .ports import Node
-from .public_records import encode_batch
-from .store.models import BatchRow
+from .public_records import encode_batch, encode_direct
+from .store.models import AttestationRow, BatchRow
 
 
 class PeerUnavailable(Exception):
@@ -36,6 +36,10 @@ class Peer(Protocol):
 
     def batch(self, index: int) -> object:
         """The parsed JSON document of batch `index`; PeerUnavailable when it cannot say."""
+        ...
+
+    def direct(self, uid: str) -> object:
+        """The parsed JSON document of the directly recorded attestation `uid`."""
         ...
 
     def for_worker(self) -> Peer:
@@ -56,24 +60,31 @@ class HttpPeer:
         self._client = httpx.Client(timeout=self.timeout)
 
     def batch(self, index: int) -> object:
+        return self._get(f"batches/{index}", f"batch {index}")
+
+    def direct(self, uid: str) -> object:
+        return self._get(f"direct/{uid}", f"direct record {uid}")
+
+    def _get(self, path: str, what: str) -> object:
         try:
-            response = self._client.get(f"{self.base_url.rstrip('/')}/v1/ledger/batches/{index}")
+            response = self._client.get(f"{self.base_url.rstrip('/')}/v1/ledger/{path}")
         except httpx.HTTPError as exc:
             raise PeerUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         if response.status_code != 200:
-            raise PeerUnavailable(f"{self.name}: batch {index} answered {response.status_code}")
+            raise PeerUnavailable(f"{self.name}: {what} answered {response.status_code}")
         try:
             return json.loads(response.content)
         except ValueError as exc:
-            raise PeerUnavailable(f"{self.name}: batch {index}: not JSON ({exc})") from exc
+            raise PeerUnavailable(f"{self.name}: {what}: not JSON ({exc})") from exc
 
     def for_worker(self) -> HttpPeer:
         return HttpPeer(self.base_url, self.timeout, self.name)
 
 
-# The start of each line `encode_batch` writes; only the batch index is read from it
-# when the archive is opened (the rest is checked like any peer's answer).
-_LINE_INDEX = re.compile(rb'^\{"format": "[^"]*", "index": (\d{1,19}),')
+# The start of each line `encode_batch` or `encode_direct` writes; only the batch index or
+# the uid is read from it when the archive is opened (the rest is checked like any
+# peer's answer).
+_LINE_KEY = re.compile(rb'^\{"format": "[^"]*", (?:"index": (\d{1,19})|"direct": "(0x[0-9a-f]{64})"),')
 
 
 @dataclass
@@ -82,7 +93,7 @@ class ArchivePeer:
 
     path: Path
     name: str = ""
-    _offsets: dict[int, int] = field(default_factory=dict, repr=False)
+    _offsets: dict[int | str, int] = field(default_factory=dict, repr=False)  # batch index or uid -> offset
     _file: BinaryIO | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -92,9 +103,11 @@ class ArchivePeer:
                 with open(self.path, "rb") as f:
                     offset = 0
                     for line in f:
-                        found = _LINE_INDEX.match(line)
+                        found = _LINE_KEY.match(line)
                         if found is not None:
-                            self._offsets.setdefault(int(found.group(1)), offset)
+                            index, uid = found.groups()
+                            key = int(index) if index is not None else uid.decode()
+                            self._offsets.setdefault(key, offset)
                         offset += len(line)
             except OSError as exc:
                 raise PeerUnavailable(f"{self.name}: {exc.strerror or exc}") from exc
@@ -105,9 +118,15 @@ class ArchivePeer:
                 )
 
     def batch(self, index: int) -> object:
-        offset = self._offsets.get(index)
+        return self._line(index, f"batch {index}")
+
+    def direct(self, uid: str) -> object:
+        return self._line(uid.lower(), f"direct record {uid}")
+
+    def _line(self, key: int | str, what: str) -> object:
+        offset = self._offsets.get(key)
         if offset is None:
-            raise PeerUnavailable(f"{self.name}: holds no batch {index}")
+            raise PeerUnavailable(f"{self.name}: holds no {what}")
         try:
             if self._file is None:
                 self._file = open(self.path, "rb")  # noqa: SIM115 - kept open across batches
@@ -118,26 +137,28 @@ class ArchivePeer:
         try:
             return json.loads(line)
         except ValueError as exc:
-            raise PeerUnavailable(f"{self.name}: batch {index}: not JSON ({exc})") from exc
-
-    @property
-    def batches(self) -> int:
-        return len(self._offsets)
+            raise PeerUnavailable(f"{self.name}: {what}: not JSON ({exc})") from exc
 
     def for_worker(self) -> ArchivePeer:
         return ArchivePeer(self.path, self.name, dict(self._offsets))
 
 
-def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None] | None = None) -> int:
+def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
     """Write every anchored batch this node holds to `path`, in chain order, one line
-    each; returns how many. Written beside `path` and renamed over it once complete, so
-    a reader never sees half an archive."""
+    each, then every attestation it holds that was recorded directly at the contract;
+    returns (batches, direct records). Written beside `path` and renamed over it once
+    complete, so a reader never sees half an archive."""
     with ledger.sessions() as session:
         indexes = list(
             session.scalars(
                 select(BatchRow.chain_index)
                 .where(BatchRow.status == ANCHORED, BatchRow.chain_index.isnot(None))
                 .order_by(BatchRow.chain_index)
+            )
+        )
+        direct = list(
+            session.scalars(
+                select(AttestationRow.uid).where(AttestationRow.direct_tx.isnot(None)).order_by(AttestationRow.id)
             )
         )
     partial = path.with_name(path.name + ".partial")
@@ -149,7 +170,12 @@ def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None]
                 out.write(document + b"\n")
             if progress is not None:
                 progress(done, len(indexes))
+        with ledger.sessions() as session:
+            for uid in direct:
+                document = encode_direct(session, uid, ledger.domain)
+                if document is not None:
+                    out.write(document + b"\n")
         out.flush()
         os.fsync(out.fileno())
     os.replace(partial, path)
-    return len(indexes)
+    return len(indexes), len(direct)

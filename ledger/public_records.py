@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from .eip712 import Attestation, Domain, attestation_uid
@@ -52,11 +52,29 @@ def encode_batch(session: Session, index: int, domain: Domain) -> bytes | None:
     batch_id = session.scalar(select(BatchRow.id).where(BatchRow.chain_index == index))
     if batch_id is None:
         return None
+    return _document({"index": index}, domain, _records_json(session, AttestationRow.batch_id == batch_id))
+
+
+def encode_direct(session: Session, uid: str, domain: Domain) -> bytes | None:
+    """The JSON document of one attestation recorded directly at the contract (its one
+    record), or None when this node holds no such directly recorded attestation."""
+    held = (AttestationRow.uid == uid.lower()) & AttestationRow.direct_tx.isnot(None)
+    records = _records_json(session, held)
+    return _document({"direct": uid.lower()}, domain, records) if records else None
+
+
+def _document(head: dict[str, object], domain: Domain, records: str) -> bytes:
+    opening = json.dumps({"format": FORMAT, **head, "domain": domain.to_json()})
+    return f'{opening[:-1]},"records":[{records}]}}'.encode()
+
+
+def _records_json(session: Session, which: ColumnElement[bool]) -> str:
+    """The records the condition `which` selects, as the JSON arrays of the format."""
     refs: dict[str, list[str]] = {}
     for uid, ref in session.execute(
         select(AttestationRefRow.uid, AttestationRefRow.ref)
         .join(AttestationRow, AttestationRow.uid == AttestationRefRow.uid)
-        .where(AttestationRow.batch_id == batch_id)
+        .where(which)
         .order_by(AttestationRefRow.uid, AttestationRefRow.position)
     ):
         refs.setdefault(uid, []).append(ref)
@@ -72,16 +90,14 @@ def encode_batch(session: Session, index: int, domain: Domain) -> bytes | None:
             AttestationRow.signature,
             AttestationRow.field_hashes,
             AttestationRow.disclosed,
-        ).where(AttestationRow.batch_id == batch_id)
+        ).where(which)
     )
     dumps = json.dumps
-    records = ",".join(
+    return ",".join(
         f"[{kind},{dumps(attester)},{dumps(subject)},{dumps(refs.get(uid, []))},{dumps(payload)},"
         f"{issued},{expires},{dumps(signature)},{hashes},{disclosed}]"
         for uid, kind, attester, subject, payload, issued, expires, signature, hashes, disclosed in rows
     )
-    head = json.dumps({"format": FORMAT, "index": index, "domain": domain.to_json()})
-    return f'{head[:-1]},"records":[{records}]}}'.encode()
 
 
 def decode_record(item: object) -> tuple[Attestation, bytes, Disclosure]:
@@ -110,34 +126,15 @@ def check_batch(
 ) -> list[Prepared] | Fault:
     """The batch's records, each checked, when they rebuild `root` and `count` exactly;
     else (what, detail) naming the server's fault."""
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        return "FORGED", f"not a public batch document (format must be {FORMAT!r})"
-    try:
-        served_domain = Domain.from_json(document.get("domain"))
-    except ValueError as exc:
-        return "FORGED", f"domain: {exc}"
-    if served_domain != domain:
-        return "FORGED", "the batch is signed for another ledger"
-    records = document.get("records")
-    if not isinstance(records, list):
-        return "FORGED", "no record list"
+    records = _records_of(document, domain)
+    if isinstance(records, tuple):
+        return records
     prepared: dict[str, Prepared] = {}
     for position, item in enumerate(records):
-        try:
-            attestation, signature, disclosure = decode_record(item)
-        except ValueError as exc:
-            return "FORGED", f"record {position}: {exc}"
-        uid = attestation_uid(attestation, domain)
-        try:
-            signature_ok = checker.check_digest(uid, attestation.attester, signature).valid
-        except Exception:  # noqa: BLE001 - a wallet that cannot answer: the record cannot be accepted
-            signature_ok = False
-        if not signature_ok:
-            return "FORGED", f"{hex32(uid)}: the signature does not belong to {attestation.attester}"
-        problems = disclosure.problems(attestation.payload_hash)
-        if problems:
-            return "FORGED", f"{hex32(uid)}: {'; '.join(problems)}"
-        prepared[hex32(uid)] = Prepared(attestation, uid, signature, disclosure, frozenset())
+        checked = _checked_record(domain, checker, item, position)
+        if isinstance(checked, tuple):
+            return checked
+        prepared[hex32(checked.uid)] = checked
     if len(prepared) < count:
         return "WITHHELD", f"{len(prepared)} distinct records served, the chain anchors {count}"
     if len(prepared) > count:
@@ -146,6 +143,61 @@ def check_batch(
     if rebuilt != root:
         return "FORGED", f"the records rebuild root {rebuilt}, the chain holds {root}"
     return list(prepared.values())
+
+
+def check_direct(
+    domain: Domain, checker: SignatureChecker, document: object, uid: str, attester: str
+) -> Prepared | Fault:
+    """The one record of a directly recorded attestation, checked, when it is the
+    attestation `uid` the chain recorded for `attester`; else the server's fault."""
+    records = _records_of(document, domain)
+    if isinstance(records, tuple):
+        return records
+    if len(records) != 1:
+        return "FORGED", f"{len(records)} records served for one directly recorded attestation"
+    checked = _checked_record(domain, checker, records[0], 0)
+    if isinstance(checked, tuple):
+        return checked
+    if hex32(checked.uid) != uid.lower():
+        return "FORGED", f"the record served is {hex32(checked.uid)}, not {uid.lower()}"
+    if checked.attestation.attester.lower() != attester.lower():
+        return "FORGED", f"{uid}: signed by {checked.attestation.attester}, the chain recorded {attester}"
+    return checked
+
+
+def _records_of(document: object, domain: Domain) -> list[object] | Fault:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        return "FORGED", f"not a public ledger document (format must be {FORMAT!r})"
+    try:
+        served_domain = Domain.from_json(document.get("domain"))
+    except ValueError as exc:
+        return "FORGED", f"domain: {exc}"
+    if served_domain != domain:
+        return "FORGED", "the records are signed for another ledger"
+    records = document.get("records")
+    if not isinstance(records, list):
+        return "FORGED", "no record list"
+    return records
+
+
+def _checked_record(domain: Domain, checker: SignatureChecker, item: object, position: int) -> Prepared | Fault:
+    """One served record: parsed, its UID derived, its signature and every disclosed
+    field checked against what was signed."""
+    try:
+        attestation, signature, disclosure = decode_record(item)
+    except ValueError as exc:
+        return "FORGED", f"record {position}: {exc}"
+    uid = attestation_uid(attestation, domain)
+    try:
+        signature_ok = checker.check_digest(uid, attestation.attester, signature).valid
+    except Exception:  # noqa: BLE001 - a wallet that cannot answer: the record cannot be accepted
+        signature_ok = False
+    if not signature_ok:
+        return "FORGED", f"{hex32(uid)}: the signature does not belong to {attestation.attester}"
+    problems = disclosure.problems(attestation.payload_hash)
+    if problems:
+        return "FORGED", f"{hex32(uid)}: {'; '.join(problems)}"
+    return Prepared(attestation, uid, signature, disclosure, frozenset())
 
 
 @dataclass

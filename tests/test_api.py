@@ -180,6 +180,7 @@ PUBLIC = {
     "/v1/epcis/map",  # the participant's signatures authenticate an import
     "/v1/epcis/import",
     "/v1/ledger/batches/{index}",  # the public ledger, for mirroring nodes (checked against the chain)
+    "/v1/ledger/direct/{uid}",
     "/v1/ledger/completeness",
     "/healthz",
     "/readyz",

@@ -203,6 +203,9 @@ class WithholdingPeer:
         document = cast("dict[str, Any]", self.inner.batch(index))
         return {**document, "records": document["records"][:-1]}
 
+    def direct(self, uid: str) -> object:
+        return self.inner.direct(uid)
+
     def for_worker(self) -> WithholdingPeer:
         return WithholdingPeer(self.inner.for_worker())
 
@@ -220,6 +223,9 @@ class ForgingPeer:
             if "quantity" in fields:
                 fields["quantity"]["value"] = 10**6
         return document
+
+    def direct(self, uid: str) -> object:
+        return self.inner.direct(uid)
 
     def for_worker(self) -> ForgingPeer:
         return ForgingPeer(self.inner.for_worker())

@@ -43,6 +43,7 @@ class ChainFacts:
     batches: dict[int, tuple[str, int]] = field(default_factory=dict)  # index -> (root, block)
     batch_counts: dict[int, int] = field(default_factory=dict)  # index -> attestations in it
     direct: dict[str, tuple[str, int]] = field(default_factory=dict)  # uid -> (attester, block)
+    direct_tx: dict[str, str] = field(default_factory=dict)  # uid -> hash of the transaction recording it
     revocations: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # uid -> revokers
     checkpoints: defaultdict[str, list[Checkpoint]] = field(default_factory=lambda: defaultdict(list))
     participant_ids: dict[str, str] = field(default_factory=dict)  # account -> participant id (admission, rotation)
@@ -95,6 +96,16 @@ class ChainSnapshot:
     def direct(self, uid: str) -> tuple[str, int] | None:
         """(attester, block) of a directly recorded attestation, or None."""
         return self.tail.direct.get(uid) or self.confirmed.direct.get(uid)
+
+    def direct_tx(self, uid: str) -> str | None:
+        """The hash of the transaction that recorded `uid` directly, or None."""
+        return self.tail.direct_tx.get(uid) or self.confirmed.direct_tx.get(uid)
+
+    def confirmed_direct(self, confirmations: int) -> dict[str, tuple[str, int]]:
+        """Every directly recorded attestation with at least `confirmations`
+        confirmations at this head: uid -> (attester, block)."""
+        found = {**self.confirmed.direct, **self.tail.direct}
+        return {uid: fact for uid, fact in found.items() if self.confirmations(fact[1]) >= confirmations}
 
     def revokers(self, uid: str) -> set[str]:
         """Attesters who revoked `uid` on chain (lowercase addresses)."""
@@ -322,6 +333,8 @@ class ChainView:
                     continue
                 args = event.process_log(log)["args"]
                 _apply(name, args, int(log["blockNumber"]), into)
+                if name == "Attested":
+                    into.direct_tx.setdefault(hex32(bytes(args["uid"])), hex32(bytes(log["transactionHash"])))
 
 
 _REGISTRY_EVENTS = frozenset({"EffectiveRolesChanged", "ParticipantAdmitted", "KeyRotated", "ParticipantNamed"})

@@ -115,7 +115,7 @@ def verify_bundle_cmd(
         try:
             report = mirror_from(copy, [HttpPeer(url) for url in mirror], progress=catch_up_printer())
             for problem in report.problems:
-                typer.echo(f"peer {problem.peer}, batch {problem.batch}: {problem.what}: {problem.detail}", err=True)
+                typer.echo(f"peer {problem.peer}, {problem.where}: {problem.what}: {problem.detail}", err=True)
             result = copy.verify_bundle(data, policy)
         finally:
             copy.close()

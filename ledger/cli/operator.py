@@ -173,9 +173,9 @@ def mirror_cmd(
         typer.echo(json.dumps({**report.to_json(), "completeness": watermark.to_json()}, indent=2))
     else:
         for problem in report.problems:
-            typer.echo(f"peer {problem.peer}, batch {problem.batch}: {problem.what}: {problem.detail}", err=True)
+            typer.echo(f"peer {problem.peer}, {problem.where}: {problem.what}: {problem.detail}", err=True)
         typer.echo(f"stored {report.records_stored} records in {report.batches_stored} batches; {watermark.describe()}")
-    raise typer.Exit(0 if not report.gaps else EXIT_DISCREPANCY)
+    raise typer.Exit(0 if report.complete else EXIT_DISCREPANCY)
 
 
 @app.command(rich_help_panel=PANEL, name="archive")
@@ -189,12 +189,12 @@ def archive_cmd(
 
     ledger = open_ledger(run_settings())
     try:
-        written = write_archive(ledger, path, progress=progress_printer("archiving"))
+        batches, direct = write_archive(ledger, path, progress=progress_printer("archiving"))
     except OSError as exc:
         raise fail(f"cannot write {path}: {exc.strerror or exc}", EXIT_INPUT) from exc
     finally:
         ledger.close()
-    typer.echo(f"wrote {written} batches to {path}")
+    typer.echo(f"wrote {batches} batches and {direct} directly recorded attestations to {path}")
 
 
 apikey_app = typer.Typer(help="Scoped API keys for customs, auditors and admins.", no_args_is_help=True)

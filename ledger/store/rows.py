@@ -57,3 +57,12 @@ def batch_members(session: Session, batch_ids: list[int] | None = None) -> dict[
     else:
         counting = counting.where(AttestationRow.batch_id.in_(batch_ids))
     return {batch: int(n) for batch, n in session.execute(counting) if batch is not None}
+
+
+def held_uids(session: Session, uids: list[str], chunk: int = 1000) -> set[str]:
+    """Which of `uids` the store holds (looked up through the uid index, in chunks)."""
+    held: set[str] = set()
+    for start in range(0, len(uids), chunk):
+        part = uids[start : start + chunk]
+        held.update(session.scalars(select(AttestationRow.uid).where(AttestationRow.uid.in_(part))))
+    return held
