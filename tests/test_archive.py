@@ -106,10 +106,11 @@ def test_an_archive_missing_a_batch_leaves_a_named_gap(
 ) -> None:
     a, _ = node_a
     b, _ = node_b
-    Story(a).clean_export()
-    Story(a).anchor()
+    for _ in range(2):  # two batches
+        Story(a).clean_export()
+        Story(a).anchor()
     archive = tmp_path / "ledger.archive"
-    write_archive(a, archive)
+    assert write_archive(a, archive)[0] >= 2
     lines = archive.read_bytes().splitlines(keepends=True)
     archive.write_bytes(b"".join(lines[1:]))  # the first batch dropped
     report = mirror(b, [ArchivePeer(archive)])
@@ -206,5 +207,5 @@ def test_a_document_for_another_ledger_or_format_is_forged(ledger_env: Ledger) -
     document = {"format": FORMAT, "index": 0, "domain": other, "records": []}
     assert check_batch(domain, ledger_env.checker, document, "0x", 0) == (
         "FORGED",
-        "the batch is signed for another ledger",
+        "the records are signed for another ledger",
     )
