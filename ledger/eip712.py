@@ -38,6 +38,7 @@ MAX_REFS = 256
 UINT64_MAX = 2**64 - 1
 
 _FIELDS_SIGNATURE = "(" + ",".join(f"{t} {n}" for n, t in MESSAGE_FIELDS) + ")"
+_MESSAGE_KEYS = frozenset(name for name, _ in MESSAGE_FIELDS)
 _DOMAIN_TYPEHASH = keccak(b"EIP712Domain(" + ",".join(f"{t} {n}" for n, t in DOMAIN_FIELDS).encode() + b")")
 
 
@@ -166,11 +167,10 @@ class Attestation:
         """Parse an EIP-712 message object strictly; ValueError names the bad field."""
         if not isinstance(message, dict):
             raise ValueError("message: expected an object")
-        expected = {name for name, _ in MESSAGE_FIELDS}
-        missing, extra = expected - set(message), set(message) - expected
-        if missing:
-            raise ValueError(f"message: missing fields {sorted(missing)}")
-        if extra:
+        if message.keys() != _MESSAGE_KEYS:
+            missing, extra = _MESSAGE_KEYS - set(message), set(message) - _MESSAGE_KEYS
+            if missing:
+                raise ValueError(f"message: missing fields {sorted(missing)}")
             raise ValueError(f"message: unexpected fields {sorted(extra)}")
         refs = message["refs"]
         if not isinstance(refs, list):

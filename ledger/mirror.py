@@ -18,6 +18,7 @@ every node.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -218,6 +219,9 @@ def _checked_in_workers(first: Peer, domain: Domain, wanted: list[_Wanted], jobs
     """The first peer's batches in `wanted` order, each fetched and checked in one of
     `jobs` forked workers; an unreachable peer reads as ("UNREACHABLE", why)."""
     context = multiprocessing.get_context("fork")
+    # Objects that exist now are never collected by the workers' GC, so the pages they
+    # share with this process stay shared (a collection would write to every one).
+    gc.freeze()
     with context.Pool(jobs, initializer=_worker_start, initargs=(first, domain)) as pool:
         queued = iter(wanted)
         window: deque[Any] = deque()
