@@ -308,9 +308,7 @@ def ledger_batch(index: int = Path(ge=0, le=2**62), ledger: Ledger = Depends(get
     response_class=Response,
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
-def ledger_direct(
-    uid: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), ledger: Ledger = Depends(get_ledger)
-) -> Response:
+def ledger_direct(uid: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), ledger: Ledger = Depends(get_ledger)) -> Response:
     document = ledger.public_direct(uid)
     if document is None:
         raise HTTPException(404, f"this node holds no directly recorded attestation {uid}")
