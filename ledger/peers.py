@@ -24,6 +24,10 @@ from .ports import Node
 from .public_records import encode_batch, encode_direct
 from .store.models import AttestationRow, BatchRow
 
+# A served document larger than this is refused before it is parsed: a hostile peer or
+# file must not exhaust this node's memory (a batch of 4,096 productions is about 4 MiB).
+MAX_DOCUMENT_BYTES = 256 * 2**20
+
 
 class PeerUnavailable(Exception):
     """A peer could not be asked (unreachable, answered an error, or not readable)."""
@@ -66,16 +70,18 @@ class HttpPeer:
         return self._get(f"direct/{uid}", f"direct record {uid}")
 
     def _get(self, path: str, what: str) -> object:
+        body = bytearray()
         try:
-            response = self._client.get(f"{self.base_url.rstrip('/')}/v1/ledger/{path}")
+            with self._client.stream("GET", f"{self.base_url.rstrip('/')}/v1/ledger/{path}") as response:
+                if response.status_code != 200:
+                    raise PeerUnavailable(f"{self.name}: {what} answered {response.status_code}")
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        raise PeerUnavailable(f"{self.name}: {what}: larger than {MAX_DOCUMENT_BYTES:,} bytes")
         except httpx.HTTPError as exc:
             raise PeerUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise PeerUnavailable(f"{self.name}: {what} answered {response.status_code}")
-        try:
-            return json.loads(response.content)
-        except ValueError as exc:
-            raise PeerUnavailable(f"{self.name}: {what}: not JSON ({exc})") from exc
+        return _parsed(body, f"{self.name}: {what}")
 
     def for_worker(self) -> HttpPeer:
         return HttpPeer(self.base_url, self.timeout, self.name)
@@ -102,7 +108,7 @@ class ArchivePeer:
             try:
                 with open(self.path, "rb") as f:
                     offset = 0
-                    for line in f:
+                    for line in iter(lambda: f.readline(MAX_DOCUMENT_BYTES + 1), b""):
                         found = _LINE_KEY.match(line)
                         if found is not None:
                             index, uid = found.groups()
@@ -131,13 +137,12 @@ class ArchivePeer:
             if self._file is None:
                 self._file = open(self.path, "rb")  # noqa: SIM115 - kept open across batches
             self._file.seek(offset)
-            line = self._file.readline()
+            line = self._file.readline(MAX_DOCUMENT_BYTES + 1)
         except OSError as exc:
             raise PeerUnavailable(f"{self.name}: {exc.strerror or exc}") from exc
-        try:
-            return json.loads(line)
-        except ValueError as exc:
-            raise PeerUnavailable(f"{self.name}: {what}: not JSON ({exc})") from exc
+        if len(line) > MAX_DOCUMENT_BYTES:
+            raise PeerUnavailable(f"{self.name}: {what}: larger than {MAX_DOCUMENT_BYTES:,} bytes")
+        return _parsed(line, f"{self.name}: {what}")
 
     def for_worker(self) -> ArchivePeer:
         return ArchivePeer(self.path, self.name, dict(self._offsets))
@@ -179,3 +184,10 @@ def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None]
         os.fsync(out.fileno())
     os.replace(partial, path)
     return len(indexes), len(direct)
+
+
+def _parsed(body: bytes | bytearray, what: str) -> object:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise PeerUnavailable(f"{what}: not JSON ({exc})") from exc

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import pytest
 
+from ledger import peers
 from ledger.core import Ledger
 from ledger.mirror import mirror
 from ledger.peers import ArchivePeer, PeerUnavailable, write_archive
@@ -209,3 +210,27 @@ def test_a_document_for_another_ledger_or_format_is_forged(ledger_env: Ledger) -
         "FORGED",
         "the records are signed for another ledger",
     )
+
+
+def test_a_document_larger_than_the_cap_is_refused_unread(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+    node_b: tuple[Ledger, Server],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reliability: ReliabilityRecorder,
+) -> None:
+    """A hostile peer or file cannot make the node read an unbounded document (the cap
+    is lowered here so that a real batch exceeds it)."""
+    a, a_server = node_a
+    b, _ = node_b
+    Story(a).clean_export()
+    Story(a).anchor()
+    archive = tmp_path / "ledger.archive"
+    write_archive(a, archive)
+    monkeypatch.setattr(peers, "MAX_DOCUMENT_BYTES", 512)
+    report = mirror(b, [peer(a_server), ArchivePeer(archive)])
+    assert report.records_stored == 0 and report.gaps
+    assert {p.what for p in report.problems} == {"UNREACHABLE"}
+    assert all("larger than 512 bytes" in p.detail for p in report.problems), report.problems
+    assert {p.peer for p in report.problems} == {peer(a_server).name, f"archive {archive}"}
+    reliability.record("input", "peer and archive serving a document over the size cap", 2, "refused unparsed")
