@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import select
 
 from .anchoring import ANCHORED
+from .json_shape import json_shape
 from .ports import Node
 from .public_records import encode_batch, encode_direct
 from .store.models import AttestationRow, BatchRow
@@ -27,6 +28,11 @@ from .store.models import AttestationRow, BatchRow
 # A served document larger than this is refused before it is parsed: a hostile peer or
 # file must not exhaust this node's memory (a batch of 4,096 productions is about 4 MiB).
 MAX_DOCUMENT_BYTES = 256 * 2**20
+# Nor nested deeper than this: the parser recurses per level, and past some tens of
+# thousands (py_ecc raises the recursion limit to 100,000) it overflows the C stack and
+# kills the process. A record ingest accepted sits at most 64 levels deep in its
+# submission (the API's limit); a document wraps it in five.
+MAX_DOCUMENT_DEPTH = 128
 
 
 class PeerUnavailable(Exception):
@@ -187,7 +193,10 @@ def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None]
 
 
 def _parsed(body: bytes | bytearray, what: str) -> object:
+    depth, _values = json_shape(body, MAX_DOCUMENT_DEPTH)
+    if depth > MAX_DOCUMENT_DEPTH:
+        raise PeerUnavailable(f"{what}: not JSON this node reads (nested deeper than {MAX_DOCUMENT_DEPTH} levels)")
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise PeerUnavailable(f"{what}: not JSON ({exc})") from exc
