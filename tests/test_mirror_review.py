@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
+import signal
+import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any, cast
@@ -212,3 +215,50 @@ def test_a_peer_withholding_a_watch_list_entrys_goods_classes_cannot_turn_flagge
     assert b.completeness.watermark(b.chain_view.snapshot(max_age=0)).complete
     at_b = b.verify_shipment(shipment)
     assert at_b.verdict is not Verdict.VERIFIED, json.dumps(at_b.to_json())[:400]
+
+
+# ------------------------------------------------------------------ a worker that dies
+
+
+class KillingPeer:
+    """A real peer whose answer kills the forked worker reading it (as the kernel's OOM
+    killer does to a worker parsing a huge document, or a C-stack overflow in the parser
+    did): in the parent process it answers normally."""
+
+    def __init__(self, inner: HttpPeer, parent: int) -> None:
+        self.inner, self.parent, self.name = inner, parent, f"killing {inner.name}"
+
+    def batch(self, index: int) -> object:
+        if os.getpid() != self.parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.batch(index)
+
+    def direct(self, uid: str) -> object:
+        return self.inner.direct(uid)
+
+    def for_worker(self) -> KillingPeer:
+        return KillingPeer(self.inner.for_worker(), self.parent)
+
+
+def test_a_worker_killed_while_checking_a_batch_does_not_stall_the_mirror(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+    node_b: tuple[Ledger, Server],  # noqa: F811
+) -> None:
+    """A hostile peer makes a forked worker die (a document whose parse exhausts memory
+    gets it OOM-killed). multiprocessing.Pool replaced the worker but never delivered the
+    task's result: `_checked_in_workers` called `.get()` without a timeout, so the mirror
+    — and `follow` with it — waited for ever, and no other peer was asked."""
+    a, a_server = node_a
+    b, _ = node_b
+    for _ in range(2):  # two batches: workers are used only for more than one
+        Story(a).clean_export()
+        anchor(a)
+    outcome: list[Any] = []
+    run = threading.Thread(
+        target=lambda: outcome.append(mirror(b, [KillingPeer(peer(a_server), os.getpid()), peer(a_server)], jobs=2)),
+        daemon=True,
+    )
+    run.start()
+    run.join(timeout=60)
+    assert outcome, "mirror() still waiting for a dead worker after 60 s"
+    assert outcome[0].gaps == []
