@@ -262,3 +262,72 @@ def test_a_worker_killed_while_checking_a_batch_does_not_stall_the_mirror(
     run.join(timeout=60)
     assert outcome, "mirror() still waiting for a dead worker after 60 s"
     assert outcome[0].gaps == []
+
+
+# ------------------------------------------------------------------ a uid anchored twice
+
+
+class StaticPeer:
+    """A peer answering one batch with a fixed document."""
+
+    def __init__(self, index: int, document: bytes) -> None:
+        self.index, self.document, self.name = index, document, "hostile anchorer's node"
+
+    def batch(self, index: int) -> object:
+        if index != self.index:
+            raise PeerUnavailable(f"{self.name}: holds no batch {index}")
+        return json.loads(self.document)
+
+    def direct(self, uid: str) -> object:
+        raise PeerUnavailable(f"{self.name}: holds no direct record {uid}")
+
+    def for_worker(self) -> StaticPeer:
+        return self
+
+
+@pytest.mark.xfail(reason="review finding: a UID anchored in two batches leaves a gap no peer can fill", strict=True)
+def test_a_record_anchored_again_in_a_later_batch_does_not_leave_the_node_incomplete_for_ever(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+    node_b: tuple[Ledger, Server],  # noqa: F811
+) -> None:
+    """Node B's operator (an accredited anchorer) anchors a batch holding a record of its
+    own *and* a record node A anchored earlier: the contract sees only a root and a count,
+    so it cannot refuse. Node A mirrors the batch — every record checks, the UIDs rebuild
+    the root and the count — but the store keeps one batch per UID, so the old record is
+    not counted under the new batch: it holds 1 of the 2 records the chain anchors there.
+    The gap can never be filled; A re-fetches the batch on every pass, and every verdict
+    at A (and at every other node) is UNVERIFIABLE from then on, for ever."""
+    from eth_utils import to_bytes
+    from sqlalchemy import select
+
+    from ledger.chain.accounts import dev_account
+    from ledger.chain.client import call_and_send
+    from ledger.merkle import MerkleTree
+    from ledger.public_records import _document, _records_json
+    from ledger.store.models import AttestationRow
+
+    a, _ = node_a
+    b, _ = node_b
+    ids = Story(a).clean_export()
+    anchor(a)
+    assert a.verify_shipment(ids["shipment"]).verdict is Verdict.VERIFIED
+    theirs = Story(a).finding(ids["made"], "INSPECTED")  # B's own record, held at A too, not anchored
+    snapshot = a.chain_view.snapshot(max_age=0)
+    index = snapshot.confirmed_batches(0)
+    previous = cast("tuple[str, int]", snapshot.batch(index - 1))[0]
+    uids = [ids["asset"], theirs]
+    root = MerkleTree.of([to_bytes(hexstr=u) for u in uids]).root
+    call_and_send(
+        b.deployment.w3,
+        dev_account(9),  # node B's anchoring key
+        b.deployment.ledger.functions.anchorBatch(index, root, to_bytes(hexstr=previous), len(uids)),
+    )
+    for _ in range(3):
+        a.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    with a.sessions() as session:
+        assert session.scalar(select(AttestationRow.batch_id).where(AttestationRow.uid == theirs)) is None
+        document = _document({"index": index}, a.domain, _records_json(session, AttestationRow.uid.in_(uids)))
+    report = mirror(a, [StaticPeer(index, document)])
+    assert report.problems == [] and report.gaps == []  # the batch checked out and was stored
+    watermark = a.completeness.watermark(a.chain_view.snapshot(max_age=0))
+    assert watermark.complete, watermark.describe()
