@@ -67,7 +67,10 @@ class HttpPeer:
 
     def __post_init__(self) -> None:
         self.name = self.name or self.base_url
-        self._client = httpx.Client(timeout=self.timeout)
+        # No compression: httpx decodes every encoding an answer declares, a network chunk
+        # at a time, and `gzip, gzip, gzip` turns a few hundred bytes into gigabytes in
+        # one chunk, before any cap is looked at. The raw bytes are read and counted.
+        self._client = httpx.Client(timeout=self.timeout, headers={"Accept-Encoding": "identity"})
 
     def batch(self, index: int) -> object:
         return self._get(f"batches/{index}", f"batch {index}")
@@ -81,7 +84,10 @@ class HttpPeer:
             with self._client.stream("GET", f"{self.base_url.rstrip('/')}/v1/ledger/{path}") as response:
                 if response.status_code != 200:
                     raise PeerUnavailable(f"{self.name}: {what} answered {response.status_code}")
-                for chunk in response.iter_bytes():
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise PeerUnavailable(f"{self.name}: {what}: compressed ({encoding}) though identity was asked")
+                for chunk in response.iter_raw():
                     body += chunk
                     if len(body) > MAX_DOCUMENT_BYTES:
                         raise PeerUnavailable(f"{self.name}: {what}: larger than {MAX_DOCUMENT_BYTES:,} bytes")

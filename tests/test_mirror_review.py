@@ -331,3 +331,53 @@ def test_a_record_anchored_again_in_a_later_batch_does_not_leave_the_node_incomp
     assert report.problems == [] and report.gaps == []  # the batch checked out and was stored
     watermark = a.completeness.watermark(a.chain_view.snapshot(max_age=0))
     assert watermark.complete, watermark.describe()
+
+
+# ------------------------------------------------------------------ a compression bomb
+
+
+def test_a_peer_answering_with_stacked_compression_cannot_get_past_the_size_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hostile HTTP peer answers with `Content-Encoding: gzip, gzip, gzip`. httpx
+    decodes every encoding a response declares, one network chunk at a time, and the cap
+    was counted on the decoded bytes after each chunk: a few kilobytes on the wire
+    became 64 MiB in one chunk here (gzip stacks to about 1,000,000,000:1 three deep),
+    so the 256 MiB cap could be overshot by gigabytes before it was looked at. (The
+    cap is lowered to 1 MiB here.)"""
+    import gzip
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ledger import peers
+
+    bomb = gzip.compress(gzip.compress(gzip.compress(b" " * 64 * 2**20)))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip, gzip, gzip")
+            self.send_header("Content-Length", str(len(bomb)))
+            self.end_headers()
+            self.wfile.write(bomb)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setattr(peers, "MAX_DOCUMENT_BYTES", 2**20)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hostile = HttpPeer(f"http://127.0.0.1:{server.server_address[1]}")
+        tracemalloc.start()
+        try:
+            with pytest.raises(PeerUnavailable):
+                hostile.batch(0)
+            _current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(bomb) < 64 * 1024
+    assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB held for a {len(bomb):,}-byte answer under a 1 MiB cap"
