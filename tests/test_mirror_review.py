@@ -381,3 +381,32 @@ def test_a_peer_answering_with_stacked_compression_cannot_get_past_the_size_cap(
         server.server_close()
     assert len(bomb) < 64 * 1024
     assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB held for a {len(bomb):,}-byte answer under a 1 MiB cap"
+
+
+# ------------------------------------------------------------------ the receiving node's administrator
+
+
+@pytest.mark.xfail(reason="review finding: the goods-class index is trusted, not rebuilt from the records", strict=True)
+def test_deleting_only_a_watch_list_entrys_index_rows_cannot_turn_flagged_into_verified(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+) -> None:
+    """The node's database administrator leaves the watch-list attestation in place and
+    deletes only its rows in `watchlist_classes`. Every batch still holds what the chain
+    anchors and rebuilds its root, so the watermark is complete; but the verifier finds
+    watch-list entries through that index alone, never sees the entry, and the shipment
+    that was FLAGGED (WATCHLIST_HIT) reads VERIFIED."""
+    from sqlalchemy import text
+
+    ledger, _server = node_a
+    story = Story(ledger)
+    watch = story.watch(["8413"])
+    made = story.produce([])
+    shipment = story.ship([story.transfer([made], "maker", "exporter", 1000)], 1000)
+    anchor(ledger)
+    assert ledger.verify_shipment(shipment).codes == {Reason.WATCHLIST_HIT}
+    with ledger.engine.begin() as conn:
+        conn.execute(text("DELETE FROM watchlist_classes WHERE uid = :u"), {"u": watch})
+    Story(ledger).anchor()  # a new block: the earlier verdict is not reused
+    assert ledger.completeness.watermark(ledger.chain_view.snapshot(max_age=0)).complete
+    result = ledger.verify_shipment(shipment)
+    assert result.verdict is not Verdict.VERIFIED, json.dumps(result.to_json())[:400]
