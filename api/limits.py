@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
-import numpy as np
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import SlidingWindowCounterRateLimiter
+
+from ledger.json_shape import json_shape
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,48 +32,6 @@ MAX_JSON_VALUES = 150_000
 # Bodies up to this size are checked inline; larger ones in a worker thread, in chunks, so
 # the event loop keeps serving other requests (health checks included) meanwhile.
 INLINE_CHECK_BYTES = 64 * 1024
-_CHUNK = 1 << 20
-_KEEP = b'"[]{},:'
-_ONLY_STRUCTURE = bytes(b for b in range(256) if b not in _KEEP)
-_NORMALISE = bytes.maketrans(b"{}:", b"[],")
-
-
-def json_shape(body: bytes, max_depth: int | None = None, max_values: int | None = None) -> tuple[int, int]:
-    """(deepest nesting of arrays/objects, number of values) of `body`, without parsing
-    it, in time linear in its size (no regex backtracking: hostile bodies cost what
-    ordinary ones cost). The count is that of `,` and `:` outside strings (plus one).
-
-    1. Escapes go first: `\\\\` pairs, then `\\"` (left to right, exactly as a JSON
-       string escape is read), so every remaining `"` opens or closes a string.
-    2. Only quotes, brackets and separators are kept (a byte-level translate).
-    3. One pass over that, 1 MiB at a time with numpy: a byte counts when an even
-       number of quotes precede it (outside strings); the depth is the running sum of
-       +1/-1 for brackets, carried from chunk to chunk. Stops early once past a limit.
-
-    Invalid JSON (a backslash outside a string, unbalanced brackets) gives a depth no
-    lower than any parser would reach before failing on it."""
-    text = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_NORMALISE, _ONLY_STRUCTURE)
-    depth = deepest = quotes = 0
-    values = 1
-    for start in range(0, len(text), _CHUNK):
-        chunk = np.frombuffer(text, dtype=np.uint8, count=min(_CHUNK, len(text) - start), offset=start)
-        quoted = (np.cumsum(chunk == ord('"'), dtype=np.int64) + quotes) & 1
-        quotes = int(quoted[-1])
-        outside = quoted == 0
-        values += int(np.count_nonzero((chunk == ord(",")) & outside))
-        steps = (chunk == ord("[")).astype(np.int64) - (chunk == ord("]"))
-        steps[~outside] = 0
-        running = np.cumsum(steps) + depth
-        deepest = max(deepest, int(running.max()))
-        depth = int(running[-1])
-        if (max_depth is not None and deepest > max_depth) or (max_values is not None and values > max_values):
-            break
-    return deepest, values
-
-
-def json_depth(body: bytes, limit: int | None = None) -> int:
-    """Deepest nesting of arrays/objects in `body` (see `json_shape`)."""
-    return json_shape(body, limit)[0]
 
 
 class BodySizeLimit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 try:  # libkeccak through safe-pysha3: ~25x faster than pycryptodome per small hash
@@ -37,6 +38,9 @@ def parse_hex(value: object, length: int, field: str) -> bytes:
         raise ValueError(f"{field}: not hexadecimal") from None
 
 
+_HEX40 = re.compile(r"[0-9a-fA-F]{40}")
+
+
 @lru_cache(maxsize=65_536)
 def checksum_address(address: str) -> str:
     """EIP-55 checksummed form of a 0x-prefixed 20-byte hex address (ValueError if not one).
@@ -45,9 +49,8 @@ def checksum_address(address: str) -> str:
     version costs more than a signature recovery.
     """
     body = address[2:] if address[:2] in ("0x", "0X") else ""
-    if len(body) != 40:
+    if _HEX40.fullmatch(body) is None:  # not int(body, 16): that takes a sign, blanks and "_"
         raise ValueError(f"not a 20-byte address: {address!r}")
     lower = body.lower()
-    int(lower, 16)  # raises ValueError on non-hex
     digest = keccak(lower.encode()).hex()
     return "0x" + "".join(c.upper() if c.isalpha() and int(digest[i], 16) >= 8 else c for i, c in enumerate(lower))

@@ -27,6 +27,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -217,22 +219,40 @@ def _checked_rows(domain: Domain, checker: SignatureChecker, document: object, r
 
 def _checked_in_workers(first: Peer, domain: Domain, wanted: list[_Wanted], jobs: int) -> Iterator[Checked]:
     """The first peer's batches in `wanted` order, each fetched and checked in one of
-    `jobs` forked workers; an unreachable peer reads as ("UNREACHABLE", why)."""
+    `jobs` forked workers; an unreachable peer reads as ("UNREACHABLE", why), and so does
+    a batch whose worker died (killed for memory, say): the caller then fetches and checks
+    it itself. (multiprocessing.Pool never delivered a dead worker's result: the mirror
+    waited for it for ever.)"""
     context = multiprocessing.get_context("fork")
     # Objects that exist now are never collected by the workers' GC, so the pages they
     # share with this process stay shared (a collection would write to every one).
     gc.freeze()
-    with context.Pool(jobs, initializer=_worker_start, initargs=(first, domain)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start, initargs=(first, domain))
+    window: deque[Future[Checked]] = deque()
+
+    def submit(want: _Wanted) -> None:
+        try:
+            window.append(pool.submit(_fetch_and_check, want.index, want.root, want.count))
+        except BrokenProcessPool as exc:  # a worker died earlier: every later batch is checked here
+            failed: Future[Checked] = Future()
+            failed.set_exception(exc)
+            window.append(failed)
+
+    try:
         queued = iter(wanted)
-        window: deque[Any] = deque()
         for want in itertools.islice(queued, 2 * jobs):
-            window.append(pool.apply_async(_fetch_and_check, (want.index, want.root, want.count)))
+            submit(want)
         while window:
-            result: Checked = window.popleft().get()
+            try:
+                result = window.popleft().result()
+            except BrokenProcessPool as exc:
+                result = ("UNREACHABLE", f"the worker checking this batch died ({exc})")
             following = next(queued, None)
             if following is not None:
-                window.append(pool.apply_async(_fetch_and_check, (following.index, following.root, following.count)))
+                submit(following)
             yield result
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 _WORKER: tuple[Peer, Domain, SignatureChecker] | None = None  # each forked worker's own peer

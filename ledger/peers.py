@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import select
 
 from .anchoring import ANCHORED
+from .json_shape import json_shape
 from .ports import Node
 from .public_records import encode_batch, encode_direct
 from .store.models import AttestationRow, BatchRow
@@ -27,6 +28,11 @@ from .store.models import AttestationRow, BatchRow
 # A served document larger than this is refused before it is parsed: a hostile peer or
 # file must not exhaust this node's memory (a batch of 4,096 productions is about 4 MiB).
 MAX_DOCUMENT_BYTES = 256 * 2**20
+# Nor nested deeper than this: the parser recurses per level, and past some tens of
+# thousands (py_ecc raises the recursion limit to 100,000) it overflows the C stack and
+# kills the process. A record ingest accepted sits at most 64 levels deep in its
+# submission (the API's limit); a document wraps it in five.
+MAX_DOCUMENT_DEPTH = 128
 
 
 class PeerUnavailable(Exception):
@@ -61,7 +67,10 @@ class HttpPeer:
 
     def __post_init__(self) -> None:
         self.name = self.name or self.base_url
-        self._client = httpx.Client(timeout=self.timeout)
+        # No compression: httpx decodes every encoding an answer declares, a network chunk
+        # at a time, and `gzip, gzip, gzip` turns a few hundred bytes into gigabytes in
+        # one chunk, before any cap is looked at. The raw bytes are read and counted.
+        self._client = httpx.Client(timeout=self.timeout, headers={"Accept-Encoding": "identity"})
 
     def batch(self, index: int) -> object:
         return self._get(f"batches/{index}", f"batch {index}")
@@ -75,7 +84,10 @@ class HttpPeer:
             with self._client.stream("GET", f"{self.base_url.rstrip('/')}/v1/ledger/{path}") as response:
                 if response.status_code != 200:
                     raise PeerUnavailable(f"{self.name}: {what} answered {response.status_code}")
-                for chunk in response.iter_bytes():
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise PeerUnavailable(f"{self.name}: {what}: compressed ({encoding}) though identity was asked")
+                for chunk in response.iter_raw():
                     body += chunk
                     if len(body) > MAX_DOCUMENT_BYTES:
                         raise PeerUnavailable(f"{self.name}: {what}: larger than {MAX_DOCUMENT_BYTES:,} bytes")
@@ -187,7 +199,10 @@ def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None]
 
 
 def _parsed(body: bytes | bytearray, what: str) -> object:
+    depth, _values = json_shape(body, MAX_DOCUMENT_DEPTH)
+    if depth > MAX_DOCUMENT_DEPTH:
+        raise PeerUnavailable(f"{what}: not JSON this node reads (nested deeper than {MAX_DOCUMENT_DEPTH} levels)")
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise PeerUnavailable(f"{what}: not JSON ({exc})") from exc

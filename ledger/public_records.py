@@ -129,6 +129,13 @@ def check_batch(
     records = _records_of(document, domain)
     if isinstance(records, tuple):
         return records
+    # Counted before anything is checked: a record costs a parse, hashes and a signature
+    # check (an ERC-1271 call for a wallet), so a peer must not get more of them checked
+    # than the chain anchors. An honest node serves each of its records once.
+    if len(records) < count:
+        return "WITHHELD", f"{len(records)} records served, the chain anchors {count}"
+    if len(records) > count:
+        return "ADDED", f"{len(records)} records served, the chain anchors {count}"
     prepared: dict[str, Prepared] = {}
     for position, item in enumerate(records):
         checked = _checked_record(domain, checker, item, position)

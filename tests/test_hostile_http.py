@@ -17,10 +17,11 @@ from typing import Protocol
 import httpx
 import pytest
 
-from api.limits import MAX_JSON_DEPTH, MAX_JSON_VALUES, json_depth, json_shape
+from api.limits import MAX_JSON_DEPTH, MAX_JSON_VALUES
 from ledger.access import create_api_key
 from ledger.chain.anvil import free_port
 from ledger.core import Ledger
+from ledger.json_shape import json_depth, json_shape
 
 from .conftest import REPO, ReliabilityRecorder
 from .scenario import productions
