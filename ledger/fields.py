@@ -153,6 +153,13 @@ RULES: dict[Kind, tuple[dict[str, Check], dict[str, Check], int, int]] = {
 }
 
 
+# Fields a record of the kind always publishes (never confidential): every node must be
+# able to read them, so a node that mirrors a record without one knows it was withheld
+# on the way (a relay dropping a watch-list entry's goods classes would otherwise take the
+# entry off every other node's watch list, and its verdicts with it).
+ALWAYS_PUBLIC: dict[Kind, frozenset[str]] = {Kind.WATCHLIST: frozenset({"goodsClasses"})}
+
+
 def check_fields(kind: Kind, disclosure: Disclosure, ref_count: int) -> None:
     """Raise `FieldError` unless `disclosure` satisfies the rules of `kind` (the first of
     `field_errors`)."""

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .eip712 import Attestation, Domain, parse_typed_data
 from .epcis.keys import event_key_rows
-from .fields import field_errors
+from .fields import ALWAYS_PUBLIC, field_errors
 from .hashing import hex32, parse_hex
 from .kinds import Kind
 from .payload import Disclosure
@@ -181,6 +181,15 @@ class Ingestor:
             raise Rejected(Reason.MALFORMED, "confidential: expected a list of field names", "confidential", uid)
         if not set(confidential) <= set(disclosure.fields):
             raise Rejected(Reason.MALFORMED, "confidential names fields that are not disclosed", "confidential", uid)
+        kept_back = sorted(ALWAYS_PUBLIC.get(attestation.kind, frozenset()) & set(confidential))
+        if kept_back:
+            raise Rejected(
+                Reason.FIELD_INVALID,
+                f"{', '.join(kept_back)} of a {attestation.kind.type_name} is always public "
+                "(every node must be able to read it); it cannot be confidential",
+                "confidential",
+                uid,
+            )
         self._check_signing_time(attestation, uid)
         self._check_standing(attestation, uid)
         return Prepared(attestation, result.uid, signature, disclosure, frozenset(confidential))

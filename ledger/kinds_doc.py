@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fields import FIELD_DOCS, FIELD_TYPES, KIND_DOCS, RULES, FieldDoc
+from .fields import ALWAYS_PUBLIC, FIELD_DOCS, FIELD_TYPES, KIND_DOCS, RULES, FieldDoc
 from .kinds import Kind
 
 
@@ -66,6 +66,9 @@ def kind_text(kind: Kind) -> str:
         if doc.used_by:
             lines.append(f"    checked by: {', '.join(doc.used_by)}")
     lines.append("")
+    if kind in ALWAYS_PUBLIC:
+        public = ", ".join(sorted(ALWAYS_PUBLIC[kind]))
+        lines.append(f"Always public (never confidential, so every node can read them): {public}.")
     lines.append("Required fields must be disclosed to the ledger; optional and added fields (clean text or JSON)")
     lines.append("may be kept back with `sign --disclose` and disclosed later with `provenance disclose`.")
     return "\n".join(lines)
@@ -87,6 +90,9 @@ def markdown() -> str:
     for kind in Kind:
         out += [f"## {kind.type_name} (`{kind.name.lower()}`)", "", KIND_DOCS[kind], ""]
         out += [f"References: {refs_text(kind)}.", ""]
+        if kind in ALWAYS_PUBLIC:
+            public = ", ".join(f"`{n}`" for n in sorted(ALWAYS_PUBLIC[kind]))
+            out += [f"Always public (never confidential, so every node can read them): {public}.", ""]
         out += ["| field | required | type | allowed values | meaning | read by check |", "|---|---|---|---|---|---|"]
         for name, required, doc in fields_of(kind):
             allowed, _schema = FIELD_TYPES[doc.type]

@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from .eip712 import Attestation, Domain, attestation_uid
+from .fields import ALWAYS_PUBLIC
 from .hashing import hex32, parse_hex
 from .ingest import Prepared, attestation_row, epcis_event_rows, ref_rows, watchlist_class_rows
 from .kinds import Kind
@@ -204,6 +205,12 @@ def _checked_record(domain: Domain, checker: SignatureChecker, item: object, pos
     problems = disclosure.problems(attestation.payload_hash)
     if problems:
         return "FORGED", f"{hex32(uid)}: {'; '.join(problems)}"
+    withheld = sorted(ALWAYS_PUBLIC.get(attestation.kind, frozenset()) - set(disclosure.fields))
+    if withheld:
+        return (
+            "WITHHELD",
+            f"{hex32(uid)}: {', '.join(withheld)} withheld, which a {attestation.kind.type_name} always publishes",
+        )
     return Prepared(attestation, uid, signature, disclosure, frozenset())
 
 

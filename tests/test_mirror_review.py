@@ -22,6 +22,8 @@ import pytest
 from ledger.core import Ledger
 from ledger.eip712 import Domain
 from ledger.hashing import hex32
+from ledger.ingest import Rejected
+from ledger.kinds import Kind
 from ledger.mirror import mirror
 from ledger.payload import payload_hash
 from ledger.peers import ArchivePeer, HttpPeer, PeerUnavailable
@@ -190,7 +192,6 @@ class StrippingPeer:
         return StrippingPeer(self.inner.for_worker())
 
 
-@pytest.mark.xfail(reason="review finding: a peer can withhold public fields of a record", strict=True)
 def test_a_peer_withholding_a_watch_list_entrys_goods_classes_cannot_turn_flagged_into_verified(
     node_a: tuple[Ledger, Server],  # noqa: F811
     node_b: tuple[Ledger, Server],  # noqa: F811
@@ -211,10 +212,17 @@ def test_a_peer_withholding_a_watch_list_entrys_goods_classes_cannot_turn_flagge
     anchor(a)
     assert a.verify_shipment(shipment).codes == {Reason.WATCHLIST_HIT}
     report = mirror(b, [StrippingPeer(peer(a_server))])
-    assert report.gaps == [] and report.problems == []  # B accepted every batch
-    assert b.completeness.watermark(b.chain_view.snapshot(max_age=0)).complete
-    at_b = b.verify_shipment(shipment)
+    # A watch-list entry always publishes its goods classes, so their absence is the
+    # relay's doing: the batch is refused and B stays incomplete, never VERIFIED.
+    assert report.gaps and any(p.what == "WITHHELD" and "goodsClasses withheld" in p.detail for p in report.problems), (
+        report.problems
+    )
+    assert not b.completeness.watermark(b.chain_view.snapshot(max_age=0)).complete
+    at_b = b.verify_bundle(a.export_bundle(shipment))
     assert at_b.verdict is not Verdict.VERIFIED, json.dumps(at_b.to_json())[:400]
+    filled = mirror(b, [StrippingPeer(peer(a_server)), peer(a_server)])
+    assert filled.complete
+    assert b.verify_shipment(shipment).codes == {Reason.WATCHLIST_HIT}  # as at A
 
 
 # ------------------------------------------------------------------ a worker that dies
@@ -410,3 +418,17 @@ def test_deleting_only_a_watch_list_entrys_index_rows_cannot_turn_flagged_into_v
     assert ledger.completeness.watermark(ledger.chain_view.snapshot(max_age=0)).complete
     result = ledger.verify_shipment(shipment)
     assert result.verdict is not Verdict.VERIFIED, json.dumps(result.to_json())[:400]
+
+
+def test_a_watch_list_entry_cannot_keep_its_goods_classes_confidential(ledger_env: Ledger) -> None:
+    """The other half of the rule above: at ingest, a rights holder cannot mark a watch
+    list's goods classes confidential (no node but its own could ever match them), and
+    the refusal names the field. Nothing is stored."""
+    story = Story(ledger_env)
+    before = ledger_env.counts()["attestations"]
+    with pytest.raises(Rejected) as refused:
+        story.sign("rights_holder", Kind.WATCHLIST, {"goodsClasses": ["8413"]}, "watch", confidential=["goodsClasses"])
+    assert refused.value.reason is Reason.FIELD_INVALID and refused.value.field == "confidential"
+    assert "goodsClasses of a WatchlistEntry is always public" in refused.value.detail
+    assert ledger_env.counts()["attestations"] == before
+    story.sign("rights_holder", Kind.WATCHLIST, {"goodsClasses": ["8413"], "note": "n"}, "w2", confidential=["note"])
