@@ -39,6 +39,7 @@ from .merkle import MerkleTree
 from .payload import Disclosure
 from .ports import Node
 from .signatures import SignatureChecker
+from .store.aggregates import add_to_aggregates
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, EpcisEventRow, WatchlistClassRow
 from .store.rows import held_batches
 from .verify.evidence import EvidenceError, record_from_json
@@ -365,6 +366,7 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
         if new:
             rows = [ledger.ingestor.row_for(p, hex32(p.uid), now) | {"batch_id": batch.id} for p in new]
             session.execute(insert(AttestationRow), rows)
+            add_to_aggregates(session, rows)
             refs = [
                 {"uid": hex32(p.uid), "position": pos, "ref": hex32(ref), "kind": int(p.attestation.kind)}
                 for p in new
