@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -111,24 +111,24 @@ def exporter_history(session: Session, attester: str, destination: object = None
     """The exporter's aggregate row (and its count of shipments to `destination`): one or
     two primary-key reads, whatever its history."""
     attester = attester.lower()
-    row = session.execute(
-        select(ExporterHistoryRow.shipments, ExporterHistoryRow.recent_quantities).where(
-            ExporterHistoryRow.attester == attester
-        )
-    ).first()
+    row = session.execute(_HISTORY_ROW, {"attester": attester}).first()
     if row is None:
         return ExporterHistory(0, {}, ())
     routes: dict[str, int] = {}
     if isinstance(destination, str):
-        count = session.scalar(
-            select(ExporterRouteRow.shipments).where(
-                ExporterRouteRow.attester == attester, ExporterRouteRow.destination == destination
-            )
-        )
+        count = session.scalar(_ROUTE_COUNT, {"attester": attester, "destination": destination})
         if count:
             routes[destination] = int(count)
     window = tuple((str(uid), value) for uid, value in _window(row.recent_quantities))
     return ExporterHistory(int(row.shipments), routes, window)
+
+
+_HISTORY_ROW = select(ExporterHistoryRow.shipments, ExporterHistoryRow.recent_quantities).where(
+    ExporterHistoryRow.attester == bindparam("attester")
+)
+_ROUTE_COUNT = select(ExporterRouteRow.shipments).where(
+    ExporterRouteRow.attester == bindparam("attester"), ExporterRouteRow.destination == bindparam("destination")
+)
 
 
 def _value(fields: Mapping[str, Any], name: str) -> Any:
