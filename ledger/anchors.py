@@ -26,3 +26,16 @@ class AnchorRef:
             "txHash": self.tx_hash,
             "blockNumber": self.block_number,
         }
+
+
+@dataclass(frozen=True)
+class BatchFacts:
+    """What an inclusion proof needs of a stored batch (a `BatchRow`, or the same columns
+    read with the attestation they anchor)."""
+
+    id: int
+    chain_index: int
+    root: str
+    status: str
+    tx_hash: str | None
+    block_number: int | None

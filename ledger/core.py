@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .access import AccessLog
 from .anchoring import ANCHORED, AnchoringWorker
-from .anchors import AnchorRef
+from .anchors import AnchorRef, BatchFacts
 from .chain.accounts import dev_account, load_keystore, require_dev_chain
 from .chain.client import Deployment
 from .chain.failover import make_web3
@@ -151,7 +151,9 @@ class Ledger:
             batch = session.get(BatchRow, row.batch_id) if row.batch_id is not None else None
         return self.anchor_from(uid, row.batch_id, row.direct_tx, batch)
 
-    def anchor_from(self, uid: str, batch_id: int | None, direct_tx: str | None, batch: BatchRow | None) -> AnchorRef:
+    def anchor_from(
+        self, uid: str, batch_id: int | None, direct_tx: str | None, batch: BatchRow | BatchFacts | None
+    ) -> AnchorRef:
         """The anchor reference of `uid` from its row's batch id / direct tx and its batch row."""
         if direct_tx:
             return AnchorRef("direct", tx_hash=direct_tx)

@@ -31,6 +31,7 @@ from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker, SignatureProblem
+from .store.aggregates import add_to_aggregates
 from .store.models import AttestationRefRow, AttestationRow, EpcisEventRow, WatchlistClassRow
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,7 @@ class Ingestor:
             # Parents first: references point at attestation rows by foreign key.
             if rows:
                 session.execute(insert(AttestationRow), rows)
+                add_to_aggregates(session, rows)
             if reference_rows:
                 session.execute(insert(AttestationRefRow), reference_rows)
             if watch_rows:

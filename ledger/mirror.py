@@ -43,6 +43,7 @@ from .peers import Peer, PeerUnavailable
 from .ports import Node
 from .public_records import BatchRows, Fault, batch_rows
 from .signatures import SignatureChecker
+from .store.aggregates import add_to_aggregates
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, EpcisEventRow, WatchlistClassRow
 from .store.rows import held_batches, held_uids
 
@@ -354,11 +355,12 @@ def _insert_rows(ledger: Node, rows: BatchRows) -> None:
 def _insert(session: Session, rows: BatchRows) -> None:
     """Core inserts (one executemany per table): the ORM's bulk path cost more than the
     database itself here. Parents first: references point at attestations."""
-    for table, values in (
+    for model, values in (
         (AttestationRow, rows.attestations),
         (AttestationRefRow, rows.refs),
         (WatchlistClassRow, rows.watchlist_classes),
         (EpcisEventRow, rows.epcis_events),
     ):
         if values:
-            session.execute(insert(cast(Table, table.__table__)), values)
+            session.execute(insert(cast(Table, model.__table__)), values)
+    add_to_aggregates(session, rows.attestations)  # the exporters' running history (risk signals)

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from .anchors import AnchorRef
+from .anchors import AnchorRef, BatchFacts
 from .chain.client import Deployment
 from .chain.view import ChainView
 from .completeness import CompletenessMonitor
@@ -36,7 +36,7 @@ class StoreReader(Protocol):
     def domain(self) -> Domain: ...
 
     def anchor_from(
-        self, uid: str, batch_id: int | None, direct_tx: str | None, batch: BatchRow | None
+        self, uid: str, batch_id: int | None, direct_tx: str | None, batch: BatchRow | BatchFacts | None
     ) -> AnchorRef: ...
 
     def batches_by_id(self, ids: set[int]) -> dict[int, BatchRow]: ...

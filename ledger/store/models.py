@@ -227,3 +227,27 @@ class AccessLogRow(Base):
     action: Mapped[str] = mapped_column(String(32), nullable=False)
     shipment: Mapped[str] = mapped_column(String(66), nullable=False, index=True)
     verdict: Mapped[str] = mapped_column(String(16), nullable=False)
+
+
+class ExporterHistoryRow(Base):
+    """An exporter's shipments as a running aggregate, kept at ingest by
+    `ledger.store.aggregates.add_to_aggregates`: how many it declared, and the public
+    quantities of its latest HISTORY_WINDOW shipments (JSON list of [uid, quantity], oldest
+    first). Risk signals only: never an input of a verdict."""
+
+    __tablename__ = "exporter_history"
+
+    attester: Mapped[str] = mapped_column(String(42), primary_key=True)
+    shipments: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    recent_quantities: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class ExporterRouteRow(Base):
+    """How many shipments an exporter declared to one (public) destination: a running
+    aggregate kept with `ExporterHistoryRow`."""
+
+    __tablename__ = "exporter_routes"
+
+    attester: Mapped[str] = mapped_column(String(42), primary_key=True)
+    destination: Mapped[str] = mapped_column(String(8), primary_key=True)
+    shipments: Mapped[int] = mapped_column(BigInteger, nullable=False)

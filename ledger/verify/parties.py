@@ -15,9 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from web3 import Web3
-
 from ledger.chain.view import ChainSnapshot
+from ledger.hashing import checksum_address
 from ledger.kinds import Kind
 
 from .evidence import Evidence
@@ -49,7 +48,10 @@ class Party:
 def party(snapshot: ChainSnapshot | None, address: str) -> Party:
     """`address` (checksummed) with the name its participant published on chain; unknown
     without a snapshot of the chain."""
-    shown = Web3.to_checksum_address(address) if Web3.is_address(address) else address
+    try:
+        shown = checksum_address(address)  # cached: the same parties recur in every verdict
+    except ValueError:
+        shown = address
     if snapshot is None:
         return Party(shown, None, NOT_READ)
     return Party(shown, snapshot.participant_name(address) if shown else None)

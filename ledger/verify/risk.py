@@ -48,7 +48,8 @@ RISK_WEIGHTS: dict[Reason, int] = {
 
 @dataclass(frozen=True)
 class ShipmentHistory:
-    """What the store knows of an exporter's earlier shipments (for risk signals)."""
+    """What the store knows of an exporter's other shipments (for risk signals only):
+    how many, the destinations among them, and their quantities (or a typical one)."""
 
     shipments: int
     destinations: frozenset[str]

@@ -9,11 +9,10 @@ chain view (kept current across requests), the command line a fresh one.
 
 from __future__ import annotations
 
-import json
 import time
+from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select
 from web3 import Web3
 
 from ledger.chain.client import Deployment
@@ -21,13 +20,12 @@ from ledger.chain.manifest import Manifest
 from ledger.chain.view import ChainView
 from ledger.eip712 import Domain
 from ledger.fields import exact_quantity
-from ledger.kinds import Kind
 from ledger.ports import Node, StoreReader
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
 
 from .engine import verify_evidence
-from .evidence import Evidence, EvidenceError, completed_from_store, evidence_from_bundle, evidence_from_store
+from .evidence import Evidence, EvidenceError, Record, completed_from_store, evidence_from_bundle, evidence_from_store
 from .model import CheckResult, CheckStatus, Finding, Verdict, VerificationResult
 from .parties import parties_json, parties_of
 from .policy import VerificationPolicy
@@ -43,36 +41,25 @@ def deployment_json(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-HISTORY_WINDOW = 50
-
-
-def shipment_history(ledger: StoreReader, shipment_uid: str, attester: str, issued_at: int) -> ShipmentHistory:
-    """The exporter's most recent earlier shipments in the store (at most HISTORY_WINDOW,
-    excluding this one, through an index on attester, kind and time): risk signals only,
-    never a verdict, and a cost that does not grow with the exporter's history."""
-    from ledger.store.models import AttestationRow
+def shipment_history(ledger: StoreReader, shipment: Record) -> ShipmentHistory:
+    """The exporter's other shipments as the store's running aggregates hold them
+    (`ledger.store.aggregates`): one or two primary-key reads, whatever the exporter's
+    history. Risk signals only, never a verdict. The aggregates count every stored
+    shipment, this one included when its fields are public, so it is taken out here."""
+    from ledger.store.aggregates import exporter_history
 
     with ledger.sessions() as session:
-        rows = session.execute(
-            select(AttestationRow.uid, AttestationRow.disclosed)
-            .where(
-                AttestationRow.kind == int(Kind.SHIPMENT),
-                AttestationRow.attester == attester.lower(),
-                AttestationRow.uid != shipment_uid,
-                AttestationRow.issued_at <= issued_at,
-            )
-            .order_by(AttestationRow.issued_at.desc())
-            .limit(HISTORY_WINDOW)
-        ).all()
-    destinations, quantities = set(), []
-    for row in rows:
-        fields = json.loads(row.disclosed)
-        if "destination" in fields:
-            destinations.add(fields["destination"]["value"])
-        quantity = exact_quantity(fields.get("quantity", {}).get("value"))
-        if quantity is not None:
-            quantities.append(quantity)
-    return ShipmentHistory(len(rows), frozenset(destinations), tuple(quantities))
+        kept = exporter_history(session, shipment.attester, shipment.field("destination"))
+    public = set(shipment.disclosure.fields) - shipment.confidential
+    destinations = {d for d, n in kept.destinations.items() if n - (d == shipment.field("destination")) > 0}
+    if "destination" not in public:  # not counted for this shipment: nothing to take out
+        destinations = set(kept.destinations)
+    values = [v for uid, v in kept.recent_quantities if uid != shipment.uid]
+    quantities: tuple[Fraction, ...] = ()
+    if values:
+        typical = exact_quantity(sorted(values)[len(values) // 2])
+        quantities = (typical,) if typical is not None else ()
+    return ShipmentHistory(max(0, kept.shipments - 1), frozenset(destinations), quantities)
 
 
 def verify_in_store(
@@ -88,7 +75,7 @@ def verify_in_store(
         chain=chain,
         checker=ledger.checker,
         policy=policy,
-        history=shipment_history(ledger, evidence.shipment, shipment.attester, shipment.attestation.issued_at),
+        history=shipment_history(ledger, shipment),
         completeness=ledger.completeness.watermark,
         licence_outputs=ledger.licence_outputs,
     )
