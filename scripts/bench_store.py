@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -33,19 +32,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import bench_chain, percentile, write_results
-from web3 import Web3
+from benchenv import kept_chain, percentile, replace_readme_block, write_results
+from benchenv import save_meta as kept_meta
 
 from ledger.chain.accounts import dev_account
-from ledger.chain.anvil import AnvilNode, start_anvil
-from ledger.chain.client import connect
+from ledger.chain.anvil import AnvilNode
 from ledger.chain.manifest import Manifest
 from ledger.config import Settings
 from ledger.core import Ledger
@@ -231,39 +227,11 @@ def drop_database(name: str | None) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-Chain = tuple[AnvilNode, Web3, Manifest, dict[str, Any] | None]
-
-
-@contextmanager
-def kept_chain(store: Path, fresh: bool, keep: bool) -> Iterator[Chain]:
-    """The chain of a kept store (anvil state on disk) and what the builder had done, or a
-    fresh chain (the store's folder emptied first) when there is none or `fresh`."""
-    meta_path = store / "meta.json"
-    if not fresh and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        node = start_anvil(state_file=store / "anvil-state.json", state_interval=None)
-        try:
-            yield node, connect(node.rpc_url), Manifest(**json.loads(meta["manifest"])), meta
-        finally:
-            node.stop()
-        return
-    shutil.rmtree(store, ignore_errors=True)
-    store.mkdir(parents=True)
-    with bench_chain(CAST, state_file=store / "anvil-state.json" if keep else None) as (node, w3, manifest):
-        yield node, w3, manifest, None
-
-
 def save_meta(store: Path, manifest: Manifest, builder: Builder, n: int, node: AnvilNode) -> None:
     """Write what a later run needs to extend the kept store (anvil writes the chain's
     state itself when the node stops)."""
-    meta = {
-        "manifest": manifest.to_json(),
-        "next_lot": n,
-        "stored": builder.stored,
-        "shipments": builder.shipments,
-        "licences": {str(k): v for k, v in builder.licences.items()},
-    }
-    (store / "meta.json").write_text(json.dumps(meta))
+    licences = {str(k): v for k, v in builder.licences.items()}
+    kept_meta(store, manifest, next_lot=n, stored=builder.stored, shipments=builder.shipments, licences=licences)
 
 
 def code_label(code: Path, given: str | None) -> str:
@@ -278,18 +246,6 @@ def code_label(code: Path, given: str | None) -> str:
         text=True,
     )
     return commit + (" + uncommitted changes" if dirty.stdout.strip() else "")
-
-
-def update_readme(readme: Path, block: str) -> bool:
-    start, end = "<!-- bench-store:start -->", "<!-- bench-store:end -->"
-    text = readme.read_text()
-    if start not in text or end not in text:
-        print("README.md has no bench-store markers; not updated", file=sys.stderr)
-        return False
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    readme.write_text(f"{before}{start}\n{block}{end}{after}")
-    return True
 
 
 def readme_block(runs: dict[str, Any]) -> str:
@@ -366,7 +322,7 @@ def main() -> int:
     keep = args.database == "sqlite"
     with tempfile.TemporaryDirectory() as scratch:
         store = args.store.resolve() if keep else Path(scratch)
-        with kept_chain(store, args.fresh or not keep, keep) as (node, w3, manifest, meta):
+        with kept_chain(store, CAST, fresh=args.fresh or not keep) as (node, w3, manifest, meta):
             results["reused"] = meta is not None
             if meta is not None:
                 print(f"reusing the store kept in {store}: {meta['stored']:,} records", file=sys.stderr)
@@ -441,7 +397,7 @@ def main() -> int:
     write_results(args.out, results)
     if args.update_readme:
         readme = Path(__file__).resolve().parent.parent / "README.md"
-        if update_readme(readme, readme_block(runs)):
+        if replace_readme_block(readme, "bench-store", readme_block(runs)):
             print(f"README.md: verification block written from {runs_path}", file=sys.stderr)
     return 0
 
