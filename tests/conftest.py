@@ -353,7 +353,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = session.config.getoption("--reliability-json")
-    if not path:
+    # Under pytest-xdist each worker's reports (user_properties included) reach the
+    # controller's pytest_runtest_logreport, so the controller alone holds every test's
+    # outcome and records and writes the file; a worker (it has `workerinput`) holds only
+    # its share and must not write over it.
+    if not path or hasattr(session.config, "workerinput"):
         return
     import json
     import sys
