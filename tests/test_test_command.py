@@ -38,6 +38,9 @@ def run_line(line: str, json_path: Path, *extra: str) -> subprocess.CompletedPro
 def test_the_test_commands_pytest_line_runs_twice_in_the_same_checkout(tmp_path: Path) -> None:
     line = pytest_line()
     assert "$RELIABILITY_JSON" in line
+    # Over pytest-xdist workers; --collect-only turns xdist off, so the runs below collect
+    # in one process.
+    assert " -n " in line and " --dist " in line, line
     json_path = tmp_path / "build" / "reliability.json"
     first = run_line(line, json_path, "--collect-only", "-q")
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
