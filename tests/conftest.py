@@ -315,7 +315,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "sqlite_itself(reason): about SQLite itself, so not run when PROVENANCE_TEST_DATABASES excludes it"
     )
     config.addinivalue_line(
-        "markers", "alone: timing-sensitive; under pytest-xdist no other test of the run goes on meanwhile"
+        "markers", "alone: timing-sensitive; under pytest-xdist no other test of the run goes on meanwhile (run last)"
     )
     config.addinivalue_line("markers", "long: takes a minute or more; pytest-xdist workers start these first")
 
@@ -331,11 +331,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "reliability" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.reliability)
-    # The order pytest-xdist hands tests to its workers: the `alone` tests first, while no
-    # other test has started (they run one at a time, see `_alone_under_xdist`), then the
-    # `long` ones, so that none of them starts near the end and keeps the run waiting on
-    # one worker; the rest as collected. A stable sort: the same order in every worker.
-    items.sort(key=lambda item: 0 if item.get_closest_marker("alone") else 1 if item.get_closest_marker("long") else 2)
+    # The order pytest-xdist hands tests to its workers (scripts/test.sh: one or two at a
+    # time, --maxschedchunk 1): the `long` ones first, so that none of them starts near the
+    # end and keeps the run waiting on one worker; the rest as collected; the `alone` ones
+    # last, when what they wait for (`_alone_under_xdist`) is short tests, not long ones.
+    # A stable sort: the same order in every worker.
+    items.sort(key=lambda item: 2 if item.get_closest_marker("alone") else 0 if item.get_closest_marker("long") else 1)
 
 
 @pytest.fixture(autouse=True)
