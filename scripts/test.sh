@@ -36,8 +36,13 @@ rm -f "$RELIABILITY_JSON" build/reliability-report.md
 # the .pth file coverage installs), pytest included; each writes its own data file there.
 rm -rf build/coverage && mkdir -p build/coverage
 export COVERAGE_PROCESS_START="$PWD/pyproject.toml" COVERAGE_FILE="$PWD/build/coverage/data" COVERAGE_SOURCE_ROOT="$PWD"
+# Four pytest-xdist workers on this 2-core machine: most of the slow tests wait (on
+# subprocesses, anvil, servers, recovery after SIGKILL) rather than compute. Tests go out
+# one at a time (--maxschedchunk 1; by default a worker gets a quarter of its share at
+# once), `long` ones first; `alone` ones (timing-sensitive) last, each while no other test
+# runs (tests/conftest.py). `-n 0` among the extra arguments runs everything in one process.
 status=0
-.venv/bin/pytest tests --reliability-json="$RELIABILITY_JSON" --durations=25 "$@" || status=$?
+.venv/bin/pytest tests -n 4 --dist load --maxschedchunk 1 --reliability-json="$RELIABILITY_JSON" --durations=25 "$@" || status=$?
 unset COVERAGE_PROCESS_START
 
 echo "==> python coverage: lines of ledger/ and api/ (floor: fail_under in pyproject.toml)"

@@ -314,6 +314,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "sqlite_itself(reason): about SQLite itself, so not run when PROVENANCE_TEST_DATABASES excludes it"
     )
+    config.addinivalue_line(
+        "markers", "alone: timing-sensitive; under pytest-xdist no other test of the run goes on meanwhile (run last)"
+    )
+    config.addinivalue_line("markers", "long: takes a minute or more; pytest-xdist workers start these first")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -327,6 +331,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "reliability" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.reliability)
+    # The order pytest-xdist hands tests to its workers (scripts/test.sh: one or two at a
+    # time, --maxschedchunk 1): the `long` ones first, so that none of them starts near the
+    # end and keeps the run waiting on one worker; the rest as collected; the `alone` ones
+    # last, when what they wait for (`_alone_under_xdist`) is short tests, not long ones.
+    # A stable sort: the same order in every worker.
+    items.sort(key=lambda item: 2 if item.get_closest_marker("alone") else 0 if item.get_closest_marker("long") else 1)
+
+
+@pytest.fixture(autouse=True)
+def _alone_under_xdist(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under pytest-xdist, a test marked `alone` runs while no other test of the run does:
+    it takes `alone.lock` exclusively, every other test takes it shared. `alone.gate`
+    makes a waiting `alone` test go first: it is held exclusively from before the wait,
+    and other tests pass it (shared) before they take the lock. The files are in the
+    run's own temporary folder (the parent of each worker's), so other runs on the
+    machine are not held up. One process (no xdist): nothing to do."""
+    if not hasattr(request.config, "workerinput"):
+        yield
+        return
+    import fcntl
+
+    folder = tmp_path_factory.getbasetemp().parent
+    alone = request.node.get_closest_marker("alone") is not None
+    with (folder / "alone.gate").open("a") as gate, (folder / "alone.lock").open("a") as lock:
+        if alone:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -353,7 +394,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = session.config.getoption("--reliability-json")
-    if not path:
+    # Under pytest-xdist each worker's reports (user_properties included) reach the
+    # controller's pytest_runtest_logreport, so the controller alone holds every test's
+    # outcome and records and writes the file; a worker (it has `workerinput`) holds only
+    # its share and must not write over it.
+    if not path or hasattr(session.config, "workerinput"):
         return
     import json
     import sys

@@ -304,6 +304,7 @@ def test_direct_anchoring_records_the_attestation_on_chain_once(ledger_env: Ledg
     assert not ledger.anchoring_worker(confirmations=1).pending_work()
 
 
+@pytest.mark.long
 def test_sigkill_of_the_worker_process_at_random_points_loses_nothing(
     ledger_env: Ledger, tmp_path: Path, reliability: ReliabilityRecorder
 ) -> None:

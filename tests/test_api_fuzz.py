@@ -31,6 +31,7 @@ def api(ledger_env: Ledger) -> Iterator[Server]:
     server.stop()
 
 
+@pytest.mark.long
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     api: Server, tmp_path: Path, reliability: ReliabilityRecorder
 ) -> None:

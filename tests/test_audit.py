@@ -149,6 +149,7 @@ def test_the_archive_replays_the_same_without_the_database(populated: dict[str, 
     assert not (populated["dir"] / "no-db" / "ledger.db").exists()
 
 
+@pytest.mark.long
 def test_revocations_are_applied_and_a_checkpoint_resumes_with_new_blocks_only(populated: dict[str, Any]) -> None:
     ledger, ids = populated["ledger"], populated["ids"]
     checkpoint = populated["dir"] / "replay.checkpoint"

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from web3 import Web3
 
 from ledger.chain.anvil import AnvilNode, free_port
@@ -25,6 +26,7 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "PROVENANCE_HOME": str(home), **extra}
 
 
+@pytest.mark.long
 def test_up_brings_up_a_working_system_whose_demo_shipment_verifies(
     tmp_path: Path, default_store_env: dict[str, str]
 ) -> None:
@@ -117,6 +119,7 @@ def test_deploy_to_an_unreachable_node_fails_with_exit_code_2(tmp_path: Path) ->
     assert "no answer" in result.stderr
 
 
+@pytest.mark.long
 def test_the_registrar_manages_participants_from_the_command_line(deployment: Deployment, tmp_path: Path) -> None:
     from ledger.roles import Role
 

@@ -61,6 +61,7 @@ def write(path: Path, doc: Any) -> Path:
     return path
 
 
+@pytest.mark.long
 def test_a_missing_manifest_says_where_it_looked_and_what_to_set(tmp_path: Path) -> None:
     doc = write(tmp_path / "doc.json", document(commission_lot()))
     elsewhere = tmp_path / "elsewhere"
@@ -87,6 +88,7 @@ def test_a_malformed_document_names_its_file_line_and_column(tmp_path: Path) -> 
     assert missing.returncode == 1 and "nope.json" in missing.stderr
 
 
+@pytest.mark.long
 def test_import_stores_once_refuses_with_reasons_and_exports_valid_epcis(
     node: dict[str, str], ledger_env: Ledger, tmp_path: Path
 ) -> None:
@@ -144,6 +146,7 @@ def test_import_stores_once_refuses_with_reasons_and_exports_valid_epcis(
     assert all(e["prov:attestations"][0]["uid"].startswith("0x") for e in written["epcisBody"]["eventList"])
 
 
+@pytest.mark.long
 def test_export_refuses_bad_input_with_one_line(node: dict[str, str], tmp_path: Path) -> None:
     both = provenance(node, "epcis", "export", "--lot", "A", "--shipment", "0x" + "11" * 32, cwd=tmp_path)
     assert both.returncode == 1 and "exactly one of --lot or --shipment" in both.stderr

@@ -59,6 +59,7 @@ def _distinct_keys(size: int, count: int | None = None) -> bytes:
     return b"{" + b"".join(members)[:-1] + b"}"
 
 
+@pytest.mark.alone
 def test_the_depth_guard_is_linear_on_the_worst_8_mib_bodies(capsys: pytest.CaptureFixture[str]) -> None:
     """Each worst case at the largest allowed body is scanned well under a second (the
     quadratic string regex took ~30 s on a 128 KB body)."""
@@ -82,6 +83,7 @@ def test_the_depth_guard_is_linear_on_the_worst_8_mib_bodies(capsys: pytest.Capt
     assert json_depth(b'{"a":[{"b":[1,{"c":"}"}]}]}') == 5
 
 
+@pytest.mark.alone
 def test_the_in_process_rate_limit_table_forgets_callers() -> None:
     """A botnet of 20,000 addresses each tries once: the in-memory counters expire two
     windows later (the old token-bucket table kept every caller forever)."""
@@ -99,6 +101,7 @@ def test_the_in_process_rate_limit_table_forgets_callers() -> None:
     assert len(table) <= 2, len(table)
 
 
+@pytest.mark.alone
 def test_the_costliest_body_under_the_value_limit_parses_quickly(capsys: pytest.CaptureFixture[str]) -> None:
     """JSON is parsed on the event loop, holding the interpreter: the most expensive body
     the guard lets through (distinct object keys, just under MAX_JSON_VALUES) parses
@@ -180,6 +183,7 @@ def serve(ledger_env: Ledger) -> Iterator[Serve]:
         process.stop()
 
 
+@pytest.mark.alone
 def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
     serve: Serve, reliability: ReliabilityRecorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -229,6 +233,7 @@ def test_an_anonymous_attacker_cannot_freeze_the_service_with_one_body(
     )
 
 
+@pytest.mark.long
 def test_rate_limits_hold_across_two_server_processes_sharing_redis(
     serve: Serve, ledger_env: Ledger, reliability: ReliabilityRecorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -274,6 +279,7 @@ def test_with_redis_unreachable_requests_are_refused_with_503_not_served_unlimit
     assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
+@pytest.mark.long
 def test_sixty_identical_submissions_at_once_are_one_201_and_the_rest_200(
     serve: Serve, ledger_env: Ledger, reliability: ReliabilityRecorder
 ) -> None:
@@ -315,6 +321,7 @@ CHROMIUM_FLAGS = [
 ]
 
 
+@pytest.mark.long
 def test_the_api_docs_render_on_a_closed_network(serve: Serve, tmp_path: Path) -> None:
     """A customs integrator opens /docs on a network with no internet (this machine's):
     headless Chromium renders Swagger UI's operations from scripts the service serves

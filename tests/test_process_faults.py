@@ -224,6 +224,7 @@ def api_process(ledger_env: Ledger, tmp_path: Path) -> Iterator[ApiProcess]:
     server.stop()
 
 
+@pytest.mark.long
 def test_sigkill_of_the_api_process_mid_request_loses_no_acknowledged_attestation(
     ledger_env: Ledger, api_process: ApiProcess, reliability: ReliabilityRecorder
 ) -> None:
@@ -326,6 +327,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
 
 
 @pytest.mark.parametrize("database_url", ["throwaway-postgresql"], indirect=True)
+@pytest.mark.long
 def test_postgresql_stopped_mid_ingest_loses_nothing_and_the_api_answers_503(
     throwaway_postgres: ThrowawayPostgres, ledger_env: Ledger, api_process: ApiProcess, reliability: ReliabilityRecorder
 ) -> None:

@@ -14,6 +14,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO
 
 
@@ -32,9 +34,13 @@ def run_line(line: str, json_path: Path, *extra: str) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.long
 def test_the_test_commands_pytest_line_runs_twice_in_the_same_checkout(tmp_path: Path) -> None:
     line = pytest_line()
     assert "$RELIABILITY_JSON" in line
+    # Over pytest-xdist workers; --collect-only turns xdist off, so the runs below collect
+    # in one process.
+    assert " -n " in line and " --dist " in line, line
     json_path = tmp_path / "build" / "reliability.json"
     first = run_line(line, json_path, "--collect-only", "-q")
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
@@ -68,8 +74,14 @@ def test_passes(reliability: ReliabilityRecorder) -> None:
 """
 
 
-def test_a_failing_test_is_shown_as_failed_in_the_report(tmp_path: Path) -> None:
-    module = REPO / "tests" / f"test_zz_deliberately_failing_{os.getpid()}.py"
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--dist", "load"]], ids=["one-process", "xdist-workers"])
+def test_a_failing_test_is_shown_as_failed_in_the_report(tmp_path: Path, workers: list[str]) -> None:
+    """In one process, and over pytest-xdist workers as the test command runs the suite:
+    there the workers' records reach the controller, which alone writes the file."""
+    # Named on the command line, so collected although its name is not test_*.py: the
+    # collection of `tests` by the twice-run test, maybe at the same moment on another
+    # xdist worker, does not see it.
+    module = REPO / "tests" / f"zz_deliberately_failing_{os.getpid()}.py"
     module.write_text(FAILING)
     json_path, report = tmp_path / "reliability.json", tmp_path / "report.md"
     try:
@@ -81,6 +93,7 @@ def test_a_failing_test_is_shown_as_failed_in_the_report(tmp_path: Path) -> None
                 "-q",
                 "-p",
                 "no:cacheprovider",
+                *workers,
             ],
             cwd=REPO,
             capture_output=True,

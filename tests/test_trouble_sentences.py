@@ -92,6 +92,7 @@ def cli(home: Path, ledger: Ledger, *args: str, rpc: str | None = None) -> subpr
     )
 
 
+@pytest.mark.long
 def test_the_command_line_says_the_chain_did_not_answer_in_verify_and_verify_bundle(
     ledger_env: Ledger, exported: dict[str, Any], tmp_path: Path
 ) -> None:

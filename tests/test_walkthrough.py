@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ledger.chain.anvil import free_port
 
 from .conftest import REPO
@@ -23,6 +25,7 @@ def shell_blocks(markdown: str) -> list[str]:
     return re.findall(r"^```bash\n(.*?)^```$", markdown, flags=re.S | re.M)
 
 
+@pytest.mark.long
 def test_an_exporter_following_the_walkthrough_gets_a_verified_shipment_and_a_checked_disclosure(
     tmp_path: Path, default_store_env: dict[str, str]
 ) -> None:
