@@ -132,10 +132,11 @@ class RateLimitUnavailable(Exception):
 
 
 def parse_rate(raw: str) -> RateLimitItem:
-    """`500` (requests per second) or a `limits` expression such as `20/minute`."""
+    """`500` (requests per second: a whole number) or a `limits` expression such as
+    `20/minute`."""
     raw = raw.strip()
     try:
-        return parse(f"{float(raw):g}/second" if raw.replace(".", "", 1).isdigit() else raw)
+        return parse(f"{int(raw)}/second" if raw.isdigit() else raw)
     except ValueError as exc:
         raise ValueError(f"not a rate limit: {raw!r} (e.g. 500, 100/second, 20/minute)") from exc
 

@@ -440,3 +440,14 @@ def test_an_exporter_signs_and_submits_from_the_command_line(api: Server, tmp_pa
         timeout=60,
     )
     assert wrong.returncode == 1 and "rejected: FIELD_INVALID" in wrong.stderr
+
+
+def test_a_rate_limit_is_read_as_written() -> None:
+    """A bare number is requests per second, however large (a million used to be written
+    as `1e+06/second` on its way to the `limits` library, which refused it); anything else
+    is a `limits` expression, and what is neither is refused by name."""
+    assert (parse_rate("1000000").amount, parse_rate("1000000").get_expiry()) == (1_000_000, 1)
+    assert (parse_rate(" 500 ").amount, parse_rate("20/minute").get_expiry()) == (500, 60)
+    for bad in ("2.5", "-5", "fast", ""):
+        with pytest.raises(ValueError, match="not a rate limit"):
+            parse_rate(bad)
