@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,10 +35,43 @@ from benchenv import bench_chain, percentile, productions, summary, wait_for_htt
 
 from ledger.access import create_api_key
 from ledger.chain.anvil import free_port
+from ledger.chain.manifest import Manifest
 from ledger.config import Settings
 from ledger.core import Ledger
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def served_api(
+    home: Path,
+    manifest: Manifest,
+    rpc_url: str,
+    workers: int,
+    ready_timeout: float,
+    extra: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """`provenance serve` as its own process on a free port, for the store in `home` (and
+    `extra` settings); yields its base URL once it is ready, and stops it afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PROVENANCE_HOME": str(home),
+        "PROVENANCE_RPC_URL": rpc_url,
+        "PROVENANCE_MANIFEST": str(manifest.save(home / "deployment.json")),
+        "PROVENANCE_CONFIRMATIONS": "1",
+        "PROVENANCE_RATE_LIMIT": "100000",  # far above what the benchmark sends: never the limit
+        **(extra or {}),
+    }
+    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen(command, cwd=REPO, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/readyz", timeout=ready_timeout)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def load(args: tuple[str, str, dict, list, float]) -> list[float]:
@@ -83,7 +118,6 @@ def distinct_over_http(args: argparse.Namespace) -> dict[str, object]:
     import random
 
     from ledger.chain.anvil import start_anvil
-    from ledger.chain.manifest import Manifest
 
     store = args.store.resolve()
     meta = json.loads((store / "meta.json").read_text())
@@ -97,33 +131,13 @@ def distinct_over_http(args: argparse.Namespace) -> dict[str, object]:
         records = ledger.counts()["attestations"]
         _key, token = create_api_key(ledger.sessions, "bench-http", {"customs"})
         ledger.close()
-        port = free_port()
-        env = {
-            **os.environ,
-            "PROVENANCE_HOME": str(store),
-            "PROVENANCE_DATABASE_URL": url,
-            "PROVENANCE_RPC_URL": node.rpc_url,
-            "PROVENANCE_MANIFEST": str(manifest.save(store / "deployment.json")),
-            "PROVENANCE_CONFIRMATIONS": "1",
-            "PROVENANCE_RATE_LIMIT": "100000",  # far above what the benchmark sends: never the limit
-        }
         load_before = round(os.getloadavg()[0], 1)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(args.api_workers)],
-            cwd=REPO,
-            env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(f"{base}/readyz", timeout=60)
+        with served_api(store, manifest, node.rpc_url, args.api_workers, 60, {"PROVENANCE_DATABASE_URL": url}) as base:
             headers = {"Authorization": f"Bearer {token}"}
             started = time.perf_counter()
             with multiprocessing.Pool(args.clients) as pool:
                 parts = pool.map(verify_each, [(base, headers, sample[c :: args.clients]) for c in range(args.clients)])
             seconds = time.perf_counter() - started
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     finally:
         node.stop()
     lat = [x for part in parts for x in part]
@@ -176,23 +190,7 @@ def main() -> int:
         print(f"signing {args.ingest * args.repeats} attestations ...", file=sys.stderr)
         subs = [productions(ledger.domain, args.ingest, f"H{r}-", t0) for r in range(args.repeats)]
         ledger.close()
-        port = free_port()
-        env = {
-            **os.environ,
-            "PROVENANCE_HOME": home,
-            "PROVENANCE_RPC_URL": node.rpc_url,
-            "PROVENANCE_MANIFEST": str(manifest.save(Path(home) / "deployment.json")),
-            "PROVENANCE_CONFIRMATIONS": "1",
-            "PROVENANCE_RATE_LIMIT": "100000",  # far above what the benchmark sends: never the limit
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(args.api_workers)],
-            cwd=REPO,
-            env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(f"{base}/readyz", timeout=20)
+        with served_api(Path(home), manifest, node.rpc_url, args.api_workers, 20) as base:
             figures: dict[str, list[float]] = {}
             path = f"/v1/shipments/{shipment}/verify"
             for r in range(args.repeats):
@@ -211,9 +209,6 @@ def main() -> int:
                 figures.setdefault("verify_p99_ms", []).append(percentile(lat, 0.99) * 1000)
                 print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr)
             results.update({name: summary(values, 2) for name, values in figures.items()})
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     write_results(args.out, results)
     return 0
 
