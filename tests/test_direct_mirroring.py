@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from ledger.chain.accounts import dev_account
 from ledger.core import Ledger
 from ledger.mirror import mirror
-from ledger.peers import ArchivePeer, HttpPeer, PeerUnavailable, write_archive
+from ledger.peers import ArchivePeer, Peer, PeerUnavailable, write_archive
 from ledger.reasons import Reason
 from ledger.store.models import AttestationRefRow, AttestationRow
 from ledger.verify import Verdict
@@ -26,7 +26,7 @@ from ledger.verify import Verdict
 from .conftest import ReliabilityRecorder
 from .scenario import Story
 from .test_api import Server
-from .test_federation import node_a, node_b, peer, second_database_url  # noqa: F401 - fixtures
+from .test_federation import Relay, node_a, node_b, peer, second_database_url  # noqa: F401 - fixtures
 
 
 def _shipment_recorded_directly(a: Ledger) -> str:
@@ -41,31 +41,29 @@ def _shipment_recorded_directly(a: Ledger) -> str:
     return ids["shipment"]
 
 
-class BatchesOnly:
-    """A real peer behind a relay that serves batches but withholds direct records."""
+class BatchesOnly(Relay):
+    """A relay that serves batches but withholds direct records."""
 
-    def __init__(self, inner: HttpPeer) -> None:
-        self.inner, self.name = inner, f"batches-only {inner.name}"
-
-    def batch(self, index: int) -> object:
-        return self.inner.batch(index)
+    label = "batches-only"
 
     def direct(self, uid: str) -> object:
         raise PeerUnavailable(f"{self.name}: withholds direct record {uid}")
-
-    def for_worker(self) -> BatchesOnly:
-        return BatchesOnly(self.inner.for_worker())
 
 
 class SwappingPeer(BatchesOnly):
     """A relay that answers a direct record with another attestation of the same signer."""
 
-    def __init__(self, inner: HttpPeer, other: object) -> None:
+    label = "swapping"
+
+    def __init__(self, inner: Peer, other: object) -> None:
         super().__init__(inner)
-        self.name, self.other = f"swapping {inner.name}", other
+        self.other = other
 
     def direct(self, uid: str) -> object:
         return copy.deepcopy(self.other)
+
+    def for_worker(self) -> SwappingPeer:
+        return SwappingPeer(self.inner.for_worker(), self.other)
 
 
 def test_a_directly_recorded_shipment_reaches_the_other_node_and_verifies_there(

@@ -12,7 +12,7 @@ import copy
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import psycopg
 import pytest
@@ -25,7 +25,7 @@ from ledger.chain.deploy import FOREVER
 from ledger.core import Ledger
 from ledger.kinds import Kind
 from ledger.mirror import mirror
-from ledger.peers import HttpPeer
+from ledger.peers import HttpPeer, Peer
 from ledger.reasons import Reason
 from ledger.roles import Role
 from ledger.verify import CheckStatus, Verdict
@@ -193,42 +193,50 @@ def test_a_shipment_declared_at_one_border_verifies_at_another_and_findings_trav
     assert mirror(b, [peer(a_server)]).records_stored == 0  # a second pass (a restart) has nothing to do
 
 
-class WithholdingPeer:
-    """A real peer behind a hostile relay that drops the last record of every batch."""
+class Relay:
+    """A hostile relay in front of a real peer: it answers what the peer answers, except
+    that a subclass rewrites each batch document (`edit`, given a copy); direct records
+    pass unchanged. The mirror's forked workers get the same relay over their own
+    connection."""
 
-    def __init__(self, inner: HttpPeer) -> None:
-        self.inner, self.name = inner, f"withholding {inner.name}"
+    label = "relay"
 
-    def batch(self, index: int) -> object:
-        document = cast("dict[str, Any]", self.inner.batch(index))
-        return {**document, "records": document["records"][:-1]}
-
-    def direct(self, uid: str) -> object:
-        return self.inner.direct(uid)
-
-    def for_worker(self) -> WithholdingPeer:
-        return WithholdingPeer(self.inner.for_worker())
-
-
-class ForgingPeer:
-    """A real peer behind a hostile relay that raises every production's quantity."""
-
-    def __init__(self, inner: HttpPeer) -> None:
-        self.inner, self.name = inner, f"forging {inner.name}"
+    def __init__(self, inner: Peer) -> None:
+        self.inner, self.name = inner, f"{self.label} {inner.name}"
 
     def batch(self, index: int) -> object:
-        document = copy.deepcopy(cast("dict[str, Any]", self.inner.batch(index)))
-        for record in document["records"]:
-            fields = record[-1]  # the disclosed fields: {name: {value, salt}}
-            if "quantity" in fields:
-                fields["quantity"]["value"] = 10**6
+        return self.edit(copy.deepcopy(cast("dict[str, Any]", self.inner.batch(index))))
+
+    def edit(self, document: dict[str, Any]) -> object:
         return document
 
     def direct(self, uid: str) -> object:
         return self.inner.direct(uid)
 
-    def for_worker(self) -> ForgingPeer:
-        return ForgingPeer(self.inner.for_worker())
+    def for_worker(self) -> Self:
+        return type(self)(self.inner.for_worker())
+
+
+class WithholdingPeer(Relay):
+    """A relay that drops the last record of every batch."""
+
+    label = "withholding"
+
+    def edit(self, document: dict[str, Any]) -> object:
+        return {**document, "records": document["records"][:-1]}
+
+
+class ForgingPeer(Relay):
+    """A relay that raises every production's quantity."""
+
+    label = "forging"
+
+    def edit(self, document: dict[str, Any]) -> object:
+        for record in document["records"]:
+            fields = record[-1]  # the disclosed fields: {name: {value, salt}}
+            if "quantity" in fields:
+                fields["quantity"]["value"] = 10**6
+        return document
 
 
 def test_a_peer_withholding_or_forging_records_is_named_and_another_peer_fills_the_gap(

@@ -8,7 +8,6 @@ fixed in this change (the fix is a design decision); the others guard a fix.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import signal
@@ -34,7 +33,7 @@ from ledger.verify import Verdict
 
 from .scenario import Story
 from .test_api import Server
-from .test_federation import anchor, node_a, node_b, peer, second_database_url  # noqa: F401 - fixtures
+from .test_federation import Relay, anchor, node_a, node_b, peer, second_database_url  # noqa: F401 - fixtures
 
 DOMAIN = Domain(chain_id=31337, verifying_contract="0x" + "ab" * 20, name="provenance-ledger", version="1")
 HASH = bytes.fromhex("55" * 32)
@@ -83,22 +82,14 @@ def test_a_record_whose_attester_is_a_signed_or_padded_number_is_forged_not_a_cr
         assert "attester" in result[1]
 
 
-class BadAttesterPeer:
+class BadAttesterPeer(Relay):
     """A relay over a real peer that rewrites the first record's attester to `0x-…`."""
 
-    def __init__(self, inner: HttpPeer) -> None:
-        self.inner, self.name = inner, f"bad-attester {inner.name}"
+    label = "bad-attester"
 
-    def batch(self, index: int) -> object:
-        document = copy.deepcopy(cast("dict[str, Any]", self.inner.batch(index)))
+    def edit(self, document: dict[str, Any]) -> object:
         document["records"][0][1] = "0x-" + "1" * 39
         return document
-
-    def direct(self, uid: str) -> object:
-        return self.inner.direct(uid)
-
-    def for_worker(self) -> BadAttesterPeer:
-        return BadAttesterPeer(self.inner.for_worker())
 
 
 def test_a_peer_serving_a_malformed_attester_is_named_and_the_next_peer_fills_the_batch(
@@ -171,25 +162,17 @@ def test_parsing_a_served_document_holds_memory_in_proportion_to_its_size(tmp_pa
 # ------------------------------------------------------------------ withheld public fields
 
 
-class StrippingPeer:
+class StrippingPeer(Relay):
     """A relay over a real peer that drops the disclosed `goodsClasses` (value and salt)
     of every watch-list entry, keeping its field hash: the record still matches its
     signed commitment, exactly as if the rights holder had kept the field confidential."""
 
-    def __init__(self, inner: HttpPeer) -> None:
-        self.inner, self.name = inner, f"stripping {inner.name}"
+    label = "stripping"
 
-    def batch(self, index: int) -> object:
-        document = copy.deepcopy(cast("dict[str, Any]", self.inner.batch(index)))
+    def edit(self, document: dict[str, Any]) -> object:
         for record in document["records"]:
             record[-1].pop("goodsClasses", None)
         return document
-
-    def direct(self, uid: str) -> object:
-        return self.inner.direct(uid)
-
-    def for_worker(self) -> StrippingPeer:
-        return StrippingPeer(self.inner.for_worker())
 
 
 def test_a_peer_withholding_a_watch_list_entrys_goods_classes_cannot_turn_flagged_into_verified(
