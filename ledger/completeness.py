@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from .chain.view import ChainSnapshot
 from .hashing import hex32, parse_hex
 from .merkle import MerkleTree
-from .store.models import AttestationRow, BatchRow
-from .store.rows import batch_members, held_uids
+from .store.models import BatchRow
+from .store.rows import batch_member_uids, batch_members, held_uids
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class CompletenessMonitor:
 
     @staticmethod
     def _rebuilds(session: Session, batch_id: int, root: str) -> bool:
-        uids = session.scalars(select(AttestationRow.uid).where(AttestationRow.batch_id == batch_id)).all()
+        uids = batch_member_uids(session, batch_id)
         try:
             return hex32(MerkleTree.of([parse_hex(u, 32, "uid") for u in uids]).root) == root
         except ValueError:

@@ -43,7 +43,7 @@ from .sealing import Sealer
 from .signatures import SignatureChecker, web3_erc1271_caller
 from .store.db import make_engine, migrate, session_factory
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, BatchTreeRow
-from .store.rows import attestation_from_row
+from .store.rows import attestation_from_row, batch_member_uids
 from .verify.evidence import StoreCorrupted
 from .verify.model import CheckStatus, VerificationResult
 from .verify.policy import VerificationPolicy
@@ -189,9 +189,7 @@ class Ledger:
     def _batch_tree(self, batch_id: int, root: str) -> MerkleTree:
         """The batch's tree rebuilt from its stored members; RuntimeError unless it has `root`."""
         with self.sessions() as session:
-            uids = session.scalars(
-                select(AttestationRow.uid).where(AttestationRow.batch_id == batch_id).order_by(AttestationRow.id)
-            ).all()
+            uids = batch_member_uids(session, batch_id)
         tree = MerkleTree.of([parse_hex(u, 32, "uid") for u in uids])
         if hex32(tree.root) != root:
             raise RuntimeError(f"batch {batch_id}: stored attestations do not rebuild root {root}")

@@ -44,7 +44,14 @@ from .ports import Node
 from .public_records import BatchRows, Fault, batch_rows
 from .signatures import SignatureChecker
 from .store.aggregates import add_to_aggregates
-from .store.models import AttestationRefRow, AttestationRow, BatchRow, EpcisEventRow, WatchlistClassRow
+from .store.models import (
+    AttestationRefRow,
+    AttestationRow,
+    BatchExtraMemberRow,
+    BatchRow,
+    EpcisEventRow,
+    WatchlistClassRow,
+)
 from .store.rows import held_batches, held_uids
 
 log = logging.getLogger(__name__)
@@ -332,6 +339,7 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
         unbatched = [u for u, b in present.items() if b is None]
         if unbatched:  # submitted here too, anchored by the peer: never anchor it twice
             session.execute(update(AttestationRow).where(AttestationRow.uid.in_(unbatched)).values(batch_id=batch.id))
+        _record_anchored_again(session, batch.id, [u for u, b in present.items() if b not in (None, batch.id)])
         if not present:
             new = rows
         else:
@@ -345,6 +353,24 @@ def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int,
             row["batch_id"] = batch.id
         _insert(session, new)
     return len(new.attestations)
+
+
+def _record_anchored_again(session: Session, batch_id: int, uids: list[str]) -> None:
+    """Count `uids`, held under other batches, as members of batch `batch_id` too (an
+    anchorer anchored them again; without this the batch stays short for ever)."""
+    if not uids:
+        return
+    known = set(
+        session.scalars(
+            select(BatchExtraMemberRow.uid).where(
+                BatchExtraMemberRow.batch_id == batch_id, BatchExtraMemberRow.uid.in_(uids)
+            )
+        )
+    )
+    fresh = [{"batch_id": batch_id, "uid": u} for u in uids if u not in known]
+    if fresh:
+        log.warning("batch id %d anchors %d record(s) another batch anchored already", batch_id, len(fresh))
+        session.execute(insert(cast(Table, BatchExtraMemberRow.__table__)), fresh)
 
 
 def _insert_rows(ledger: Node, rows: BatchRows) -> None:

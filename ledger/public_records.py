@@ -37,6 +37,7 @@ from .merkle import MerkleTree
 from .payload import Disclosure
 from .signatures import SignatureChecker
 from .store.models import AttestationRefRow, AttestationRow, BatchRow
+from .store.rows import in_batch
 
 FORMAT = "provenance-public-batch/2"
 RECORD_FIELDS = 10
@@ -53,7 +54,7 @@ def encode_batch(session: Session, index: int, domain: Domain) -> bytes | None:
     batch_id = session.scalar(select(BatchRow.id).where(BatchRow.chain_index == index))
     if batch_id is None:
         return None
-    return _document({"index": index}, domain, _records_json(session, AttestationRow.batch_id == batch_id))
+    return _document({"index": index}, domain, _records_json(session, in_batch(session, batch_id)))
 
 
 def encode_direct(session: Session, uid: str, domain: Domain) -> bytes | None:

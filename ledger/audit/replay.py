@@ -64,16 +64,17 @@ def replay(
         nonlocal done
         chunk: list[DataRecord] = []
         for record in data:
-            if record.batch_index is not None and record.batch_index in state.checked_batches:
+            anchored_in = ([record.batch_index] if record.batch_index is not None else []) + record.also_in
+            if anchored_in and all(index in state.checked_batches for index in anchored_in):
                 report.skipped += 1
                 continue
             done += 1
             revokers = state.revocations.get(record.uid)
             if revokers and record.attester.lower() in {r.lower() for r in revokers}:
                 report.revoked.append(record.uid)  # revoked by its own attester, on chain
-            if record.batch_index is not None:
-                seen_per_batch[record.batch_index].append(parse_hex(record.uid, 32, "uid"))
-                oldest[record.batch_index] = min(oldest.get(record.batch_index, now), record.received_at)
+            for index in (i for i in anchored_in if i not in state.checked_batches):
+                seen_per_batch[index].append(parse_hex(record.uid, 32, "uid"))
+                oldest[index] = min(oldest.get(index, now), record.received_at)
             chunk.append(record)
             if len(chunk) == CHECK_CHUNK:
                 yield chunk

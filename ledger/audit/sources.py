@@ -8,7 +8,7 @@ import gzip
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class DataRecord:
     batch_index: int | None
     received_at: float
     direct: bool = False
+    also_in: list[int] = field(default_factory=list)  # later batches that anchored it again
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,13 @@ def store_facts(ledger: Node) -> StoreFacts:
 
 def store_source(ledger: Node) -> Iterator[DataRecord]:
     """Stream the store's attestations (public fields only), batch by batch."""
-    from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow
+    from ledger.store.models import AttestationRefRow, AttestationRow, BatchExtraMemberRow, BatchRow
 
     with ledger.sessions() as session:
         batch_index = {row.id: row.chain_index for row in session.execute(select(BatchRow.id, BatchRow.chain_index))}
+        again: dict[str, list[int]] = defaultdict(list)
+        for extra in session.execute(select(BatchExtraMemberRow.uid, BatchExtraMemberRow.batch_id)):
+            again[extra.uid].append(batch_index[extra.batch_id])
         last_id = 0
         a = AttestationRow
         columns: list[Any] = [a.id, a.uid, a.kind, a.attester, a.subject, a.payload_hash, a.issued_at, a.expires_at]
@@ -99,6 +103,7 @@ def store_source(ledger: Node) -> Iterator[DataRecord]:
                     batch_index=batch_index.get(row.batch_id) if row.batch_id is not None else None,
                     received_at=row.received_at,
                     direct=row.direct_tx is not None,
+                    also_in=sorted(again.get(row.uid, [])),
                 )
             last_id = rows[-1].id
 

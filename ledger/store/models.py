@@ -112,6 +112,17 @@ class BatchTreeRow(Base):
     nodes: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
+class BatchExtraMemberRow(Base):
+    """A record a batch anchors although its row points at another batch that anchored it
+    too: the contract cannot refuse a UID anchored twice, and each batch is complete only
+    while the store holds every UID it anchors."""
+
+    __tablename__ = "batch_extra_members"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    uid: Mapped[str] = mapped_column(ForeignKey("attestations.uid"), primary_key=True)
+
+
 class BatchRow(Base):
     """A batch of attestations and its anchoring state: sealed -> sent -> anchored."""
 

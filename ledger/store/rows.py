@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from ledger.eip712 import Attestation
 from ledger.hashing import parse_hex
 from ledger.kinds import Kind
 
-from .models import AttestationRefRow, AttestationRow, BatchRow
+from .models import AttestationRefRow, AttestationRow, BatchExtraMemberRow, BatchRow
 
 
 def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:
@@ -50,13 +50,31 @@ def held_batches(session: Session) -> dict[int, tuple[int, str, int]]:
 
 def batch_members(session: Session, batch_ids: list[int] | None = None) -> dict[int, int]:
     """batch row id -> records stored under it (of `batch_ids`, or of every batch), counted
-    over the (batch_id, id) index alone, grouped, never joined row by row."""
-    counting = select(AttestationRow.batch_id, func.count()).group_by(AttestationRow.batch_id)
-    if batch_ids is None:
-        counting = counting.where(AttestationRow.batch_id.isnot(None))
-    else:
-        counting = counting.where(AttestationRow.batch_id.in_(batch_ids))
-    return {batch: int(n) for batch, n in session.execute(counting) if batch is not None}
+    over the (batch_id, id) index alone, grouped, never joined row by row; records a batch
+    anchors again (`batch_extra_members`) count under it too."""
+    members: dict[int, int] = {}
+    for column in (AttestationRow.batch_id, BatchExtraMemberRow.batch_id):
+        counting = select(column, func.count()).group_by(column)
+        counting = counting.where(column.isnot(None) if batch_ids is None else column.in_(batch_ids))
+        for batch, n in session.execute(counting):
+            if batch is not None:
+                members[batch] = members.get(batch, 0) + int(n)
+    return members
+
+
+def in_batch(session: Session, batch_id: int) -> ColumnElement[bool]:
+    """The condition selecting every attestation row batch `batch_id` anchors: those whose
+    row points at it and, when there are any, those it anchors again (the plain condition
+    otherwise, which reads the (batch_id, id) index alone)."""
+    again = session.scalars(select(BatchExtraMemberRow.uid).where(BatchExtraMemberRow.batch_id == batch_id)).all()
+    pointing = AttestationRow.batch_id == batch_id
+    return pointing | AttestationRow.uid.in_(again) if again else pointing
+
+
+def batch_member_uids(session: Session, batch_id: int) -> list[str]:
+    """The UIDs of every record batch `batch_id` anchors (see `in_batch`), in row order."""
+    where = in_batch(session, batch_id)
+    return list(session.scalars(select(AttestationRow.uid).where(where).order_by(AttestationRow.id)))
 
 
 def held_uids(session: Session, uids: list[str], chunk: int = 1000) -> set[str]:
