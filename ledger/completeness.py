@@ -33,6 +33,7 @@ from .hashing import hex32, parse_hex
 from .merkle import MerkleTree
 from .store.models import BatchRow
 from .store.rows import batch_member_uids, batch_members, held_uids
+from .watchlist_index import WatchlistIndexCheck
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,23 @@ class Watermark:
     gaps: tuple[int, ...] = ()
     direct_on_chain: int = 0
     direct_missing: tuple[str, ...] = ()  # the first confirmed direct records not held
+    index_problems: tuple[str, ...] = ()  # derived index rows that disagree with the records
 
     @property
     def complete(self) -> bool:
-        return self.through + 1 >= self.chain_batches and not self.gaps and not self.direct_missing
+        return (
+            self.through + 1 >= self.chain_batches
+            and not self.gaps
+            and not self.direct_missing
+            and not self.index_problems
+        )
 
     def describe(self) -> str:
+        if self.index_problems:
+            return (
+                "the store's indexes disagree with its records, so verification could miss what they hide: "
+                + "; ".join(self.index_problems)
+            )
         direct = f" and all {self.direct_on_chain} direct records" if self.direct_on_chain else ""
         if self.complete:
             return (
@@ -83,6 +95,7 @@ class Watermark:
             "gaps": list(self.gaps),
             "directOnChain": self.direct_on_chain,
             "directMissing": list(self.direct_missing),
+            "indexProblems": list(self.index_problems),
         }
 
 
@@ -91,8 +104,15 @@ class CompletenessMonitor:
 
     MAX_GAPS = 20
 
-    def __init__(self, sessions: sessionmaker[Session], confirmations: int, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        confirmations: int,
+        interval: float = 5.0,
+        watchlist_index: WatchlistIndexCheck | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._watchlist_index = watchlist_index
         self._confirmations = confirmations
         self._interval = interval
         self._lock = threading.Lock()
@@ -127,10 +147,13 @@ class CompletenessMonitor:
             direct = snapshot.confirmed_direct(self._confirmations)
             present = held_uids(session, sorted(direct))
             missing = tuple(sorted(uid for uid in direct if uid not in present)[: self.MAX_GAPS])
+            damaged = tuple(self._watchlist_index.problems(session)) if self._watchlist_index is not None else ()
         through = (gaps[0] if gaps else on_chain) - 1
         found = snapshot.batch(through) if through >= 0 else None
         block = found[1] if found else None
-        return Watermark(through, on_chain, snapshot.head, block, time.time(), tuple(gaps), len(direct), missing)
+        return Watermark(
+            through, on_chain, snapshot.head, block, time.time(), tuple(gaps), len(direct), missing, damaged
+        )
 
     def _counted(self, session: Session) -> dict[int, tuple[int, str, int]]:
         """Every stored batch (chain index -> batch id, root, members), as the store holds

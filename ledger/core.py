@@ -48,6 +48,7 @@ from .verify.evidence import StoreCorrupted
 from .verify.model import CheckStatus, VerificationResult
 from .verify.policy import VerificationPolicy
 from .verify.service import export_bundle, unverifiable, verify_bundle, verify_in_store
+from .watchlist_index import WatchlistIndexCheck
 
 
 class Ledger:
@@ -69,7 +70,12 @@ class Ledger:
         self.sealer = sealer
         self.policy = VerificationPolicy.from_settings(settings)
         self.licence_outputs = LicenceOutputs(self.sessions, self.domain, self.checker, sealer)
-        self.completeness = CompletenessMonitor(self.sessions, settings.confirmations, settings.completeness_interval)
+        self.completeness = CompletenessMonitor(
+            self.sessions,
+            settings.confirmations,
+            settings.completeness_interval,
+            WatchlistIndexCheck(self.domain, self.checker),
+        )
         # (shipment, policy) -> (chain head, newest row id, verdict, valid until)
         self._verdicts: dict[tuple[str, VerificationPolicy], tuple[int, int, VerificationResult, float]] = {}
         self.ingestor = Ingestor(

@@ -22,6 +22,7 @@ anchors.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,12 @@ def _document(head: dict[str, object], domain: Domain, records: str) -> bytes:
 
 def _records_json(session: Session, which: ColumnElement[bool]) -> str:
     """The records the condition `which` selects, as the JSON arrays of the format."""
+    return ",".join(record for _uid, record in stored_records(session, which))
+
+
+def stored_records(session: Session, which: ColumnElement[bool]) -> Iterator[tuple[str, str]]:
+    """(stored UID, the record as the JSON array of the format) for every row the
+    condition `which` selects: what a receiver checks, read from this node's store."""
     refs: dict[str, list[str]] = {}
     for uid, ref in session.execute(
         select(AttestationRefRow.uid, AttestationRefRow.ref)
@@ -95,11 +102,14 @@ def _records_json(session: Session, which: ColumnElement[bool]) -> str:
         ).where(which)
     )
     dumps = json.dumps
-    return ",".join(
-        f"[{kind},{dumps(attester)},{dumps(subject)},{dumps(refs.get(uid, []))},{dumps(payload)},"
-        f"{issued},{expires},{dumps(signature)},{hashes},{disclosed}]"
-        for uid, kind, attester, subject, payload, issued, expires, signature, hashes, disclosed in rows
-    )
+    for uid, kind, attester, subject, payload, issued, expires, signature, hashes, disclosed in rows:
+        yield (
+            uid,
+            (
+                f"[{kind},{dumps(attester)},{dumps(subject)},{dumps(refs.get(uid, []))},{dumps(payload)},"
+                f"{issued},{expires},{dumps(signature)},{hashes},{disclosed}]"
+            ),
+        )
 
 
 def decode_record(item: object) -> tuple[Attestation, bytes, Disclosure]:
@@ -213,6 +223,20 @@ def _checked_record(domain: Domain, checker: SignatureChecker, item: object, pos
             f"{hex32(uid)}: {', '.join(withheld)} withheld, which a {attestation.kind.type_name} always publishes",
         )
     return Prepared(attestation, uid, signature, disclosure, frozenset())
+
+
+def check_stored(domain: Domain, checker: SignatureChecker, uid: str, record: str) -> Prepared | Fault:
+    """A record read back from this node's store (see `stored_records`), checked as a
+    peer's would be, and against the UID its row is stored (and anchored) under: an
+    edited row no longer derives that UID."""
+    try:
+        item = json.loads(record)
+    except ValueError as exc:
+        return "FORGED", f"{uid}: the stored row is unreadable ({exc})"
+    checked = _checked_record(domain, checker, item, 0)
+    if not isinstance(checked, tuple) and hex32(checked.uid) != uid:
+        return "FORGED", f"{uid}: the stored row derives UID {hex32(checked.uid)}, not the one it is stored under"
+    return checked
 
 
 @dataclass

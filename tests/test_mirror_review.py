@@ -292,10 +292,10 @@ def test_a_record_anchored_again_in_a_later_batch_does_not_leave_the_node_incomp
     from eth_utils import to_bytes
     from sqlalchemy import select
 
+    from ledger.audit import replay, store_source
     from ledger.chain.accounts import dev_account
     from ledger.chain.client import call_and_send
     from ledger.merkle import MerkleTree
-    from ledger.audit import replay, store_source
     from ledger.public_records import _document, _records_json, encode_batch
     from ledger.store.models import AttestationRow
 
@@ -389,7 +389,6 @@ def test_a_peer_answering_with_stacked_compression_cannot_get_past_the_size_cap(
 # ------------------------------------------------------------------ the receiving node's administrator
 
 
-@pytest.mark.xfail(reason="review finding: the goods-class index is trusted, not rebuilt from the records", strict=True)
 def test_deleting_only_a_watch_list_entrys_index_rows_cannot_turn_flagged_into_verified(
     node_a: tuple[Ledger, Server],  # noqa: F811
 ) -> None:
@@ -410,9 +409,47 @@ def test_deleting_only_a_watch_list_entrys_index_rows_cannot_turn_flagged_into_v
     with ledger.engine.begin() as conn:
         conn.execute(text("DELETE FROM watchlist_classes WHERE uid = :u"), {"u": watch})
     Story(ledger).anchor()  # a new block: the earlier verdict is not reused
-    assert ledger.completeness.watermark(ledger.chain_view.snapshot(max_age=0)).complete
     result = ledger.verify_shipment(shipment)
     assert result.verdict is not Verdict.VERIFIED, json.dumps(result.to_json())[:400]
+    watermark = ledger.completeness.watermark(ledger.chain_view.snapshot(max_age=0))
+    assert not watermark.complete and f"watch-list entry {watch}: the goods-class index lacks 8413" in (
+        watermark.describe()
+    )
+    assert Reason.EVIDENCE_INCOMPLETE in result.codes
+
+
+def test_editing_a_watch_list_entrys_goods_classes_with_its_index_is_named_too(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+) -> None:
+    """The same administrator, more careful: the entry's disclosed goods class and its
+    index row are both changed (8413 to 9999), so the two agree. The entry no longer
+    checks out against what its rights holder signed (its disclosure commitment), and
+    the node says so instead of calling the shipment VERIFIED."""
+    from sqlalchemy import text
+
+    ledger, _server = node_a
+    story = Story(ledger)
+    watch = story.watch(["8413"])
+    made = story.produce([])
+    shipment = story.ship([story.transfer([made], "maker", "exporter", 1000)], 1000)
+    anchor(ledger)
+    assert ledger.verify_shipment(shipment).codes == {Reason.WATCHLIST_HIT}
+    with ledger.engine.begin() as conn:
+        disclosed = conn.execute(text("SELECT disclosed FROM attestations WHERE uid = :u"), {"u": watch}).scalar_one()
+        conn.execute(
+            text("UPDATE attestations SET disclosed = :d WHERE uid = :u"),
+            {"d": disclosed.replace("8413", "9999"), "u": watch},
+        )
+        conn.execute(text("UPDATE watchlist_classes SET goods_class = '9999' WHERE uid = :u"), {"u": watch})
+    fresh = Ledger.open(ledger.settings, manifest=ledger.deployment.manifest)  # one that never saw the entry
+    try:
+        result = fresh.verify_shipment(shipment)
+        assert result.verdict is not Verdict.VERIFIED, json.dumps(result.to_json())[:400]
+        assert f"watch-list entry {watch} as stored does not check out" in (
+            fresh.completeness.watermark(fresh.chain_view.snapshot(max_age=0)).describe()
+        )
+    finally:
+        fresh.close()
 
 
 def test_a_watch_list_entry_cannot_keep_its_goods_classes_confidential(ledger_env: Ledger) -> None:
