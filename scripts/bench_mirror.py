@@ -189,6 +189,9 @@ def main() -> int:
         "--n (default build/bench/mirror-realistic-N)",
     )
     parser.add_argument("--fresh", action="store_true", help="build the peer again even if one is kept")
+    parser.add_argument(
+        "--build-only", action="store_true", help="build (or find) the kept peer and stop: no catch-up is timed"
+    )
     parser.add_argument("--update-readme", action="store_true", help="write the figures into README.md's block")
     args = parser.parse_args()
     kept = (args.store or REPO / "build" / "bench" / f"mirror-realistic-{args.n}").resolve()
@@ -213,6 +216,8 @@ def main() -> int:
         else:
             print(f"reusing the peer kept in {kept} ({meta['records']:,} records)", file=sys.stderr)
             build_seconds = meta["build_seconds"]
+        if args.build_only:
+            return 0
         home = Path(scratch)
         manifest_path = manifest.save(home / "deployment.json")
         base_env = {**os.environ, "PROVENANCE_MANIFEST": str(manifest_path), "PROVENANCE_RPC_URL": node.rpc_url}
