@@ -2,19 +2,23 @@
 
 Run: .venv/bin/python scripts/bench_mirror.py [--n 1000000]
 
-Builds a peer node holding N production attestations (SQLite, dev account 3, anchored in
-batches of 4,096 on a fresh anvil chain), then times two catch-ups of a new node with an
-empty database, each until it is complete through the last batch:
+Builds a peer node holding N attestations of realistic shape (SQLite, on a fresh anvil
+chain, anchored in batches of 4,096): the records `benchenv.Builder` signs for the store
+benchmark — custody chains of 10 hand-overs with references, 20 signers, a split on
+every tenth lot, licences, customs findings and watch-list entries — signed in parallel
+processes and ingested in order through the library's validating ingest. Then it times
+two catch-ups of a new node with an empty database, each until it is complete through
+the last batch:
 - over HTTP: the peer is served by `provenance serve` as its own process, on the same
   two cores, and the new node runs `provenance mirror --peer URL`;
 - from an archive file the peer wrote with `provenance archive FILE` (timed too): the
   new node runs `provenance mirror --archive FILE`.
 Every record is checked as a real mirror checks it: typed-data hash, signature,
-disclosure commitments, and the on-chain root and count of its batch. Reports records
-per second (wall clock of the mirroring process, start-up included) and the peak RSS of
-its whole process tree, with the store size and the commit. The records are productions
-without references: the catch-up cost per record does not depend on what a record
-refers to.
+disclosure commitments, and the on-chain root and count of its batch; its references,
+watch-list classes and aggregates are stored as ingest stores them. Reports records per
+second (wall clock of the mirroring process, start-up included), CPU time per record
+(the mirroring process tree, and the serving peer over HTTP) and the peak RSS of the
+mirroring process tree, with the store size and the commit.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import os
 import resource
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -35,9 +40,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchenv import (
+    CAST,
     TreeRss,
     kept_chain,
-    productions_store,
+    realistic_store,
     replace_readme_block,
     save_meta,
     wait_for_http,
@@ -47,7 +53,6 @@ from machine import machine
 
 from ledger.config import Settings
 from ledger.core import Ledger
-from ledger.roles import Role
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -118,17 +123,37 @@ def catch_up(
     }
 
 
+def peer_shape(database: Path) -> dict[str, Any]:
+    """What the peer's store holds: records by kind, references, signers, file size."""
+    from ledger.kinds import Kind
+
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        kinds = dict(conn.execute("SELECT kind, count(*) FROM attestations GROUP BY kind").fetchall())
+        refs = conn.execute("SELECT count(*) FROM attestation_refs").fetchone()[0]
+        signers = conn.execute("SELECT count(DISTINCT attester) FROM attestations").fetchone()[0]
+    return {
+        "records_by_kind": {Kind(k).type_name: c for k, c in sorted(kinds.items())},
+        "references": refs,
+        "signers": signers,
+        "store_mib": round(database.stat().st_size / 2**20, 1),
+    }
+
+
 def readme_block(result: dict[str, Any]) -> str:
     """The README's catch-up figures, from one run's results."""
     when = result["measured_at"]
+    shape = result["peer_shape"]
+    kinds = ", ".join(f"{count:,} {kind}" for kind, count in shape["records_by_kind"].items())
     lines = [
         "SPEC §6 target: at least 10,000 attestations/s from an untrusted peer, checked against the chain, "
         "in bounded memory.",
         "",
         f"Code at commit {result['commit']}, measured {when} by "
         f"`scripts/bench_mirror.py --n {result['store_records']}` "
-        f"on {machine()['cores']} cores, {result['jobs']} checking processes; the peer holds "
-        f"{result['store_records']:,} productions in {result['over_http']['batches']} batches.",
+        f"on {machine()['cores']} cores, {result['jobs']} checking processes. The peer's store "
+        f"(SQLite, {shape['store_mib']:,} MiB) holds {result['store_records']:,} records of realistic shape in "
+        f"{result['over_http']['batches']} batches: {kinds}; {shape['references']:,} references, "
+        f"{shape['signers']} signers (`benchenv.Builder`: 10-hop custody chains, a split on every tenth lot).",
         "",
         "| catching up from | records/s | seconds (start-up included) | CPU per record (all processes) | "
         "peak RSS, whole process tree | load average before / after |",
@@ -161,14 +186,17 @@ def main() -> int:
         "--store",
         type=Path,
         help="where the peer (SQLite store and chain) is kept and reused by the next run with the same "
-        "--n (default build/bench/mirror-peer-N)",
+        "--n (default build/bench/mirror-realistic-N)",
     )
     parser.add_argument("--fresh", action="store_true", help="build the peer again even if one is kept")
+    parser.add_argument(
+        "--build-only", action="store_true", help="build (or find) the kept peer and stop: no catch-up is timed"
+    )
     parser.add_argument("--update-readme", action="store_true", help="write the figures into README.md's block")
     args = parser.parse_args()
-    kept = (args.store or REPO / "build" / "bench" / f"mirror-peer-{args.n}").resolve()
+    kept = (args.store or REPO / "build" / "bench" / f"mirror-realistic-{args.n}").resolve()
     with (
-        kept_chain(kept, {3: Role.MANUFACTURER}, args.fresh) as (node, w3, manifest, meta),
+        kept_chain(kept, CAST, args.fresh) as (node, w3, manifest, meta),
         tempfile.TemporaryDirectory() as scratch,
     ):
         peer_home, peer_db = kept / "peer", f"sqlite:///{kept / 'peer.db'}"
@@ -182,12 +210,14 @@ def main() -> int:
                 batch_max_age_seconds=0.0,
             )
             peer = Ledger.open(peer_settings, manifest=manifest)
-            build_seconds = productions_store(peer, args.n, w3)
+            build_seconds = realistic_store(peer, args.n, w3)
             peer.close()
             save_meta(kept, manifest, records=args.n, build_seconds=build_seconds)
         else:
             print(f"reusing the peer kept in {kept} ({meta['records']:,} records)", file=sys.stderr)
             build_seconds = meta["build_seconds"]
+        if args.build_only:
+            return 0
         home = Path(scratch)
         manifest_path = manifest.save(home / "deployment.json")
         base_env = {**os.environ, "PROVENANCE_MANIFEST": str(manifest_path), "PROVENANCE_RPC_URL": node.rpc_url}
@@ -215,6 +245,7 @@ def main() -> int:
         archive_seconds = time.perf_counter() - started
         from_archive = catch_up(args.n, ["--archive", str(archive)], home, "archive-node", base_env)
         archive_mib = archive.stat().st_size / 2**20
+    shape = peer_shape(kept / "peer.db")
     result = {
         "what": "catch-up of a new node from one untrusted peer (provenance mirror): over HTTP, from an archive file",
         "commit": commit(),
@@ -226,6 +257,7 @@ def main() -> int:
         "archive_file_mib": round(archive_mib, 1),
         "archive_write_seconds": round(archive_seconds, 1),
         "peer": f"{'reused from' if meta else 'built into'} {kept}",
+        "peer_shape": shape,
         "peer_build_sign_and_ingest_seconds": round(build_seconds, 1),
     }
     write_results(args.out, result)

@@ -37,128 +37,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import kept_chain, percentile, replace_readme_block, write_results
+from benchenv import CAST, HOPS, Builder, kept_chain, percentile, replace_readme_block, write_results
 from benchenv import save_meta as kept_meta
 
-from ledger.chain.accounts import dev_account
 from ledger.chain.anvil import AnvilNode
 from ledger.chain.manifest import Manifest
 from ledger.config import Settings
 from ledger.core import Ledger
-from ledger.kinds import Kind
-from ledger.roles import Role
-from ledger.submission import build_submission
 
-RIGHTS = [2, 12]
-MAKERS = [3, 13, 14, 15]
-EXPORTERS = [4, 16, 17]
-CARRIERS = [5, 18, 19, 20, 21, 22, 23, 24, 25, 26]
-CUSTOMS = 6
-CAST: dict[int, Role] = (
-    {r: Role.RIGHTS_HOLDER for r in RIGHTS}
-    | {m: Role.MANUFACTURER for m in MAKERS}
-    | {e: Role.EXPORTER for e in EXPORTERS}
-    | {c: Role.CARRIER for c in CARRIERS}
-    | {CUSTOMS: Role.CUSTOMS}
-)
-HOPS = 10
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-class Builder:
-    """Signs and ingests a realistic ledger, in batches of 500 submissions."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.t = max(int(time.time()), ledger.deployment.now())
-        self.pending: list[dict[str, Any]] = []
-        self.stored = 0
-        self.shipments: list[str] = []
-        self.licences: dict[int, list[str]] = {}
-
-    def sign(self, who: int, kind: Kind, fields: dict[str, Any], subject: str, refs: list[str] = ()) -> str:  # type: ignore[assignment]
-        submission = build_submission(
-            dev_account(who), kind, self.ledger.domain, fields, subject=subject, refs=list(refs), issued_at=self.t
-        )
-        self.pending.append(submission)
-        if len(self.pending) >= 500:
-            self.flush()
-        return str(submission["uid"])
-
-    def flush(self) -> None:
-        if self.pending:
-            results = self.ledger.ingest_many(self.pending)
-            refused = [r for r in results if type(r).__name__ == "Rejected"]
-            if refused:
-                raise RuntimeError(f"the benchmark's own submissions were refused: {refused[:3]}")
-            self.stored += len(results)
-            self.pending = []
-
-    def licences_of(self, maker: int) -> list[str]:
-        if maker not in self.licences:
-            rights = RIGHTS[maker % len(RIGHTS)]
-            asset = self.sign(rights, Kind.IP_ASSET, {"title": f"design {maker}"}, f"asset:{maker}")
-            terms = {
-                "licensee": dev_account(maker).address,
-                "goodsClasses": ["8413"],
-                "territories": ["FR", "DE", "NL"],
-                "validFrom": 0,
-                "validUntil": 2**40,
-                "quantityCap": 10**12,
-            }
-            self.licences[maker] = [
-                self.sign(rights, Kind.LICENCE, terms, f"licence:{maker}:{i}", [asset]) for i in range(2)
-            ]
-        return self.licences[maker]
-
-    def lot(self, n: int) -> None:
-        """One 10-hop, 2-licence shipment (about 13 records), with splits, findings and
-        unrelated watch-list entries mixed in."""
-        maker = MAKERS[n % len(MAKERS)]
-        exporter = EXPORTERS[n % len(EXPORTERS)]
-        lot = f"L{n}"
-        current = self.sign(
-            maker,
-            Kind.PRODUCTION,
-            {"lot": lot, "quantity": 1000, "unit": "pcs", "goodsClass": "841370"},
-            f"lot:{lot}",
-            self.licences_of(maker),
-        )
-        holder, quantity = maker, 1000
-        for hop in range(HOPS):
-            to = exporter if hop == HOPS - 1 else CARRIERS[(n + hop) % len(CARRIERS)]
-            if to == holder:
-                to = CARRIERS[(n + hop + 1) % len(CARRIERS)]
-            if n % 10 == 0 and hop == 3:  # a split: part goes elsewhere
-                self.sign(
-                    holder,
-                    Kind.TRANSFER,
-                    {"lot": lot, "quantity": 100, "unit": "pcs", "to": dev_account(CARRIERS[0]).address},
-                    f"lot:{lot}",
-                    [current],
-                )
-                quantity -= 100
-            current = self.sign(
-                holder,
-                Kind.TRANSFER,
-                {"lot": lot, "quantity": quantity, "unit": "pcs", "to": dev_account(to).address},
-                f"lot:{lot}",
-                [current],
-            )
-            holder = to
-        shipment = self.sign(
-            exporter,
-            Kind.SHIPMENT,
-            {"quantity": quantity, "unit": "pcs", "goodsClass": "841370", "destination": "FR"},
-            f"shipment:{lot}",
-            [current],
-        )
-        self.shipments.append(shipment)
-        if n % 7 == 0:
-            self.sign(CUSTOMS, Kind.CUSTOMS_FINDING, {"finding": "INSPECTED_OK"}, f"finding:{lot}", [shipment])
-        if n % 5 == 0:
-            self.sign(RIGHTS[n % 2], Kind.WATCHLIST, {"goodsClasses": [f"{9000 + n % 900}"]}, f"watch:{n}")
 
 
 def measure(

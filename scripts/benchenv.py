@@ -4,12 +4,16 @@ the given dev accounts accredited. One place, so every benchmark measures the sa
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import os
 import shutil
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,11 @@ from ledger.chain.anvil import AnvilNode, start_anvil
 from ledger.chain.client import Deployment, call_and_send, connect
 from ledger.chain.deploy import FOREVER, deploy
 from ledger.chain.manifest import Manifest
+from ledger.core import Ledger
+from ledger.eip712 import Domain
+from ledger.kinds import Kind
 from ledger.roles import Role
+from ledger.submission import build_submission
 
 
 @contextmanager
@@ -151,6 +159,176 @@ def productions_store(ledger: Any, n: int, w3: Web3, chunk: int = 2000) -> float
     print(file=sys.stderr)
     ledger.anchoring_worker(confirmations=1, max_age=0.0).drain(
         timeout=600,
+        mine=lambda: w3.provider.make_request("evm_mine", []),  # type: ignore[arg-type]
+    )
+    return seconds
+
+
+RIGHTS = [2, 12]
+MAKERS = [3, 13, 14, 15]
+EXPORTERS = [4, 16, 17]
+CARRIERS = [5, 18, 19, 20, 21, 22, 23, 24, 25, 26]
+CUSTOMS = 6
+CAST: dict[int, Role] = (
+    {r: Role.RIGHTS_HOLDER for r in RIGHTS}
+    | {m: Role.MANUFACTURER for m in MAKERS}
+    | {e: Role.EXPORTER for e in EXPORTERS}
+    | {c: Role.CARRIER for c in CARRIERS}
+    | {CUSTOMS: Role.CUSTOMS}
+)
+HOPS = 10
+
+
+class Builder:
+    """Signs and ingests a realistic ledger, in batches of 500 submissions. With no ledger
+    (a signing process of `realistic_store`) it only signs, for `domain` at `issued_at`,
+    and keeps the submissions in `pending`."""
+
+    def __init__(self, ledger: Ledger | None, domain: Domain | None = None, issued_at: int | None = None) -> None:
+        self.ledger = ledger
+        if ledger is not None:
+            domain, issued_at = ledger.domain, max(int(time.time()), ledger.deployment.now())
+        assert domain is not None and issued_at is not None, "a signing-only builder needs a domain and a time"
+        self.domain, self.t = domain, issued_at
+        self.pending: list[dict[str, Any]] = []
+        self.stored = 0
+        self.shipments: list[str] = []
+        self.licences: dict[int, list[str]] = {}
+
+    def sign(self, who: int, kind: Kind, fields: dict[str, Any], subject: str, refs: list[str] = ()) -> str:  # type: ignore[assignment]
+        submission = build_submission(
+            dev_account(who), kind, self.domain, fields, subject=subject, refs=list(refs), issued_at=self.t
+        )
+        self.pending.append(submission)
+        if len(self.pending) >= 500 and self.ledger is not None:
+            self.flush()
+        return str(submission["uid"])
+
+    def flush(self) -> None:
+        if self.pending and self.ledger is not None:
+            results = self.ledger.ingest_many(self.pending)
+            refused = [r for r in results if type(r).__name__ == "Rejected"]
+            if refused:
+                raise RuntimeError(f"the benchmark's own submissions were refused: {refused[:3]}")
+            self.stored += len(results)
+            self.pending = []
+
+    def licences_of(self, maker: int) -> list[str]:
+        if maker not in self.licences:
+            rights = RIGHTS[maker % len(RIGHTS)]
+            asset = self.sign(rights, Kind.IP_ASSET, {"title": f"design {maker}"}, f"asset:{maker}")
+            terms = {
+                "licensee": dev_account(maker).address,
+                "goodsClasses": ["8413"],
+                "territories": ["FR", "DE", "NL"],
+                "validFrom": 0,
+                "validUntil": 2**40,
+                "quantityCap": 10**12,
+            }
+            self.licences[maker] = [
+                self.sign(rights, Kind.LICENCE, terms, f"licence:{maker}:{i}", [asset]) for i in range(2)
+            ]
+        return self.licences[maker]
+
+    def lot(self, n: int) -> None:
+        """One 10-hop, 2-licence shipment (about 13 records), with splits, findings and
+        unrelated watch-list entries mixed in."""
+        maker = MAKERS[n % len(MAKERS)]
+        exporter = EXPORTERS[n % len(EXPORTERS)]
+        lot = f"L{n}"
+        current = self.sign(
+            maker,
+            Kind.PRODUCTION,
+            {"lot": lot, "quantity": 1000, "unit": "pcs", "goodsClass": "841370"},
+            f"lot:{lot}",
+            self.licences_of(maker),
+        )
+        holder, quantity = maker, 1000
+        for hop in range(HOPS):
+            to = exporter if hop == HOPS - 1 else CARRIERS[(n + hop) % len(CARRIERS)]
+            if to == holder:
+                to = CARRIERS[(n + hop + 1) % len(CARRIERS)]
+            if n % 10 == 0 and hop == 3:  # a split: part goes elsewhere
+                self.sign(
+                    holder,
+                    Kind.TRANSFER,
+                    {"lot": lot, "quantity": 100, "unit": "pcs", "to": dev_account(CARRIERS[0]).address},
+                    f"lot:{lot}",
+                    [current],
+                )
+                quantity -= 100
+            current = self.sign(
+                holder,
+                Kind.TRANSFER,
+                {"lot": lot, "quantity": quantity, "unit": "pcs", "to": dev_account(to).address},
+                f"lot:{lot}",
+                [current],
+            )
+            holder = to
+        shipment = self.sign(
+            exporter,
+            Kind.SHIPMENT,
+            {"quantity": quantity, "unit": "pcs", "goodsClass": "841370", "destination": "FR"},
+            f"shipment:{lot}",
+            [current],
+        )
+        self.shipments.append(shipment)
+        if n % 7 == 0:
+            self.sign(CUSTOMS, Kind.CUSTOMS_FINDING, {"finding": "INSPECTED_OK"}, f"finding:{lot}", [shipment])
+        if n % 5 == 0:
+            self.sign(RIGHTS[n % 2], Kind.WATCHLIST, {"goodsClasses": [f"{9000 + n % 900}"]}, f"watch:{n}")
+
+
+LOTS_PER_TASK = 40  # about 550 records: one task of a signing process
+
+
+def _sign_lots(
+    domain: Domain, issued_at: int, licences: dict[int, list[str]], first: int, stop: int
+) -> list[dict[str, Any]]:
+    """The submissions of lots `first`..`stop` - 1, signed as `Builder.lot` signs them."""
+    builder = Builder(None, domain, issued_at)
+    builder.licences = licences
+    for n in range(first, stop):
+        builder.lot(n)
+    return builder.pending
+
+
+def realistic_store(ledger: Ledger, n: int, w3: Web3, jobs: int | None = None) -> float:
+    """Exactly `n` realistic records (`Builder.lot`: custody chains with references, many
+    signers, splits, findings, watch-list entries) ingested into `ledger` through the
+    library's validating ingest, in the order `Builder` signs them, then all anchored in
+    batches of 4,096; returns the seconds signing and ingest took (anchoring not counted).
+    The signing, the costliest part, runs ahead in `jobs` processes (default one per
+    core), lots in order; this process ingests. The last lot may be cut short to make `n`:
+    records only refer to earlier ones, so every reference is still held."""
+    builder = Builder(ledger)
+    for maker in MAKERS:  # the licences every production refers to, ingested first
+        builder.licences_of(maker)
+    builder.flush()
+    started = time.perf_counter()
+    workers = jobs or os.cpu_count() or 1
+    with ProcessPoolExecutor(workers) as pool:
+        window: deque[Future[list[dict[str, Any]]]] = deque()
+        tasks = (
+            pool.submit(_sign_lots, builder.domain, builder.t, builder.licences, first, first + LOTS_PER_TASK)
+            for first in itertools.count(0, LOTS_PER_TASK)
+        )
+        window.extend(itertools.islice(tasks, 2 * workers))  # bounded: signing outruns ingest
+        while builder.stored < n:
+            signed = window.popleft().result()
+            window.append(next(tasks))
+            for start in range(0, len(signed), 500):
+                builder.pending = signed[start : start + min(500, n - builder.stored)]
+                builder.flush()
+                if builder.stored >= n:
+                    break
+            print(f"\rsigned and ingested {builder.stored:,}/{n:,}", end="", file=sys.stderr)
+        for waiting in window:
+            waiting.cancel()
+    seconds = time.perf_counter() - started
+    print(file=sys.stderr)
+    ledger.anchoring_worker(confirmations=1, max_age=0.0, max_batch=4096).drain(
+        timeout=3600,
         mine=lambda: w3.provider.make_request("evm_mine", []),  # type: ignore[arg-type]
     )
     return seconds
