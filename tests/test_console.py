@@ -1,12 +1,15 @@
 """The customs officer's console at /console, in Debian's Chromium driven by Playwright
 (tests/js/console_e2e.js), against a real server over a real ledger on anvil, seeded
 with the demo story (a VERIFIED and a FLAGGED shipment). Screenshots of each state go
-to docs/console/."""
+to build/console/, or to the folder PROVENANCE_SCREENSHOTS names (the README's pictures
+are refreshed with PROVENANCE_SCREENSHOTS=docs/console): a test run never rewrites
+tracked files."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -26,7 +29,7 @@ from .scenario import Story
 from .test_api import Server, auth
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = REPO / "docs" / "console"
+SCREENSHOTS = REPO / os.environ.get("PROVENANCE_SCREENSHOTS", "build/console")
 # The demo lot read from a GS1 Digital Link (GTIN 09506000134352, batch/lot AI 10).
 DIGITAL_LINK = "https://id.example.org/01/09506000134352/10/LOT-2026-0042"
 

@@ -2,7 +2,7 @@
 // the machine's, Playwright downloads nothing). Driven by tests/test_console.py, which
 // starts the real servers over a real ledger on anvil and writes CONFIG.json.
 // Each story reads as the officer's steps and waits on what the officer sees (text,
-// roles), never on timers; a screenshot of each meaningful state goes to docs/console/.
+// roles), never on timers; a screenshot of each meaningful state goes to the folder the test gives (build/console/ by default).
 // Usage: node tests/js/console_e2e.js CONFIG.json  -> last line: {"story": "passed"|error}
 const fs = require("fs");
 const path = require("path");
