@@ -192,8 +192,13 @@ def _mirror_direct(ledger: Node, peers: Sequence[Peer], snapshot: ChainSnapshot,
     """Fetch every confirmed directly recorded attestation this node lacks, each checked
     against the chain's record of it (its UID and attester)."""
     on_chain = snapshot.confirmed_direct(ledger.settings.confirmations)
-    with ledger.sessions() as session:
+    with ledger.sessions.begin() as session:
         held = held_uids(session, list(on_chain))
+        # Held here too, not yet batched or marked: it is anchored already (never seal it again).
+        for uid in held_uids(session, sorted(held), unanchored_only=True):
+            session.execute(
+                update(AttestationRow).where(AttestationRow.uid == uid).values(direct_tx=snapshot.direct_tx(uid))
+            )
     for uid, (attester, _block) in sorted(on_chain.items(), key=lambda item: (item[1][1], item[0])):
         if uid in held:
             continue

@@ -13,7 +13,7 @@ import copy
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from ledger.chain.accounts import dev_account
 from ledger.core import Ledger
@@ -155,3 +155,31 @@ def test_an_archive_carries_direct_records(
     report = mirror(b, [ArchivePeer(archive)], jobs=2)
     assert report.complete and report.direct_stored == 1
     assert b.verify_shipment(shipment).verdict is Verdict.VERIFIED
+
+
+def test_a_record_held_unbatched_that_another_node_recorded_directly_is_marked_direct_not_anchored_again(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+    node_b: tuple[Ledger, Server],  # noqa: F811
+) -> None:
+    """A rights holder sends the same signed watch-list entry to both administrations; A
+    records it directly at the contract before B's anchoring worker batches it. B's
+    mirror marks B's own copy as directly recorded (with A's transaction), so B neither
+    anchors it a second time nor calls it unanchored."""
+    a, a_server = node_a
+    b, _ = node_b
+    story = Story(a)
+    entry = story.watch(["8413"])
+    b.ingest(story.last)
+    w3 = a.deployment.w3
+    w3.provider.make_request("evm_increaseTime", [30])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]  # the chain's clock past the signing time
+    tx_hash = a.anchor_direct(entry, dev_account(1))
+    Story(a).anchor()  # a few blocks: the direct record is confirmed
+    report = mirror(b, [peer(a_server)])
+    assert report.complete and report.direct_stored == 0  # held already: nothing fetched
+    with b.sessions() as session:
+        row = session.get(AttestationRow, session.scalar(select(AttestationRow.id).where(AttestationRow.uid == entry)))
+        assert row is not None and row.direct_tx == tx_hash and row.batch_id is None
+    Story(b).anchor()  # B's anchoring worker runs: the entry is not sealed into a batch
+    assert b.counts()["batched"] == 0
+    assert b.anchor_of(entry).status == "direct" and b.anchor_of(entry).tx_hash == tx_hash

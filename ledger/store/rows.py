@@ -77,10 +77,13 @@ def batch_member_uids(session: Session, batch_id: int) -> list[str]:
     return list(session.scalars(select(AttestationRow.uid).where(where).order_by(AttestationRow.id)))
 
 
-def held_uids(session: Session, uids: list[str], chunk: int = 1000) -> set[str]:
-    """Which of `uids` the store holds (looked up through the uid index, in chunks)."""
+def held_uids(session: Session, uids: list[str], chunk: int = 1000, *, unanchored_only: bool = False) -> set[str]:
+    """Which of `uids` the store holds (looked up through the uid index, in chunks); with
+    `unanchored_only`, only those held neither in a batch nor as directly recorded."""
     held: set[str] = set()
     for start in range(0, len(uids), chunk):
-        part = uids[start : start + chunk]
-        held.update(session.scalars(select(AttestationRow.uid).where(AttestationRow.uid.in_(part))))
+        which: ColumnElement[bool] = AttestationRow.uid.in_(uids[start : start + chunk])
+        if unanchored_only:
+            which = which & AttestationRow.batch_id.is_(None) & AttestationRow.direct_tx.is_(None)
+        held.update(session.scalars(select(AttestationRow.uid).where(which)))
     return held
