@@ -95,6 +95,18 @@ def anchor(node: Ledger) -> None:
     Story(node).anchor()
 
 
+def watched_shipment(ledger: Ledger) -> tuple[str, str]:
+    """(watch-list entry, shipment): a shipment of goods class 8413 that the anchored entry
+    flags (WATCHLIST_HIT and nothing else)."""
+    story = Story(ledger)
+    watch = story.watch(["8413"])
+    made = story.produce([])
+    shipment = story.ship([story.transfer([made], "maker", "exporter", 1000)], 1000)
+    anchor(ledger)
+    assert ledger.verify_shipment(shipment).codes == {Reason.WATCHLIST_HIT}
+    return watch, shipment
+
+
 # ---------------------------------------------------------- trimmed bundles
 
 
@@ -150,12 +162,7 @@ def test_deleting_an_anchored_watch_list_row_lowers_the_watermark_and_blocks_ver
     """The node's own database administrator deletes the watch-list entry that flags a
     shipment: the batch no longer holds what the chain anchors."""
     ledger, _server = node_a
-    story = Story(ledger)
-    watch = story.watch(["8413"])
-    made = story.produce([])
-    shipment = story.ship([story.transfer([made], "maker", "exporter", 1000)], 1000)
-    anchor(ledger)
-    assert ledger.verify_shipment(shipment).codes == {Reason.WATCHLIST_HIT}
+    watch, shipment = watched_shipment(ledger)
     with ledger.engine.begin() as conn:
         batch = conn.execute(
             text("SELECT b.chain_index FROM batches b JOIN attestations a ON a.batch_id = b.id WHERE a.uid = :u"),

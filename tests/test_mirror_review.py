@@ -33,7 +33,15 @@ from ledger.verify import Verdict
 
 from .scenario import Story
 from .test_api import Server
-from .test_federation import Relay, anchor, node_a, node_b, peer, second_database_url  # noqa: F401 - fixtures
+from .test_federation import (  # noqa: F401 - fixtures
+    Relay,
+    anchor,
+    node_a,
+    node_b,
+    peer,
+    second_database_url,
+    watched_shipment,
+)
 
 DOMAIN = Domain(chain_id=31337, verifying_contract="0x" + "ab" * 20, name="provenance-ledger", version="1")
 HASH = bytes.fromhex("55" * 32)
@@ -400,12 +408,7 @@ def test_deleting_only_a_watch_list_entrys_index_rows_cannot_turn_flagged_into_v
     from sqlalchemy import text
 
     ledger, _server = node_a
-    story = Story(ledger)
-    watch = story.watch(["8413"])
-    made = story.produce([])
-    shipment = story.ship([story.transfer([made], "maker", "exporter", 1000)], 1000)
-    anchor(ledger)
-    assert ledger.verify_shipment(shipment).codes == {Reason.WATCHLIST_HIT}
+    watch, shipment = watched_shipment(ledger)
     with ledger.engine.begin() as conn:
         conn.execute(text("DELETE FROM watchlist_classes WHERE uid = :u"), {"u": watch})
     Story(ledger).anchor()  # a new block: the earlier verdict is not reused
@@ -428,12 +431,7 @@ def test_editing_a_watch_list_entrys_goods_classes_with_its_index_is_named_too(
     from sqlalchemy import text
 
     ledger, _server = node_a
-    story = Story(ledger)
-    watch = story.watch(["8413"])
-    made = story.produce([])
-    shipment = story.ship([story.transfer([made], "maker", "exporter", 1000)], 1000)
-    anchor(ledger)
-    assert ledger.verify_shipment(shipment).codes == {Reason.WATCHLIST_HIT}
+    watch, shipment = watched_shipment(ledger)
     with ledger.engine.begin() as conn:
         disclosed = conn.execute(text("SELECT disclosed FROM attestations WHERE uid = :u"), {"u": watch}).scalar_one()
         conn.execute(
