@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,7 +35,14 @@ from .hashing import hex32, parse_hex
 from .merkle import MerkleTree
 from .store.models import BatchRow
 from .store.rows import batch_member_uids, batch_members, held_uids
-from .watchlist_index import WatchlistIndexCheck
+
+
+class IndexCheck(Protocol):
+    """Holds rows derived from the records (an index) against the records themselves."""
+
+    def problems(self, session: Session) -> list[str]:
+        """What is wrong with the index now; empty when it is exactly what the records say."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -109,10 +118,10 @@ class CompletenessMonitor:
         sessions: sessionmaker[Session],
         confirmations: int,
         interval: float = 5.0,
-        watchlist_index: WatchlistIndexCheck | None = None,
+        index_checks: Sequence[IndexCheck] = (),
     ) -> None:
         self._sessions = sessions
-        self._watchlist_index = watchlist_index
+        self._index_checks = tuple(index_checks)
         self._confirmations = confirmations
         self._interval = interval
         self._lock = threading.Lock()
@@ -147,7 +156,7 @@ class CompletenessMonitor:
             direct = snapshot.confirmed_direct(self._confirmations)
             present = held_uids(session, sorted(direct))
             missing = tuple(sorted(uid for uid in direct if uid not in present)[: self.MAX_GAPS])
-            damaged = tuple(self._watchlist_index.problems(session)) if self._watchlist_index is not None else ()
+            damaged = tuple(problem for check in self._index_checks for problem in check.problems(session))
         through = (gaps[0] if gaps else on_chain) - 1
         found = snapshot.batch(through) if through >= 0 else None
         block = found[1] if found else None

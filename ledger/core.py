@@ -38,6 +38,7 @@ from .licence_output import LicenceOutputs
 from .merkle import MerkleTree, proof_from_nodes, tree_nodes
 from .public_records import encode_batch, encode_direct
 from .reasons import Reason
+from .reference_index import ReferenceIndexCheck
 from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker, web3_erc1271_caller
@@ -74,7 +75,7 @@ class Ledger:
             self.sessions,
             settings.confirmations,
             settings.completeness_interval,
-            WatchlistIndexCheck(self.domain, self.checker),
+            (WatchlistIndexCheck(self.domain, self.checker), ReferenceIndexCheck(self.domain)),
         )
         # (shipment, policy) -> (chain head, newest row id, verdict, valid until)
         self._verdicts: dict[tuple[str, VerificationPolicy], tuple[int, int, VerificationResult, float]] = {}
