@@ -18,6 +18,7 @@ every node.
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import logging
@@ -30,10 +31,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Dialect, Engine, Table, insert, select, update
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.orm import Session, sessionmaker
 
 from . import public_records
 from .anchoring import ANCHORED
@@ -144,6 +146,7 @@ def mirror(
     ahead: Iterator[Checked] | None = None
     if jobs > 1 and len(wanted) > 1 and peers:
         ahead = _checked_in_workers(peers[0], ledger.domain, wanted, jobs)
+    writer = _GroupedWriter(ledger) if wanted else None
     try:
         for want in wanted:
             report.batches_checked += 1
@@ -163,15 +166,21 @@ def mirror(
                     continue
                 before = snapshot.batch(want.index - 1) if want.index > 0 else None
                 previous = before[0] if before is not None else ZERO_ROOT
-                report.records_stored += _store_batch(ledger, want.index, want.root, previous, want.block, checked)
+                assert writer is not None
+                report.records_stored += _store_batch(writer, want.index, want.root, previous, want.block, checked)
                 report.batches_stored += 1
+                writer.stored(len(checked.attestations))
                 stored = True
                 break
             if not stored:
                 report.gaps.append(want.index)
             if progress is not None:
                 progress(want.index + 1, total, report.records_stored)
+        if writer is not None:
+            writer.commit()
     finally:
+        if writer is not None:
+            writer.close()  # rolls back what was not committed: a run that failed stored whole groups only
         if ahead is not None:
             ahead.close()  # type: ignore[attr-defined]
     report.gaps.sort()
@@ -292,13 +301,77 @@ def follow(ledger: Node, peers: Sequence[Peer], stop: threading.Event, interval:
         stop.wait(interval)
 
 
+class _Sessions(Protocol):
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+
+# A catch-up commits its batches in groups of about this many records (or what it stored
+# in this many seconds, whichever comes first): a commit costs a WAL sync and, on SQLite,
+# usually a checkpoint, and a group of batches dirties fewer pages than its batches one
+# by one (the random keys of the UID, subject and reference indexes share leaf pages).
+# The time bound keeps other writers of the store (ingest) from waiting long.
+GROUP_RECORDS = 16_384
+GROUP_SECONDS = 2.0
+# SQLite's page cache for the catch-up's connection (KiB). The default (2 MiB) is far
+# smaller than the pages one batch dirties in those indexes, so SQLite spilled dirty
+# pages to the WAL in the middle of each transaction and read them back, several times
+# over: 6.7 WAL page writes and 6.4 WAL page reads per stored record, measured with
+# strace over a 100,000-record catch-up, against 1.4 page writes to the database itself.
+SQLITE_CACHE_KIB = 256 * 1024
+
+
+class _GroupedWriter:
+    """One connection for a whole catch-up, whose batches are committed a group at a
+    time. `sessions` hands out sessions joined to the group's transaction: committing
+    one commits nothing, and rolling one back (an error) rolls back the whole group.
+    Every group is one transaction, committed durably: a crash, a kill or an error
+    loses at most the group in progress, never part of a batch, and the next run
+    resumes from the batches held (the store is consistent at every commit)."""
+
+    def __init__(self, ledger: Node) -> None:
+        with ledger.sessions() as session:
+            engine = session.get_bind()
+        assert isinstance(engine, Engine), "a node's sessions are bound to its engine"
+        self.connection = engine.connect()
+        self._sqlite = engine.dialect.name == "sqlite"
+        if self._sqlite:
+            self.connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        self.connection.commit()
+        self._transaction = self.connection.begin()
+        self.sessions = sessionmaker(
+            bind=self.connection, join_transaction_mode="rollback_only", expire_on_commit=False
+        )
+        self._records, self._since = 0, time.monotonic()
+
+    def stored(self, records: int) -> None:
+        """A batch of `records` was stored: commit the group once it is large or old enough."""
+        self._records += records
+        if self._records >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        if self._transaction.is_active:
+            self._transaction.commit()
+        self._transaction = self.connection.begin()
+        self._records, self._since = 0, time.monotonic()
+
+    def close(self) -> None:
+        """Roll back whatever was not committed, and close the connection (closed, not
+        pooled: its large page cache is freed with it)."""
+        if self._transaction.is_active:
+            self._transaction.rollback()
+        self.connection.invalidate()
+        self.connection.close()
+
+
 def _held_batches(ledger: Node) -> dict[int, tuple[str, int]]:
     """chain index -> (root, records held under it), for every batch row in the store."""
     with ledger.sessions() as session:
         return {index: (root, members) for index, (_id, root, members) in held_batches(session).items()}
 
 
-def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int, rows: BatchRows) -> int:
+def _store_batch(ledger: _Sessions, index: int, root: str, previous: str, block: int, rows: BatchRows) -> int:
     """Store a checked batch under its chain index; returns how many records were new."""
     now = time.time()
     uids = rows.uids
@@ -353,8 +426,11 @@ def _insert_rows(ledger: Node, rows: BatchRows) -> None:
 
 
 def _insert(session: Session, rows: BatchRows) -> None:
-    """Core inserts (one executemany per table): the ORM's bulk path cost more than the
-    database itself here. Parents first: references point at attestations."""
+    """One executemany per table, parents first (references point at attestations),
+    with the row dicts handed to the database driver as they are: SQLAlchemy's per-row
+    parameter handling cost more than SQLite's own work here (the rows hold plain values
+    of the columns' types, keyed by column name)."""
+    connection = session.connection()
     for model, values in (
         (AttestationRow, rows.attestations),
         (AttestationRefRow, rows.refs),
@@ -362,5 +438,17 @@ def _insert(session: Session, rows: BatchRows) -> None:
         (EpcisEventRow, rows.epcis_events),
     ):
         if values:
-            session.execute(insert(cast(Table, model.__table__)), values)
+            statement = _insert_statement(cast(Table, model.__table__), tuple(values[0]), connection.dialect)
+            connection.exec_driver_sql(statement, values)
     add_to_aggregates(session, rows.attestations)  # the exporters' running history (risk signals)
+
+
+@functools.cache
+def _insert_statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
+    """The driver's INSERT of `columns` into `table`, its parameters taken by name from
+    each row (sqlite3 reads `:name` from a dict itself; psycopg's style is named)."""
+    if dialect.name == "sqlite":
+        dialect = SQLiteDialect_pysqlite(paramstyle="named")
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    assert compiled.positiontup is None, f"{dialect.name}: the driver's parameters are not named"
+    return str(compiled)
