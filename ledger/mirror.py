@@ -7,8 +7,10 @@ peers in turn for the batch's public records — the signed struct, the signatur
 fields disclosed to the ledger, never confidential plaintext — and stores them only when
 every signature and commitment checks out and the UIDs rebuild exactly the on-chain root
 and count. A peer that withholds records, adds one, or serves a forged one is reported
-by name and batch, and the next peer (or a later run) fills the gap. Mirroring resumes
-wherever the store stands, so a restart costs nothing; `follow` keeps up with new blocks.
+by name and batch, and the next peer (or a later run) fills the gap. Batches are
+committed a group at a time (`_GroupedWriter`); mirroring resumes wherever the store
+stands, so a restart costs at most the group in progress; `follow` keeps up with new
+blocks.
 
 A federation is nodes mirroring each other: each anchors its own records into the one
 batch sequence of the one ledger contract, and each mirrors the others' batches, so a
@@ -124,7 +126,8 @@ def mirror(
     jobs: int = 1,
 ) -> MirrorReport:
     """Fill every confirmed batch this node lacks (or holds incompletely) from `peers`;
-    `progress(batches done, batches on chain, records stored)` follows each batch.
+    `progress(batches done, batches on chain, records stored)` follows each batch (the
+    records of the group in progress are stored, not yet committed).
 
     With `jobs` > 1 the first peer's batches are fetched and checked ahead in `jobs`
     forked worker processes (at most 2 x `jobs` batches in flight, so memory stays
