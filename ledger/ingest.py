@@ -364,6 +364,10 @@ class Ingestor:
         return attestation_row(item, uid, self._domain, now, sealed)
 
 
+# json.dumps(..., sort_keys=True) builds a new encoder on every call; this one is built once.
+_sorted_json = json.JSONEncoder(sort_keys=True).encode
+
+
 def attestation_row(item: Prepared, uid: str, domain: Domain, now: float, sealed: bytes | None) -> dict[str, Any]:
     """The attestation row of a checked item: its public fields in the clear, its
     confidential ones only as `sealed` (None when it has none), no batch yet."""
@@ -385,7 +389,7 @@ def attestation_row(item: Prepared, uid: str, domain: Domain, now: float, sealed
         "chain_id": domain.chain_id,
         "contract": domain.verifying_contract.lower(),
         "field_hashes": json.dumps(sorted(hex32(h) for h in item.disclosure.field_hashes)),
-        "disclosed": json.dumps(public, sort_keys=True),
+        "disclosed": _sorted_json(public),
         "sealed": sealed,
         "received_at": now,
         "batch_id": None,

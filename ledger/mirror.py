@@ -7,8 +7,10 @@ peers in turn for the batch's public records — the signed struct, the signatur
 fields disclosed to the ledger, never confidential plaintext — and stores them only when
 every signature and commitment checks out and the UIDs rebuild exactly the on-chain root
 and count. A peer that withholds records, adds one, or serves a forged one is reported
-by name and batch, and the next peer (or a later run) fills the gap. Mirroring resumes
-wherever the store stands, so a restart costs nothing; `follow` keeps up with new blocks.
+by name and batch, and the next peer (or a later run) fills the gap. Batches are
+committed a group at a time (`_GroupedWriter`); mirroring resumes wherever the store
+stands, so a restart costs at most the group in progress; `follow` keeps up with new
+blocks.
 
 A federation is nodes mirroring each other: each anchors its own records into the one
 batch sequence of the one ledger contract, and each mirrors the others' batches, so a
@@ -18,6 +20,8 @@ every node.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import itertools
 import logging
@@ -30,10 +34,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Dialect, Engine, Table, insert, select, update
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.orm import Session, sessionmaker
 
 from . import public_records
 from .anchoring import ANCHORED
@@ -128,7 +133,8 @@ def mirror(
     jobs: int = 1,
 ) -> MirrorReport:
     """Fill every confirmed batch this node lacks (or holds incompletely) from `peers`;
-    `progress(batches done, batches on chain, records stored)` follows each batch.
+    `progress(batches done, batches on chain, records stored)` follows each batch (the
+    records of the group in progress are stored, not yet committed).
 
     With `jobs` > 1 the first peer's batches are fetched and checked ahead in `jobs`
     forked worker processes (at most 2 x `jobs` batches in flight, so memory stays
@@ -151,6 +157,7 @@ def mirror(
     ahead: Iterator[Checked] | None = None
     if jobs > 1 and len(wanted) > 1 and peers:
         ahead = _checked_in_workers(peers[0], ledger.domain, wanted, jobs)
+    writer = _GroupedWriter(ledger) if wanted else None
     try:
         for want in wanted:
             report.batches_checked += 1
@@ -158,27 +165,34 @@ def mirror(
             for position, peer in enumerate(peers):
                 checked: Checked | None = next(ahead) if ahead is not None and position == 0 else None
                 if checked is None or isinstance(checked, tuple):  # not checked ahead, or found wrong there
-                    try:
-                        document = peer.batch(want.index)
-                    except PeerUnavailable as exc:
-                        report.problems.append(PeerProblem(peer.name, want.index, "UNREACHABLE", str(exc)))
-                        continue
-                    checked = _checked_rows(ledger.domain, ledger.checker, document, want.root, want.count)
+                    with _collector_paused():
+                        try:
+                            document = peer.batch(want.index)
+                        except PeerUnavailable as exc:
+                            report.problems.append(PeerProblem(peer.name, want.index, "UNREACHABLE", str(exc)))
+                            continue
+                        checked = _checked_rows(ledger.domain, ledger.checker, document, want.root, want.count)
                 if isinstance(checked, tuple):
                     report.problems.append(PeerProblem(peer.name, want.index, checked[0], checked[1]))
                     log.warning("peer %s, batch %d: %s (%s)", peer.name, want.index, checked[0], checked[1])
                     continue
                 before = snapshot.batch(want.index - 1) if want.index > 0 else None
                 previous = before[0] if before is not None else ZERO_ROOT
-                report.records_stored += _store_batch(ledger, want.index, want.root, previous, want.block, checked)
+                assert writer is not None
+                report.records_stored += _store_batch(writer, want.index, want.root, previous, want.block, checked)
                 report.batches_stored += 1
+                writer.stored(len(checked.attestations))
                 stored = True
                 break
             if not stored:
                 report.gaps.append(want.index)
             if progress is not None:
                 progress(want.index + 1, total, report.records_stored)
+        if writer is not None:
+            writer.commit()
     finally:
+        if writer is not None:
+            writer.close()  # rolls back what was not committed: a run that failed stored whole groups only
         if ahead is not None:
             ahead.close()  # type: ignore[attr-defined]
     report.gaps.sort()
@@ -283,11 +297,29 @@ def _worker_start(first: Peer, domain: Domain) -> None:
 def _fetch_and_check(index: int, root: str, count: int) -> Checked:
     assert _WORKER is not None, "the pool's initializer sets the worker's peer"
     peer, domain, checker = _WORKER
+    with _collector_paused():
+        try:
+            document = peer.batch(index)
+        except PeerUnavailable as exc:
+            return "UNREACHABLE", str(exc)
+        return _checked_rows(domain, checker, document, root, count)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while one batch is parsed and checked.
+    That allocates tens of thousands of objects, all alive until the batch is done, and
+    the collector traversed them again and again as they were made: parsing and checking
+    a 4,096-record batch took 170 us a record of CPU with it, 148 without (measured in a
+    process whose earlier objects were frozen, as a forked worker's are). What one batch
+    allocates is bounded and freed by reference counting; the collector runs again after."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        document = peer.batch(index)
-    except PeerUnavailable as exc:
-        return "UNREACHABLE", str(exc)
-    return _checked_rows(domain, checker, document, root, count)
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def follow(ledger: Node, peers: Sequence[Peer], stop: threading.Event, interval: float = 2.0) -> None:
@@ -304,13 +336,77 @@ def follow(ledger: Node, peers: Sequence[Peer], stop: threading.Event, interval:
         stop.wait(interval)
 
 
+class _Sessions(Protocol):
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+
+# A catch-up commits its batches in groups of about this many records (or what it stored
+# in this many seconds, whichever comes first): a commit costs a WAL sync and, on SQLite,
+# usually a checkpoint, and a group of batches dirties fewer pages than its batches one
+# by one (the random keys of the UID, subject and reference indexes share leaf pages).
+# The time bound keeps other writers of the store (ingest) from waiting long.
+GROUP_RECORDS = 16_384
+GROUP_SECONDS = 2.0
+# SQLite's page cache for the catch-up's connection (KiB). The default (2 MiB) is far
+# smaller than the pages one batch dirties in those indexes, so SQLite spilled dirty
+# pages to the WAL in the middle of each transaction and read them back, several times
+# over: 6.7 WAL page writes and 6.4 WAL page reads per stored record, measured with
+# strace over a 100,000-record catch-up, against 1.4 page writes to the database itself.
+SQLITE_CACHE_KIB = 256 * 1024
+
+
+class _GroupedWriter:
+    """One connection for a whole catch-up, whose batches are committed a group at a
+    time. `sessions` hands out sessions joined to the group's transaction: committing
+    one commits nothing, and rolling one back (an error) rolls back the whole group.
+    Every group is one transaction, committed durably: a crash, a kill or an error
+    loses at most the group in progress, never part of a batch, and the next run
+    resumes from the batches held (the store is consistent at every commit)."""
+
+    def __init__(self, ledger: Node) -> None:
+        with ledger.sessions() as session:
+            engine = session.get_bind()
+        assert isinstance(engine, Engine), "a node's sessions are bound to its engine"
+        self.connection = engine.connect()
+        self._sqlite = engine.dialect.name == "sqlite"
+        if self._sqlite:
+            self.connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        self.connection.commit()
+        self._transaction = self.connection.begin()
+        self.sessions = sessionmaker(
+            bind=self.connection, join_transaction_mode="rollback_only", expire_on_commit=False
+        )
+        self._records, self._since = 0, time.monotonic()
+
+    def stored(self, records: int) -> None:
+        """A batch of `records` was stored: commit the group once it is large or old enough."""
+        self._records += records
+        if self._records >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        if self._transaction.is_active:
+            self._transaction.commit()
+        self._transaction = self.connection.begin()
+        self._records, self._since = 0, time.monotonic()
+
+    def close(self) -> None:
+        """Roll back whatever was not committed, and close the connection (closed, not
+        pooled: its large page cache is freed with it)."""
+        if self._transaction.is_active:
+            self._transaction.rollback()
+        self.connection.invalidate()
+        self.connection.close()
+
+
 def _held_batches(ledger: Node) -> dict[int, tuple[str, int]]:
     """chain index -> (root, records held under it), for every batch row in the store."""
     with ledger.sessions() as session:
         return {index: (root, members) for index, (_id, root, members) in held_batches(session).items()}
 
 
-def _store_batch(ledger: Node, index: int, root: str, previous: str, block: int, rows: BatchRows) -> int:
+def _store_batch(ledger: _Sessions, index: int, root: str, previous: str, block: int, rows: BatchRows) -> int:
     """Store a checked batch under its chain index; returns how many records were new."""
     now = time.time()
     uids = rows.uids
@@ -384,8 +480,11 @@ def _insert_rows(ledger: Node, rows: BatchRows) -> None:
 
 
 def _insert(session: Session, rows: BatchRows) -> None:
-    """Core inserts (one executemany per table): the ORM's bulk path cost more than the
-    database itself here. Parents first: references point at attestations."""
+    """One executemany per table, parents first (references point at attestations),
+    with the row dicts handed to the database driver as they are: SQLAlchemy's per-row
+    parameter handling cost more than SQLite's own work here (the rows hold plain values
+    of the columns' types, keyed by column name)."""
+    connection = session.connection()
     for model, values in (
         (AttestationRow, rows.attestations),
         (AttestationRefRow, rows.refs),
@@ -393,5 +492,17 @@ def _insert(session: Session, rows: BatchRows) -> None:
         (EpcisEventRow, rows.epcis_events),
     ):
         if values:
-            session.execute(insert(cast(Table, model.__table__)), values)
+            statement = _insert_statement(cast(Table, model.__table__), tuple(values[0]), connection.dialect)
+            connection.exec_driver_sql(statement, values)
     add_to_aggregates(session, rows.attestations)  # the exporters' running history (risk signals)
+
+
+@functools.cache
+def _insert_statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
+    """The driver's INSERT of `columns` into `table`, its parameters taken by name from
+    each row (sqlite3 reads `:name` from a dict itself; psycopg's style is named)."""
+    if dialect.name == "sqlite":
+        dialect = SQLiteDialect_pysqlite(paramstyle="named")
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    assert compiled.positiontup is None, f"{dialect.name}: the driver's parameters are not named"
+    return str(compiled)

@@ -335,11 +335,13 @@ def realistic_store(ledger: Ledger, n: int, w3: Web3, jobs: int | None = None) -
 
 
 class TreeRss:
-    """Samples the summed RSS (KiB) of a process and all its descendants until stopped."""
+    """Samples the summed RSS (KiB) of a process and all its descendants until stopped,
+    and the CPU seconds each of them had used when last seen (`cpu`: pid -> seconds; a
+    process's last interval before it ends is not seen)."""
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
-
         self.pid, self.interval, self.peak = pid, interval, 0
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -363,9 +365,19 @@ class TreeRss:
             pass
         return 0
 
+    def _cpu(self, pid: int) -> None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return
+        self.cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, sum(self._rss(p) for p in self._tree(self.pid)))
+            tree = self._tree(self.pid)
+            self.peak = max(self.peak, sum(self._rss(p) for p in tree))
+            for pid in tree:
+                self._cpu(pid)
             self._stop.wait(self.interval)
 
     def stop(self) -> int:

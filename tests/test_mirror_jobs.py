@@ -5,15 +5,21 @@ and an unreachable first peer still reported and filled by the next one."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import socket
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from ledger import mirror as mirror_module
 from ledger import public_records
 from ledger.core import Ledger
 from ledger.mirror import mirror
 from ledger.peers import HttpPeer
+from ledger.store.models import AttestationRow, BatchRow
 
 from .scenario import Story
 from .test_api import Server
@@ -94,3 +100,74 @@ def test_an_unreachable_first_peer_is_reported_per_batch_and_the_next_peer_fills
 
     again = mirror(b, [peer(server_a)], jobs=2)
     assert (again.batches_checked, again.records_stored) == (0, 0), "a second pass (a restart) has nothing to do"
+
+
+class _KilledWhenAsked:
+    """A real peer that kills the process asking it for batch `index` (SIGKILL: no
+    cleanup runs, as in a power cut or an OOM kill)."""
+
+    def __init__(self, inner: HttpPeer, index: int) -> None:
+        self.inner, self.index, self.name = inner, index, f"killing {inner.name}"
+
+    def batch(self, index: int) -> object:
+        if index == self.index:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.batch(index)
+
+    def direct(self, uid: str) -> object:
+        return self.inner.direct(uid)
+
+    def for_worker(self) -> _KilledWhenAsked:
+        return self
+
+
+def _held(node: Ledger) -> dict[int, tuple[int, int]]:
+    """chain index -> (records the chain anchors in it, records held under it)."""
+    with node.sessions() as session:
+        return {
+            index: (count, held)
+            for index, count, held in session.execute(
+                select(BatchRow.chain_index, BatchRow.count, func.count(AttestationRow.id))
+                .join(AttestationRow, AttestationRow.batch_id == BatchRow.id, isouter=True)
+                .group_by(BatchRow.id)
+            )
+        }
+
+
+def test_a_catch_up_killed_midway_leaves_whole_groups_of_batches_and_the_next_run_completes(
+    node_a: tuple[Ledger, Server],  # noqa: F811
+    node_b: tuple[Ledger, Server],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches are committed a group at a time: a process killed in the middle of a group
+    leaves the groups before it, whole, and nothing of the one in progress; the next run
+    resumes from there and completes the copy."""
+    a, server_a = node_a
+    b, _ = node_b
+    uids = _anchor_in_small_batches(a, records=9, batch_size=2)
+    batches = b.chain_view.snapshot(max_age=0).confirmed_batches(b.settings.confirmations)
+    assert batches >= 5
+    # Groups of two 2-record batches, never closed early by the clock.
+    monkeypatch.setattr(mirror_module, "GROUP_RECORDS", 3)
+    monkeypatch.setattr(mirror_module, "GROUP_SECONDS", 1e9)
+
+    def run_until_killed() -> None:
+        b.engine.dispose(close=False)  # the child's own connections, not the parent's
+        mirror(b, [_KilledWhenAsked(peer(server_a), 3)], jobs=1)
+
+    child = multiprocessing.get_context("fork").Process(target=run_until_killed)
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL, child.exitcode
+
+    held = _held(b)
+    assert sorted(held) == [0, 1], f"batches 0 and 1 were committed together, batch 2 was in progress: {held}"
+    assert all(count == records for count, records in held.values()), held
+
+    report = mirror(b, [peer(server_a)], jobs=1)
+    assert (report.gaps, report.problems) == ([], [])
+    assert report.batches_stored == batches - 2
+    assert {uid for uid in uids if b.get_attestation(uid) is not None} == set(uids)
+    assert all(count == records for count, records in _held(b).values())
+    watermark = b.completeness.watermark(b.chain_view.snapshot(max_age=0))
+    assert watermark.through == batches - 1, watermark.describe()

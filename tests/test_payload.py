@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.payload import Disclosure, commit, field_hash, payload_hash
+from ledger.payload import Disclosure, canonical_json, commit, field_hash, payload_hash
 
 from .conftest import ReliabilityRecorder, hypothesis_cases
 
@@ -104,3 +105,56 @@ def test_malformed_disclosures_are_refused_with_the_reason(wire: dict[str, Any],
 def test_integers_beyond_json_safe_range_are_refused_not_rounded() -> None:
     with pytest.raises(ValueError, match="safe integer"):
         commit({"quantity": 2**53})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "lot:L1",
+        "pcs",
+        'a"b',
+        "a\\b",
+        "tab\there",
+        "\x00",
+        "\x1f",
+        "\x7f",
+        "café",
+        "\u2028",
+        0,
+        -(2**53) + 1,
+        2**53 - 1,
+        12345,
+        True,
+        False,
+        None,
+        1.5,
+        [1, "x"],
+        {"b": 1, "a": "y"},
+    ],
+)
+def test_the_direct_canonical_form_is_rfc8785s(value: Any) -> None:
+    # canonical_json writes plain strings and safe integers itself: byte for byte what
+    # rfc8785 writes, or every commitment to such a field would change.
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_canonical_json_refuses_what_rfc8785_refuses() -> None:
+    for value in (2**53, -(2**53), "\ud800", float("nan")):
+        with pytest.raises(ValueError, match="not canonicalisable"):
+            canonical_json(value)
+
+
+def test_canonical_json_matches_rfc8785_on_any_string_or_integer(reliability: ReliabilityRecorder) -> None:
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=30) | st.integers(-(2**53) + 1, 2**53 - 1))
+    def prop(value: str | int) -> None:
+        assert canonical_json(value) == rfc8785.dumps(value)
+
+    cases = hypothesis_cases(prop)
+    reliability.record(
+        "property",
+        "canonical_json's direct path: random strings and safe integers (hypothesis)",
+        cases,
+        "byte for byte what rfc8785 writes",
+    )

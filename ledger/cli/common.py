@@ -123,14 +123,16 @@ def print_verdict(result: object, as_json: bool) -> None:
 
 
 def catch_up_printer() -> Callable[[int, int, int], None]:
-    """Progress of a catch-up on one line: batches, records stored, rate and time left."""
+    """Progress of a catch-up on one line: a bar of the batches done, records stored,
+    rate and time left."""
     started = time.monotonic()
 
     def show(done: int, total: int, records: int) -> None:
         elapsed = max(time.monotonic() - started, 1e-9)
         left = (total - done) * elapsed / done if done else 0.0
+        filled = 30 * done // total if total else 30
         typer.echo(
-            f"\rmirroring: batch {done}/{total}, {records:,} records stored, "
+            f"\rmirroring [{'#' * filled}{'.' * (30 - filled)}] batch {done}/{total}, {records:,} records stored, "
             f"{records / elapsed:,.0f} records/s, about {left:,.0f} s left   ",
             err=True,
             nl=done >= total,
