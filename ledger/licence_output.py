@@ -23,8 +23,9 @@ import json
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .chain.view import ChainSnapshot
@@ -39,6 +40,12 @@ from .store.models import AttestationRefRow, AttestationRow
 from .store.rows import attestation_from_row, refs_by_uid
 
 _UNDER_A_LICENCE = [int(Kind.PRODUCTION), int(Kind.LICENCE)]
+_ROWS = select(AttestationRow.__table__).where(AttestationRow.kind.in_(bindparam("kinds", expanding=True)))
+# Built once (a statement made per call costs more to build than to run when it finds nothing).
+_NEWER = _ROWS.where(AttestationRow.id > bindparam("above")).order_by(AttestationRow.id)
+_BETWEEN = _ROWS.where(AttestationRow.id > bindparam("above"), AttestationRow.id <= bindparam("below")).order_by(
+    AttestationRow.id
+)
 
 
 @dataclass
@@ -102,13 +109,14 @@ class LicenceOutputs:
             self._stale = None
 
     def _read(self, session: Session, kinds: list[int], *, above: int = 0, below: int | None = None) -> None:
-        query = select(AttestationRow).where(AttestationRow.kind.in_(kinds), AttestationRow.id > above)
-        if below is not None:
-            query = query.where(AttestationRow.id <= below)
-        rows = session.scalars(query.order_by(AttestationRow.id)).all()
+        conn = session.connection()  # Core rows: the ORM's objects cost more than the read
+        if below is None:
+            rows = conn.execute(_NEWER, {"kinds": kinds, "above": above}).all()
+        else:
+            rows = conn.execute(_BETWEEN, {"kinds": kinds, "above": above, "below": below}).all()
         if not rows:
             return
-        refs = refs_by_uid(session, [r.uid for r in rows])
+        refs = refs_by_uid(conn, [r.uid for r in rows])
         for row in rows:
             if below is None:
                 self._cursor = max(self._cursor or 0, row.id)
@@ -154,7 +162,7 @@ class LicenceOutputs:
         if self._stale is not None:
             raise RuntimeError(self._stale)
 
-    def _add(self, seen: LicenceChildren, row: AttestationRow, refs: list[str]) -> None:
+    def _add(self, seen: LicenceChildren, row: Any, refs: list[str]) -> None:
         """Check one production or sub-licence row and keep what counts (or why it fails)."""
         seen.last_id = max(seen.last_id, row.id)
         fields, problem = self._checked_fields(row, refs)
@@ -169,7 +177,7 @@ class LicenceOutputs:
         else:
             seen.sublicences[row.uid] = (row.attester.lower(), str(fields.get("licensee", "")).lower())
 
-    def _add_revocation(self, row: AttestationRow, refs: list[str]) -> None:
+    def _add_revocation(self, row: Any, refs: list[str]) -> None:
         """A stored revocation that passes its check counts (not counting one that fails
         can only over-count)."""
         _fields, problem = self._checked_fields(row, refs)
@@ -208,7 +216,7 @@ class LicenceOutputs:
             self._outputs[licence_uid] = (key, result)
         return result
 
-    def _checked_fields(self, row: AttestationRow, refs: list[str]) -> tuple[dict[str, object], str | None]:
+    def _checked_fields(self, row: Any, refs: list[str]) -> tuple[dict[str, object], str | None]:
         """The row's disclosed (and sealed) field values, and why it fails its check, if it does."""
         try:
             attestation = attestation_from_row(row, refs)

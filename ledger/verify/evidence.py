@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BindParameter, CompoundSelect, Select, bindparam, select, text, union_all
 
 from ledger.anchors import BatchFacts
-from ledger.eip712 import Attestation, Domain, parse_typed_data
+from ledger.eip712 import Attestation, Domain, parse_typed_data, typed_data
 from ledger.hashing import hex32, parse_hex
 from ledger.kinds import Kind
 from ledger.payload import Disclosure, field_hash
@@ -46,9 +47,18 @@ class Record:
     signature: bytes
     disclosure: Disclosure
     anchor: dict[str, Any] | None
-    typed_data: dict[str, Any]
+    # The typed data as presented (a bundle's entry); None for a stored record, whose
+    # typed data is made from its attestation only when a bundle is exported.
+    presented_typed_data: dict[str, Any] | None
     # Fields the ledger holds encrypted: used by this node's checks, never exported.
     confidential: frozenset[str] = frozenset()
+
+    @property
+    def typed_data(self) -> dict[str, Any]:
+        """The record's full EIP-712 typed data (as presented, for a bundle's record)."""
+        if self.presented_typed_data is not None:
+            return self.presented_typed_data
+        return typed_data(self.attestation, self.domain)
 
     @property
     def kind(self) -> Kind:
@@ -261,18 +271,21 @@ def _stored_case_file(
     recursive query), what refers to it, what refers to those, the watch-list entries
     for the goods, and the references of every record read. Each read returns the
     records' columns with their batch's, as plain rows (no ORM objects)."""
+    # Core statements on the session's connection: the ORM's per-statement machinery cost
+    # more than these reads themselves (cProfile, scripts/bench_store.py --profile).
     with ledger.sessions() as session:
-        if session.get_bind().dialect.name == "postgresql":
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
             # These reads return a few rows each, but PostgreSQL estimates thousands for
             # "what refers to these licences, of these kinds" (it cannot know no such
             # reference exists) and, at 100,000 records, planned it with a parallel worker:
             # a worker's start-up cost most of the verification's time (measured: p50 62 ms
             # wall for 13 ms CPU). Serial plans for this transaction only.
-            session.execute(_SERIAL_PLANS)
+            conn.execute(_SERIAL_PLANS)
         # Ancestors: everything the roots rest on, transitively.
         rows: dict[str, Any] = {}
         walked: dict[str, int] = {}  # uid -> kind; -1: referenced, but no row holds it
-        for row in session.execute(_HISTORY, {"roots": list(roots)}):
+        for row in conn.execute(_HISTORY, {"roots": list(roots)}):
             if row.uid is None:
                 walked[row.walked] = -1
             else:
@@ -285,16 +298,16 @@ def _stored_case_file(
         # (`ledger/licence_output.py`). References carry the referring record's kind, so
         # each of these reads is an index range over what it returns, never a scan of
         # everything made under a licence: the cost does not grow with the ledger.
-        first = _referring(session, walked)
+        first = _referring(conn, walked)
         rows.update((u, r) for u, r in first.items() if u not in rows)
-        second = _referring(session, {u: r.kind for u, r in first.items() if u not in ancestors})
+        second = _referring(conn, {u: r.kind for u, r in first.items() if u not in ancestors})
         rows.update((u, r) for u, r in second.items() if u not in rows)
         goods = goods | _goods_classes(ledger, rows, ancestors)
         prefixes = sorted({g[:n] for g in goods for n in range(4, len(g) + 1)})
         if prefixes:
-            for row in session.execute(_WATCHING, {"prefixes": prefixes}):
+            for row in conn.execute(_WATCHING, {"prefixes": prefixes}):
                 rows.setdefault(row.uid, row)
-        refs = refs_by_uid(session, list(rows))
+        refs = refs_by_uid(conn, list(rows))
     records: dict[str, Record] = {}
     unreadable: dict[str, str] = {}
     for row in rows.values():
@@ -386,7 +399,7 @@ _HISTORY, _REFERRING, _WATCHING = _statements()
 _SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
-def _referring(session: Any, targets: dict[str, int]) -> dict[str, Any]:
+def _referring(conn: Any, targets: dict[str, int]) -> dict[str, Any]:
     """The stored records referring to `targets` (uid -> its stored kind) that bear on a
     verdict: anything referring to a custody record, finding or asset; of what refers to
     a licence or a production, not productions or sub-licences (a production outside the
@@ -396,7 +409,7 @@ def _referring(session: Any, targets: dict[str, int]) -> dict[str, Any]:
     licences = [u for u, k in targets.items() if k == int(Kind.LICENCE)]
     productions = [u for u, k in targets.items() if k == int(Kind.PRODUCTION)]
     others = [u for u, k in targets.items() if k not in (int(Kind.LICENCE), int(Kind.PRODUCTION))]
-    found = session.execute(_REFERRING, {"others": others, "licences": licences, "productions": productions})
+    found = conn.execute(_REFERRING, {"others": others, "licences": licences, "productions": productions})
     return {row.uid: row for row in found}
 
 
@@ -425,15 +438,25 @@ def _fields_of(ledger: StoreReader, row: Any) -> dict[str, Any]:
     return fields
 
 
+@lru_cache(maxsize=64)
+def _domain(chain_id: int, contract: str) -> Domain:
+    """The domain a stored row names (the same one or two recur in every row)."""
+    return Domain(chain_id, contract)
+
+
 def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
-    from ledger.eip712 import typed_data
     from ledger.store.rows import attestation_from_row
 
     attestation = attestation_from_row(row, refs)
-    domain = Domain(row.chain_id, row.contract)
-    fields = _fields_of(ledger, row)
+    domain = _domain(row.chain_id, row.contract)
+    disclosed = json.loads(row.disclosed)
+    if not isinstance(disclosed, dict):
+        raise ValueError("the stored disclosed fields are not an object")
+    fields = dict(disclosed)
+    if row.sealed is not None:
+        fields.update(ledger.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
     disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": fields})
-    confidential = frozenset(fields) - frozenset(json.loads(row.disclosed))
+    confidential = frozenset(fields) - frozenset(disclosed)
     anchor_json: dict[str, Any] | None
     try:
         batch = (
@@ -465,6 +488,6 @@ def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
         parse_hex(row.signature, 65, "signature"),
         disclosure,
         anchor_json,
-        typed_data(attestation, domain),
+        None,
         confidential,
     )

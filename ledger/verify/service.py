@@ -49,7 +49,7 @@ def shipment_history(ledger: StoreReader, shipment: Record) -> ShipmentHistory:
     from ledger.store.aggregates import exporter_history
 
     with ledger.sessions() as session:
-        kept = exporter_history(session, shipment.attester, shipment.field("destination"))
+        kept = exporter_history(session.connection(), shipment.attester, shipment.field("destination"))
     public = set(shipment.disclosure.fields) - shipment.confidential
     destinations = {d for d, n in kept.destinations.items() if n - (d == shipment.field("destination")) > 0}
     if "destination" not in public:  # not counted for this shipment: nothing to take out
