@@ -54,6 +54,11 @@ class LicenceChildren:
 
     last_id: int = 0
     productions: dict[str, tuple[str, Fraction]] = field(default_factory=dict)  # uid -> (attester, quantity)
+    # attester -> the sum of its productions above (revoked or not), kept as they are added,
+    # so a licence's total is not summed again over every production when the chain moves.
+    sums: dict[str, Fraction] = field(default_factory=dict)
+    # attester -> how many productions above it made
+    counts: dict[str, int] = field(default_factory=dict)
     sublicences: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (licensor, licensee)
     corrupt: dict[str, str] = field(default_factory=dict)  # uid -> why its row fails its check
 
@@ -172,8 +177,11 @@ class LicenceOutputs:
             amount = exact_quantity(fields.get("quantity"))
             if amount is None:
                 seen.corrupt[row.uid] = "the production's quantity is missing or not allowed"
-            else:
-                seen.productions[row.uid] = (row.attester.lower(), amount)
+            elif row.uid not in seen.productions:
+                attester = row.attester.lower()
+                seen.productions[row.uid] = (attester, amount)
+                seen.sums[attester] = seen.sums.get(attester, Fraction(0)) + amount
+                seen.counts[attester] = seen.counts.get(attester, 0) + 1
         else:
             seen.sublicences[row.uid] = (row.attester.lower(), str(fields.get("licensee", "")).lower())
 
@@ -202,15 +210,28 @@ class LicenceOutputs:
             cached = self._outputs.get(licence_uid)
             if cached is not None and cached[0] == key:
                 return cached[1]
-        total = Fraction(0)
-        claims: list[tuple[str, str]] = []
-        for uid, (attester, amount) in kept.productions.items():
-            if attester in self._stored_revokers.get(uid, set()) or attester in snapshot.revokers(uid):
-                continue
+        # The licensee's running sum less its revoked productions, and the productions of
+        # anyone else: the work grows with the revocations and the claims, not with the
+        # productions made under the licence.
+        revoked: set[str] = set()
+        for uid in self._stored_revokers.keys() | snapshot.revoked_uids():
+            found = kept.productions.get(uid)
+            if found is not None and (
+                found[0] in self._stored_revokers.get(uid, set()) or found[0] in snapshot.revokers(uid)
+            ):
+                revoked.add(uid)
+        total = kept.sums.get(licensee, Fraction(0))
+        for uid in revoked:
+            attester, amount = kept.productions[uid]
             if attester == licensee:
-                total += amount
-            else:
-                claims.append((uid, attester))
+                total -= amount
+        claims: list[tuple[str, str]] = []
+        if any(n for attester, n in kept.counts.items() if attester != licensee):
+            claims = [
+                (uid, attester)
+                for uid, (attester, _amount) in kept.productions.items()
+                if attester != licensee and uid not in revoked
+            ]
         result = Output(total, tuple(claims), dict(kept.corrupt))
         with self._lock:
             self._outputs[licence_uid] = (key, result)
