@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -43,6 +44,22 @@ _UNDER_A_LICENCE = [int(Kind.PRODUCTION), int(Kind.LICENCE)]
 _ROWS = select(AttestationRow.__table__).where(AttestationRow.kind.in_(bindparam("kinds", expanding=True)))
 # Built once (a statement made per call costs more to build than to run when it finds nothing).
 _NEWER = _ROWS.where(AttestationRow.id > bindparam("above")).order_by(AttestationRow.id)
+_CHILDREN = (
+    select(AttestationRow.__table__)
+    .join(AttestationRefRow.__table__, AttestationRefRow.uid == AttestationRow.uid)
+    .where(
+        AttestationRefRow.ref == bindparam("licence"),
+        AttestationRow.kind.in_(bindparam("kinds", expanding=True)),
+        AttestationRow.id > bindparam("above"),
+        AttestationRow.id <= bindparam("upto"),
+    )
+    .order_by(AttestationRow.id)
+)
+_LICENCES = (
+    select(AttestationRow.uid)
+    .where(AttestationRow.kind == bindparam("kind"), AttestationRow.id <= bindparam("upto"))
+    .order_by(AttestationRow.id)
+)
 _BETWEEN = _ROWS.where(AttestationRow.id > bindparam("above"), AttestationRow.id <= bindparam("below")).order_by(
     AttestationRow.id
 )
@@ -146,22 +163,48 @@ class LicenceOutputs:
             seen = self._seen.get(licence_uid)
             if seen is not None:
                 return seen
-            seen = self._seen[licence_uid] = LicenceChildren()
-            with self._sessions() as session:
-                rows = session.scalars(
-                    select(AttestationRow)
-                    .join(AttestationRefRow, AttestationRefRow.uid == AttestationRow.uid)
-                    .where(
-                        AttestationRefRow.ref == licence_uid,
-                        AttestationRow.kind.in_(_UNDER_A_LICENCE),
-                        AttestationRow.id <= self._cursor,
-                    )
-                    .order_by(AttestationRow.id)
-                ).all()
-                refs = refs_by_uid(session, [r.uid for r in rows])
-            for row in rows:
-                self._add(seen, row, refs.get(row.uid, []))
+            upto = self._cursor
+        # Read and checked outside the lock (the long part: every row's signature), so
+        # other verifications and a warm-up reading other licences are not held up.
+        seen = LicenceChildren()
+        self._read_children(seen, licence_uid, 0, upto)
+        with self._lock:
+            kept = self._seen.get(licence_uid)
+            if kept is not None:  # another thread read it meanwhile
+                return kept
+            if self._cursor is not None and self._cursor != upto:
+                # A catch-up meanwhile read newer rows for the licences kept, not this one.
+                self._read_children(seen, licence_uid, upto or 0, self._cursor)
+            self._seen[licence_uid] = seen  # kept only once wholly read: never a partial view
             return seen
+
+    def _read_children(self, seen: LicenceChildren, licence_uid: str, above: int, upto: int | None) -> None:
+        """Add the productions and sub-licences under `licence_uid` with row ids in
+        (`above`, `upto`] to `seen`, each row checked."""
+        with self._sessions() as session:
+            conn = session.connection()
+            rows = conn.execute(
+                _CHILDREN, {"licence": licence_uid, "kinds": _UNDER_A_LICENCE, "above": above, "upto": upto or 0}
+            ).all()
+            refs = refs_by_uid(conn, [r.uid for r in rows])
+        for row in rows:
+            self._add(seen, row, refs.get(row.uid, []))
+
+    def warm(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Read and check the children of every licence stored now, as the first
+        `children` call for each would (so no verification pays for it later), calling
+        `progress(done, licences)` after each; returns how many licences were read.
+        Safe while verifications run: what they read meanwhile is kept once."""
+        if self._cursor is None:
+            self.catch_up()
+        with self._sessions() as session:
+            found = session.connection().execute(_LICENCES, {"kind": int(Kind.LICENCE), "upto": self._cursor or 0})
+            licences = list(found.scalars())
+        for done, uid in enumerate(licences, 1):
+            self.children(uid)
+            if progress is not None:
+                progress(done, len(licences))
+        return len(licences)
 
     def _fresh(self) -> None:
         if self._stale is not None:
