@@ -343,8 +343,8 @@ class Ledger:
             verify_in_store(self, newest, self.policy, self.chain_view)
         # What the process keeps from here on (the licences' checked productions above all)
         # is kept for its life: out of the collector's sight, a full collection does not
-        # walk it again on whichever request it lands (measured at 100,000 records: about
-        # 100 ms of CPU on one verification in a few hundred, cProfile).
+        # walk it again on whichever request it lands (measured after a warm-up at 100,004
+        # records, 186,000 objects tracked: a full collection 73 ms of CPU, frozen ~0 ms).
         gc.collect()
         gc.freeze()
         took["rest"] = time.perf_counter() - started
