@@ -10,13 +10,14 @@ unlicensed goods.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, CompoundSelect, Select, bindparam, select, text, union_all
+from sqlalchemy import BindParameter, CompoundSelect, Connection, Select, bindparam, select, text, union_all
 
 from ledger.anchors import BatchFacts
 from ledger.eip712 import Attestation, Domain, parse_typed_data, typed_data
@@ -188,7 +189,7 @@ def walk_history(evidence: Evidence) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(held), frozenset(missing)
 
 
-def evidence_from_store(ledger: StoreReader, shipment_uid: str) -> Evidence:
+def evidence_from_store(ledger: StoreReader, shipment_uid: str, conn: Connection | None = None) -> Evidence:
     """Evidence for a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`).
 
     Four round trips whatever the number of hops: the shipment's whole history by one
@@ -196,10 +197,11 @@ def evidence_from_store(ledger: StoreReader, shipment_uid: str) -> Evidence:
     watch-list entries that can match the goods (by goods-class prefix, through an index:
     never every entry ever made). A stored row that cannot be read back, or a batch that
     no longer rebuilds its anchored root, becomes a STORE_CORRUPTED finding, not a crash.
-    Raises StoreCorrupted when the shipment's own row is unreadable.
+    Raises StoreCorrupted when the shipment's own row is unreadable. Read through `conn`
+    when given (the caller's transaction), else a session of its own.
     """
     shipment_uid = shipment_uid.lower()
-    records, unreadable = _stored_case_file(ledger, {shipment_uid}, set())
+    records, unreadable = _stored_case_file(ledger, {shipment_uid}, set(), conn)
     if shipment_uid in unreadable:
         raise StoreCorrupted(f"{shipment_uid}: {unreadable[shipment_uid]}")
     if shipment_uid not in records:
@@ -262,7 +264,7 @@ def _with_late_disclosures(stored: Record, shown: Record | None) -> Record:
 
 
 def _stored_case_file(
-    ledger: StoreReader, roots: set[str], goods: set[str]
+    ledger: StoreReader, roots: set[str], goods: set[str], given: Connection | None = None
 ) -> tuple[dict[str, Record], dict[str, str]]:
     """The stored records bearing on the history of `roots` (and on goods of `goods`
     classes), and the stored rows that could not be read back (uid -> why).
@@ -273,8 +275,8 @@ def _stored_case_file(
     records' columns with their batch's, as plain rows (no ORM objects)."""
     # Core statements on the session's connection: the ORM's per-statement machinery cost
     # more than these reads themselves (cProfile, scripts/bench_store.py --profile).
-    with ledger.sessions() as session:
-        conn = session.connection()
+    with contextlib.ExitStack() as stack:
+        conn = given if given is not None else stack.enter_context(ledger.sessions()).connection()
         if conn.dialect.name == "postgresql":
             # These reads return a few rows each, but PostgreSQL estimates thousands for
             # "what refers to these licences, of these kinds" (it cannot know no such
