@@ -88,6 +88,7 @@ class Ledger:
         )
         # (shipment, policy) -> (chain head, newest row id, verdict, valid until)
         self._verdicts: dict[tuple[str, VerificationPolicy], tuple[int, int, VerificationResult, float]] = {}
+        self._last_asked = float("-inf")  # time.monotonic() of the latest verification asked for
         self.ingestor = Ingestor(
             self.sessions,
             self.domain,
@@ -250,6 +251,7 @@ class Ledger:
         0.25 s: the verdict is as of that head, as if asked that much earlier; it saves a
         chain read per first-time question).
         """
+        self._last_asked = time.monotonic()
         policy = policy or self.policy
         uid = shipment_uid.lower()
         with self.engine.connect() as conn:
@@ -351,20 +353,25 @@ class Ledger:
         say(f"warm-up: done ({', '.join(f'{k} {v:.1f} s' for k, v in took.items())})")
         return took
 
-    def keep_warm(self, stop: threading.Event, head_every: float = 0.2) -> None:
+    def keep_warm(self, stop: threading.Event, head_every: float = 0.2, busy_for: float = 10.0) -> None:
         """Until `stop` is set, keep off the request path what verifications would
         otherwise pay for now and then: the chain's head re-read every `head_every`
-        seconds (a verification re-reads it when it is over 0.25 s old), and the
-        completeness watermark measured again at half its reuse interval (a verification
-        measures it when it is older than the interval). The verdicts are the same: they
-        state the head and the measurement they rest on. A failure is logged and tried
-        again; verifications then do the work themselves."""
+        seconds while verifications are being asked for (one in the last `busy_for`
+        seconds: an idle node does not poll its RPC endpoint; a verification re-reads the
+        head itself when it is over 0.25 s old), and the completeness watermark measured
+        again at half its reuse interval, busy or not (a verification measures it when it
+        is older than the interval). The verdicts are the same: they state the head and
+        the measurement they rest on. A failure is logged and tried again; verifications
+        then do the work themselves."""
         interval = self.completeness.interval
         measured = time.monotonic()
         while not stop.wait(head_every):
             try:
+                due = interval >= 1 and time.monotonic() - measured >= interval / 2
+                if not due and time.monotonic() - self._last_asked > busy_for:
+                    continue  # idle: nothing to keep fresh yet
                 snapshot = self.chain_view.snapshot()
-                if interval >= 1 and time.monotonic() - measured >= interval / 2:
+                if due:
                     self.completeness.refresh(snapshot)
                     measured = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - a verification reports the trouble itself
@@ -374,6 +381,7 @@ class Ledger:
     def verify_bundle(self, bundle: object, policy: VerificationPolicy | None = None) -> VerificationResult:
         """The verdict on a proof bundle presented at the border, against this node's view
         of the chain (kept current across requests), under the configured policy."""
+        self._last_asked = time.monotonic()
         return verify_bundle(bundle, self.chain_view, policy or self.policy, self.checker, complete_from=self)
 
     def public_batch(self, index: int) -> bytes | None:
