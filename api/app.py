@@ -10,6 +10,9 @@ PROVENANCE_REDIS_URL is set).
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -67,6 +70,56 @@ class Metrics:
     verdicts: Counter
 
 
+class WarmUp:
+    """The node's warm-up (`Ledger.warm_up`), run in a thread of its own when the service
+    starts, so that no request pays for what the first verifications of a process would
+    (completeness measured, every licence's productions read and checked). Until it has
+    finished, /readyz says so and answers 503: a load balancer sends the node no traffic
+    meanwhile (requests that still arrive are answered, and do that work themselves).
+    Afterwards the same thread keeps the chain head and the completeness watermark fresh
+    (`Ledger.keep_warm`) until `stop` is set."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self.status = "starting"  # the latest progress line while it runs
+        self.running = True
+        self.stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="warm-up", daemon=True).start()
+
+    def _run(self) -> None:
+        log = _warm_up_log()
+        started = time.perf_counter()
+        try:
+            self._ledger.warm_up(progress=self._said)
+        except Exception as exc:  # noqa: BLE001 - verifications then do it themselves
+            log.error(
+                "warm-up failed after %.1f s (verifications will do it themselves): %r",
+                time.perf_counter() - started,
+                exc,
+            )
+        finally:
+            self.running = False
+        self._ledger.keep_warm(self.stop)
+
+    def _said(self, line: str) -> None:
+        self.status = line
+        _warm_up_log().info("%s", line)
+
+
+def _warm_up_log() -> logging.Logger:
+    """The warm-up's logger; it writes to stderr at INFO when nothing configured logging
+    (`provenance serve`), so the progress of a long warm-up is seen."""
+    log = logging.getLogger("api.warmup")
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    return log
+
+
 def make_metrics() -> Metrics:
     registry = CollectorRegistry()
     return Metrics(
@@ -121,9 +174,15 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = ledger is None
         app.state.ledger = ledger or Ledger.open(settings)
+        # The process that opens the ledger warms it; one given to the app is its owner's.
+        app.state.warm_up = WarmUp(app.state.ledger) if opened else None
+        if app.state.warm_up is not None:
+            app.state.warm_up.start()
         alarms = AlarmCollector(app.state.ledger.sessions)  # provenance_chain_alarm{alarm=...}
         app.state.metrics.registry.register(alarms)
         yield
+        if app.state.warm_up is not None:
+            app.state.warm_up.stop.set()
         app.state.metrics.registry.unregister(alarms)
         if opened:
             app.state.ledger.close()
@@ -207,6 +266,9 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
                 checks["alarms"] = f"unavailable: {type(exc).__name__}"
         if alarms:
             checks["alarms"] = "; ".join(f"{name}: {detail}" for name, detail in sorted(alarms.items()))
+        warming: WarmUp | None = getattr(request.app.state, "warm_up", None)
+        if warming is not None and warming.running:
+            checks["warm-up"] = f"in progress: {warming.status}"
         ready = all(v == "ok" for v in checks.values())
         body: dict[str, Any] = {"ready": ready, **checks}
         if alarms:

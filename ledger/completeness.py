@@ -130,12 +130,33 @@ class CompletenessMonitor:
 
     def watermark(self, snapshot: ChainSnapshot) -> Watermark:
         """The watermark, measured again when the cached one is older than `interval`."""
+        last = self._last
+        if self._fresh(last, snapshot):  # not held up by a `refresh` under way
+            assert last is not None
+            return last
         with self._lock:
             last = self._last
-            if last is not None and time.time() - last.measured_at < self._interval and last.head <= snapshot.head:
+            if self._fresh(last, snapshot):
+                assert last is not None
                 return last
             self._last = self._measure(snapshot)
             return self._last
+
+    def refresh(self, snapshot: ChainSnapshot) -> Watermark:
+        """Measure now, whatever the cached watermark's age, and keep the result: a node
+        calls this in the background before the cached one goes stale
+        (`Ledger.keep_warm`), so that no verification waits for a measurement."""
+        with self._lock:
+            self._last = self._measure(snapshot)
+            return self._last
+
+    def _fresh(self, last: Watermark | None, snapshot: ChainSnapshot) -> bool:
+        return last is not None and time.time() - last.measured_at < self._interval and last.head <= snapshot.head
+
+    @property
+    def interval(self) -> float:
+        """How long (seconds) a measurement is reused."""
+        return self._interval
 
     def _measure(self, snapshot: ChainSnapshot) -> Watermark:
         on_chain = snapshot.confirmed_batches(self._confirmations)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from .kinds import Kind
@@ -70,6 +71,13 @@ def exact_quantity(value: Any) -> Fraction | None:
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    return _exact_quantity(value)
+
+
+@lru_cache(maxsize=4096, typed=True)  # typed: 1 and 1.0 are kept apart (bools never reach it)
+def _exact_quantity(value: int | float) -> Fraction | None:
+    """`exact_quantity` of a number: a pure function, and every verification asks it of
+    the same custody quantities several times (conservation, caps, risk)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     decimal = Decimal(value) if isinstance(value, int) else Decimal(repr(value))

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .chain.view import ChainSnapshot
@@ -39,6 +41,28 @@ from .store.models import AttestationRefRow, AttestationRow
 from .store.rows import attestation_from_row, refs_by_uid
 
 _UNDER_A_LICENCE = [int(Kind.PRODUCTION), int(Kind.LICENCE)]
+_ROWS = select(AttestationRow.__table__).where(AttestationRow.kind.in_(bindparam("kinds", expanding=True)))
+# Built once (a statement made per call costs more to build than to run when it finds nothing).
+_NEWER = _ROWS.where(AttestationRow.id > bindparam("above")).order_by(AttestationRow.id)
+_CHILDREN = (
+    select(AttestationRow.__table__)
+    .join(AttestationRefRow.__table__, AttestationRefRow.uid == AttestationRow.uid)
+    .where(
+        AttestationRefRow.ref == bindparam("licence"),
+        AttestationRow.kind.in_(bindparam("kinds", expanding=True)),
+        AttestationRow.id > bindparam("above"),
+        AttestationRow.id <= bindparam("upto"),
+    )
+    .order_by(AttestationRow.id)
+)
+_LICENCES = (
+    select(AttestationRow.uid)
+    .where(AttestationRow.kind == bindparam("kind"), AttestationRow.id <= bindparam("upto"))
+    .order_by(AttestationRow.id)
+)
+_BETWEEN = _ROWS.where(AttestationRow.id > bindparam("above"), AttestationRow.id <= bindparam("below")).order_by(
+    AttestationRow.id
+)
 
 
 @dataclass
@@ -47,6 +71,11 @@ class LicenceChildren:
 
     last_id: int = 0
     productions: dict[str, tuple[str, Fraction]] = field(default_factory=dict)  # uid -> (attester, quantity)
+    # attester -> the sum of its productions above (revoked or not), kept as they are added,
+    # so a licence's total is not summed again over every production when the chain moves.
+    sums: dict[str, Fraction] = field(default_factory=dict)
+    # attester -> how many productions above it made
+    counts: dict[str, int] = field(default_factory=dict)
     sublicences: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (licensor, licensee)
     corrupt: dict[str, str] = field(default_factory=dict)  # uid -> why its row fails its check
 
@@ -102,13 +131,14 @@ class LicenceOutputs:
             self._stale = None
 
     def _read(self, session: Session, kinds: list[int], *, above: int = 0, below: int | None = None) -> None:
-        query = select(AttestationRow).where(AttestationRow.kind.in_(kinds), AttestationRow.id > above)
-        if below is not None:
-            query = query.where(AttestationRow.id <= below)
-        rows = session.scalars(query.order_by(AttestationRow.id)).all()
+        conn = session.connection()  # Core rows: the ORM's objects cost more than the read
+        if below is None:
+            rows = conn.execute(_NEWER, {"kinds": kinds, "above": above}).all()
+        else:
+            rows = conn.execute(_BETWEEN, {"kinds": kinds, "above": above, "below": below}).all()
         if not rows:
             return
-        refs = refs_by_uid(session, [r.uid for r in rows])
+        refs = refs_by_uid(conn, [r.uid for r in rows])
         for row in rows:
             if below is None:
                 self._cursor = max(self._cursor or 0, row.id)
@@ -133,28 +163,54 @@ class LicenceOutputs:
             seen = self._seen.get(licence_uid)
             if seen is not None:
                 return seen
-            seen = self._seen[licence_uid] = LicenceChildren()
-            with self._sessions() as session:
-                rows = session.scalars(
-                    select(AttestationRow)
-                    .join(AttestationRefRow, AttestationRefRow.uid == AttestationRow.uid)
-                    .where(
-                        AttestationRefRow.ref == licence_uid,
-                        AttestationRow.kind.in_(_UNDER_A_LICENCE),
-                        AttestationRow.id <= self._cursor,
-                    )
-                    .order_by(AttestationRow.id)
-                ).all()
-                refs = refs_by_uid(session, [r.uid for r in rows])
-            for row in rows:
-                self._add(seen, row, refs.get(row.uid, []))
+            upto = self._cursor
+        # Read and checked outside the lock (the long part: every row's signature), so
+        # other verifications and a warm-up reading other licences are not held up.
+        seen = LicenceChildren()
+        self._read_children(seen, licence_uid, 0, upto)
+        with self._lock:
+            kept = self._seen.get(licence_uid)
+            if kept is not None:  # another thread read it meanwhile
+                return kept
+            if self._cursor is not None and self._cursor != upto:
+                # A catch-up meanwhile read newer rows for the licences kept, not this one.
+                self._read_children(seen, licence_uid, upto or 0, self._cursor)
+            self._seen[licence_uid] = seen  # kept only once wholly read: never a partial view
             return seen
+
+    def _read_children(self, seen: LicenceChildren, licence_uid: str, above: int, upto: int | None) -> None:
+        """Add the productions and sub-licences under `licence_uid` with row ids in
+        (`above`, `upto`] to `seen`, each row checked."""
+        with self._sessions() as session:
+            conn = session.connection()
+            rows = conn.execute(
+                _CHILDREN, {"licence": licence_uid, "kinds": _UNDER_A_LICENCE, "above": above, "upto": upto or 0}
+            ).all()
+            refs = refs_by_uid(conn, [r.uid for r in rows])
+        for row in rows:
+            self._add(seen, row, refs.get(row.uid, []))
+
+    def warm(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Read and check the children of every licence stored now, as the first
+        `children` call for each would (so no verification pays for it later), calling
+        `progress(done, licences)` after each; returns how many licences were read.
+        Safe while verifications run: what they read meanwhile is kept once."""
+        if self._cursor is None:
+            self.catch_up()
+        with self._sessions() as session:
+            found = session.connection().execute(_LICENCES, {"kind": int(Kind.LICENCE), "upto": self._cursor or 0})
+            licences = list(found.scalars())
+        for done, uid in enumerate(licences, 1):
+            self.children(uid)
+            if progress is not None:
+                progress(done, len(licences))
+        return len(licences)
 
     def _fresh(self) -> None:
         if self._stale is not None:
             raise RuntimeError(self._stale)
 
-    def _add(self, seen: LicenceChildren, row: AttestationRow, refs: list[str]) -> None:
+    def _add(self, seen: LicenceChildren, row: Any, refs: list[str]) -> None:
         """Check one production or sub-licence row and keep what counts (or why it fails)."""
         seen.last_id = max(seen.last_id, row.id)
         fields, problem = self._checked_fields(row, refs)
@@ -164,12 +220,15 @@ class LicenceOutputs:
             amount = exact_quantity(fields.get("quantity"))
             if amount is None:
                 seen.corrupt[row.uid] = "the production's quantity is missing or not allowed"
-            else:
-                seen.productions[row.uid] = (row.attester.lower(), amount)
+            elif row.uid not in seen.productions:
+                attester = row.attester.lower()
+                seen.productions[row.uid] = (attester, amount)
+                seen.sums[attester] = seen.sums.get(attester, Fraction(0)) + amount
+                seen.counts[attester] = seen.counts.get(attester, 0) + 1
         else:
             seen.sublicences[row.uid] = (row.attester.lower(), str(fields.get("licensee", "")).lower())
 
-    def _add_revocation(self, row: AttestationRow, refs: list[str]) -> None:
+    def _add_revocation(self, row: Any, refs: list[str]) -> None:
         """A stored revocation that passes its check counts (not counting one that fails
         can only over-count)."""
         _fields, problem = self._checked_fields(row, refs)
@@ -194,21 +253,34 @@ class LicenceOutputs:
             cached = self._outputs.get(licence_uid)
             if cached is not None and cached[0] == key:
                 return cached[1]
-        total = Fraction(0)
-        claims: list[tuple[str, str]] = []
-        for uid, (attester, amount) in kept.productions.items():
-            if attester in self._stored_revokers.get(uid, set()) or attester in snapshot.revokers(uid):
-                continue
+        # The licensee's running sum less its revoked productions, and the productions of
+        # anyone else: the work grows with the revocations and the claims, not with the
+        # productions made under the licence.
+        revoked: set[str] = set()
+        for uid in self._stored_revokers.keys() | snapshot.revoked_uids():
+            found = kept.productions.get(uid)
+            if found is not None and (
+                found[0] in self._stored_revokers.get(uid, set()) or found[0] in snapshot.revokers(uid)
+            ):
+                revoked.add(uid)
+        total = kept.sums.get(licensee, Fraction(0))
+        for uid in revoked:
+            attester, amount = kept.productions[uid]
             if attester == licensee:
-                total += amount
-            else:
-                claims.append((uid, attester))
+                total -= amount
+        claims: list[tuple[str, str]] = []
+        if any(n for attester, n in kept.counts.items() if attester != licensee):
+            claims = [
+                (uid, attester)
+                for uid, (attester, _amount) in kept.productions.items()
+                if attester != licensee and uid not in revoked
+            ]
         result = Output(total, tuple(claims), dict(kept.corrupt))
         with self._lock:
             self._outputs[licence_uid] = (key, result)
         return result
 
-    def _checked_fields(self, row: AttestationRow, refs: list[str]) -> tuple[dict[str, object], str | None]:
+    def _checked_fields(self, row: Any, refs: list[str]) -> tuple[dict[str, object], str | None]:
         """The row's disclosed (and sealed) field values, and why it fails its check, if it does."""
         try:
             attestation = attestation_from_row(row, refs)

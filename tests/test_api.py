@@ -451,3 +451,40 @@ def test_a_rate_limit_is_read_as_written() -> None:
     for bad in ("2.5", "-5", "fast", ""):
         with pytest.raises(ValueError, match="not a rate limit"):
             parse_rate(bad)
+
+
+def test_readiness_waits_for_the_warm_up_then_the_node_is_kept_warm(api: Server) -> None:
+    """While the node's warm-up runs, /readyz answers 503 naming it (with its latest
+    progress line); once it is done, the node is ready and the same thread keeps the
+    node's views fresh until the service stops."""
+    from api.app import WarmUp
+
+    release = threading.Event()
+    kept = threading.Event()
+
+    class Warming:
+        def warm_up(self, progress: Any) -> dict[str, float]:
+            progress("warm-up: licences read and checked: 1 of 2")
+            release.wait(30)
+            return {}
+
+        def keep_warm(self, stop: threading.Event) -> None:
+            kept.set()
+            stop.wait(30)
+
+    warming = WarmUp(Warming())  # type: ignore[arg-type]
+    api.app.state.warm_up = warming
+    warming.start()
+    try:
+        deadline = time.monotonic() + 10
+        while warming.status == "starting" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        response = api.http.get("/readyz")
+        assert response.status_code == 503, response.text
+        assert response.json()["warm-up"] == "in progress: warm-up: licences read and checked: 1 of 2"
+        release.set()
+        assert kept.wait(10)
+        assert api.http.get("/readyz").json() == {"ready": True, "database": "ok", "chain": "ok"}
+    finally:
+        release.set()
+        warming.stop.set()

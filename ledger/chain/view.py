@@ -111,6 +111,10 @@ class ChainSnapshot:
         """Attesters who revoked `uid` on chain (lowercase addresses)."""
         return self.confirmed.revocations.get(uid, set()) | self.tail.revocations.get(uid, set())
 
+    def revoked_uids(self) -> set[str]:
+        """Every UID revoked on chain by anyone (`revokers` says by whom)."""
+        return self.confirmed.revocations.keys() | self.tail.revocations.keys()
+
     def registry_history(self, account: str) -> list[Checkpoint]:
         key = account.lower()
         history = list(self.confirmed.checkpoints.get(key, ()))

@@ -107,7 +107,7 @@ class ExporterHistory:
     recent_quantities: tuple[tuple[str, Any], ...]  # (uid, public quantity), oldest first
 
 
-def exporter_history(session: Session, attester: str, destination: object = None) -> ExporterHistory:
+def exporter_history(session: Session | Connection, attester: str, destination: object = None) -> ExporterHistory:
     """The exporter's aggregate row (and its count of shipments to `destination`): one or
     two primary-key reads, whatever its history."""
     attester = attester.lower()

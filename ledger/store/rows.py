@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ledger.eip712 import Attestation
@@ -25,18 +25,20 @@ def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:
     )
 
 
-def refs_by_uid(session: Session, uids: list[str] | set[str]) -> dict[str, list[str]]:
+def refs_by_uid(session: Session | Connection, uids: list[str] | set[str]) -> dict[str, list[str]]:
     """The ordered references of each of `uids`, in one query (absent: no references)."""
     if not uids:
         return {}
     pairs: dict[str, list[tuple[int, str]]] = {}
-    for ref in session.execute(
-        select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
-            AttestationRefRow.uid.in_(uids)
-        )
-    ):
-        pairs.setdefault(ref.uid, []).append((ref.position, ref.ref))
+    for uid, ref, position in session.execute(_REFS_OF, {"uids": list(uids)}):
+        pairs.setdefault(uid, []).append((position, ref))
     return {uid: [r for _p, r in sorted(found)] for uid, found in pairs.items()}
+
+
+# Built once: a statement made per call costs more to build and look up than to run.
+_REFS_OF = select(AttestationRefRow.uid, AttestationRefRow.ref, AttestationRefRow.position).where(
+    AttestationRefRow.uid.in_(bindparam("uids", expanding=True))
+)
 
 
 def held_batches(session: Session) -> dict[int, tuple[int, str, int]]:

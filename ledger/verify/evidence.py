@@ -10,15 +10,17 @@ unlicensed goods.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, CompoundSelect, Select, bindparam, select, text, union_all
+from sqlalchemy import BindParameter, CompoundSelect, Connection, Select, bindparam, select, text, union_all
 
 from ledger.anchors import BatchFacts
-from ledger.eip712 import Attestation, Domain, parse_typed_data
+from ledger.eip712 import Attestation, Domain, parse_typed_data, typed_data
 from ledger.hashing import hex32, parse_hex
 from ledger.kinds import Kind
 from ledger.payload import Disclosure, field_hash
@@ -46,9 +48,18 @@ class Record:
     signature: bytes
     disclosure: Disclosure
     anchor: dict[str, Any] | None
-    typed_data: dict[str, Any]
+    # The typed data as presented (a bundle's entry); None for a stored record, whose
+    # typed data is made from its attestation only when a bundle is exported.
+    presented_typed_data: dict[str, Any] | None
     # Fields the ledger holds encrypted: used by this node's checks, never exported.
     confidential: frozenset[str] = frozenset()
+
+    @property
+    def typed_data(self) -> dict[str, Any]:
+        """The record's full EIP-712 typed data (as presented, for a bundle's record)."""
+        if self.presented_typed_data is not None:
+            return self.presented_typed_data
+        return typed_data(self.attestation, self.domain)
 
     @property
     def kind(self) -> Kind:
@@ -178,7 +189,7 @@ def walk_history(evidence: Evidence) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(held), frozenset(missing)
 
 
-def evidence_from_store(ledger: StoreReader, shipment_uid: str) -> Evidence:
+def evidence_from_store(ledger: StoreReader, shipment_uid: str, conn: Connection | None = None) -> Evidence:
     """Evidence for a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`).
 
     Four round trips whatever the number of hops: the shipment's whole history by one
@@ -186,10 +197,11 @@ def evidence_from_store(ledger: StoreReader, shipment_uid: str) -> Evidence:
     watch-list entries that can match the goods (by goods-class prefix, through an index:
     never every entry ever made). A stored row that cannot be read back, or a batch that
     no longer rebuilds its anchored root, becomes a STORE_CORRUPTED finding, not a crash.
-    Raises StoreCorrupted when the shipment's own row is unreadable.
+    Raises StoreCorrupted when the shipment's own row is unreadable. Read through `conn`
+    when given (the caller's transaction), else a session of its own.
     """
     shipment_uid = shipment_uid.lower()
-    records, unreadable = _stored_case_file(ledger, {shipment_uid}, set())
+    records, unreadable = _stored_case_file(ledger, {shipment_uid}, set(), conn)
     if shipment_uid in unreadable:
         raise StoreCorrupted(f"{shipment_uid}: {unreadable[shipment_uid]}")
     if shipment_uid not in records:
@@ -252,7 +264,7 @@ def _with_late_disclosures(stored: Record, shown: Record | None) -> Record:
 
 
 def _stored_case_file(
-    ledger: StoreReader, roots: set[str], goods: set[str]
+    ledger: StoreReader, roots: set[str], goods: set[str], given: Connection | None = None
 ) -> tuple[dict[str, Record], dict[str, str]]:
     """The stored records bearing on the history of `roots` (and on goods of `goods`
     classes), and the stored rows that could not be read back (uid -> why).
@@ -261,18 +273,21 @@ def _stored_case_file(
     recursive query), what refers to it, what refers to those, the watch-list entries
     for the goods, and the references of every record read. Each read returns the
     records' columns with their batch's, as plain rows (no ORM objects)."""
-    with ledger.sessions() as session:
-        if session.get_bind().dialect.name == "postgresql":
+    # Core statements on the session's connection: the ORM's per-statement machinery cost
+    # more than these reads themselves (cProfile, scripts/bench_store.py --profile).
+    with contextlib.ExitStack() as stack:
+        conn = given if given is not None else stack.enter_context(ledger.sessions()).connection()
+        if conn.dialect.name == "postgresql":
             # These reads return a few rows each, but PostgreSQL estimates thousands for
             # "what refers to these licences, of these kinds" (it cannot know no such
             # reference exists) and, at 100,000 records, planned it with a parallel worker:
             # a worker's start-up cost most of the verification's time (measured: p50 62 ms
             # wall for 13 ms CPU). Serial plans for this transaction only.
-            session.execute(_SERIAL_PLANS)
+            conn.execute(_SERIAL_PLANS)
         # Ancestors: everything the roots rest on, transitively.
         rows: dict[str, Any] = {}
         walked: dict[str, int] = {}  # uid -> kind; -1: referenced, but no row holds it
-        for row in session.execute(_HISTORY, {"roots": list(roots)}):
+        for row in conn.execute(_HISTORY, {"roots": list(roots)}):
             if row.uid is None:
                 walked[row.walked] = -1
             else:
@@ -285,16 +300,16 @@ def _stored_case_file(
         # (`ledger/licence_output.py`). References carry the referring record's kind, so
         # each of these reads is an index range over what it returns, never a scan of
         # everything made under a licence: the cost does not grow with the ledger.
-        first = _referring(session, walked)
+        first = _referring(conn, walked)
         rows.update((u, r) for u, r in first.items() if u not in rows)
-        second = _referring(session, {u: r.kind for u, r in first.items() if u not in ancestors})
+        second = _referring(conn, {u: r.kind for u, r in first.items() if u not in ancestors})
         rows.update((u, r) for u, r in second.items() if u not in rows)
         goods = goods | _goods_classes(ledger, rows, ancestors)
         prefixes = sorted({g[:n] for g in goods for n in range(4, len(g) + 1)})
         if prefixes:
-            for row in session.execute(_WATCHING, {"prefixes": prefixes}):
+            for row in conn.execute(_WATCHING, {"prefixes": prefixes}):
                 rows.setdefault(row.uid, row)
-        refs = refs_by_uid(session, list(rows))
+        refs = refs_by_uid(conn, list(rows))
     records: dict[str, Record] = {}
     unreadable: dict[str, str] = {}
     for row in rows.values():
@@ -386,7 +401,7 @@ _HISTORY, _REFERRING, _WATCHING = _statements()
 _SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
-def _referring(session: Any, targets: dict[str, int]) -> dict[str, Any]:
+def _referring(conn: Any, targets: dict[str, int]) -> dict[str, Any]:
     """The stored records referring to `targets` (uid -> its stored kind) that bear on a
     verdict: anything referring to a custody record, finding or asset; of what refers to
     a licence or a production, not productions or sub-licences (a production outside the
@@ -396,7 +411,7 @@ def _referring(session: Any, targets: dict[str, int]) -> dict[str, Any]:
     licences = [u for u, k in targets.items() if k == int(Kind.LICENCE)]
     productions = [u for u, k in targets.items() if k == int(Kind.PRODUCTION)]
     others = [u for u, k in targets.items() if k not in (int(Kind.LICENCE), int(Kind.PRODUCTION))]
-    found = session.execute(_REFERRING, {"others": others, "licences": licences, "productions": productions})
+    found = conn.execute(_REFERRING, {"others": others, "licences": licences, "productions": productions})
     return {row.uid: row for row in found}
 
 
@@ -425,15 +440,25 @@ def _fields_of(ledger: StoreReader, row: Any) -> dict[str, Any]:
     return fields
 
 
+@lru_cache(maxsize=64)
+def _domain(chain_id: int, contract: str) -> Domain:
+    """The domain a stored row names (the same one or two recur in every row)."""
+    return Domain(chain_id, contract)
+
+
 def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
-    from ledger.eip712 import typed_data
     from ledger.store.rows import attestation_from_row
 
     attestation = attestation_from_row(row, refs)
-    domain = Domain(row.chain_id, row.contract)
-    fields = _fields_of(ledger, row)
+    domain = _domain(row.chain_id, row.contract)
+    disclosed = json.loads(row.disclosed)
+    if not isinstance(disclosed, dict):
+        raise ValueError("the stored disclosed fields are not an object")
+    fields = dict(disclosed)
+    if row.sealed is not None:
+        fields.update(ledger.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
     disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": fields})
-    confidential = frozenset(fields) - frozenset(json.loads(row.disclosed))
+    confidential = frozenset(fields) - frozenset(disclosed)
     anchor_json: dict[str, Any] | None
     try:
         batch = (
@@ -465,6 +490,6 @@ def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
         parse_hex(row.signature, 65, "signature"),
         disclosure,
         anchor_json,
-        typed_data(attestation, domain),
+        None,
         confidential,
     )

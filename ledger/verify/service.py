@@ -13,6 +13,7 @@ import time
 from fractions import Fraction
 from typing import Any
 
+from sqlalchemy import Connection
 from web3 import Web3
 
 from ledger.chain.client import Deployment
@@ -41,15 +42,18 @@ def deployment_json(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-def shipment_history(ledger: StoreReader, shipment: Record) -> ShipmentHistory:
+def shipment_history(ledger: StoreReader, shipment: Record, conn: Connection | None = None) -> ShipmentHistory:
     """The exporter's other shipments as the store's running aggregates hold them
     (`ledger.store.aggregates`): one or two primary-key reads, whatever the exporter's
     history. Risk signals only, never a verdict. The aggregates count every stored
     shipment, this one included when its fields are public, so it is taken out here."""
     from ledger.store.aggregates import exporter_history
 
-    with ledger.sessions() as session:
-        kept = exporter_history(session, shipment.attester, shipment.field("destination"))
+    if conn is not None:
+        kept = exporter_history(conn, shipment.attester, shipment.field("destination"))
+    else:
+        with ledger.sessions() as session:
+            kept = exporter_history(session.connection(), shipment.attester, shipment.field("destination"))
     public = set(shipment.disclosure.fields) - shipment.confidential
     destinations = {d for d, n in kept.destinations.items() if n - (d == shipment.field("destination")) > 0}
     if "destination" not in public:  # not counted for this shipment: nothing to take out
@@ -66,8 +70,13 @@ def verify_in_store(
     ledger: Node, shipment_uid: str, policy: VerificationPolicy, chain: ChainView | None = None
 ) -> VerificationResult:
     """Verify a shipment recorded in `ledger`'s store (a `ledger.core.Ledger`)."""
-    evidence = evidence_from_store(ledger, shipment_uid)
-    shipment = evidence.records[evidence.shipment]
+    # The evidence and the exporter's history in one session (one connection, not one
+    # each), released before the checks run (they read the licence views through their own).
+    with ledger.sessions() as session:
+        conn = session.connection()
+        evidence = evidence_from_store(ledger, shipment_uid, conn)
+        shipment = evidence.records[evidence.shipment]
+        history = shipment_history(ledger, shipment, conn)
     chain = chain or ledger.chain_view
     result = verify_evidence(
         evidence,
@@ -75,7 +84,7 @@ def verify_in_store(
         chain=chain,
         checker=ledger.checker,
         policy=policy,
-        history=shipment_history(ledger, shipment),
+        history=history,
         completeness=ledger.completeness.watermark,
         licence_outputs=ledger.licence_outputs,
     )
