@@ -38,7 +38,7 @@ from .merkle import MerkleTree
 from .payload import Disclosure
 from .signatures import SignatureChecker
 from .store.models import AttestationRefRow, AttestationRow, BatchRow
-from .store.rows import in_batch
+from .store.rows import SIGNED_COLUMNS, in_batch
 
 FORMAT = "provenance-public-batch/2"
 RECORD_FIELDS = 10
@@ -89,13 +89,7 @@ def stored_records(session: Session, which: ColumnElement[bool]) -> Iterator[tup
         refs.setdefault(uid, []).append(ref)
     rows = session.execute(
         select(
-            AttestationRow.uid,
-            AttestationRow.kind,
-            AttestationRow.attester,
-            AttestationRow.subject,
-            AttestationRow.payload_hash,
-            AttestationRow.issued_at,
-            AttestationRow.expires_at,
+            *SIGNED_COLUMNS,
             AttestationRow.signature,
             AttestationRow.field_hashes,
             AttestationRow.disclosed,

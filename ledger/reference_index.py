@@ -33,7 +33,7 @@ from .eip712 import Domain, attestation_uid
 from .hashing import hex32
 from .kinds import Kind
 from .store.models import AttestationRefRow, AttestationRow
-from .store.rows import attestation_from_row, refs_by_uid
+from .store.rows import SIGNED_COLUMNS, attestation_from_row, refs_by_uid
 
 KINDS = (int(Kind.PRODUCTION), int(Kind.LICENCE))
 MAX_NAMED = 20
@@ -68,16 +68,7 @@ class ReferenceIndexCheck:
         """Derive the UID of every production and licence stored since the last call."""
         while True:
             rows = session.execute(
-                select(
-                    AttestationRow.id,
-                    AttestationRow.uid,
-                    AttestationRow.kind,
-                    AttestationRow.attester,
-                    AttestationRow.subject,
-                    AttestationRow.payload_hash,
-                    AttestationRow.issued_at,
-                    AttestationRow.expires_at,
-                )
+                select(AttestationRow.id, *SIGNED_COLUMNS)
                 .where(AttestationRow.kind.in_(KINDS), AttestationRow.id > self._last_id)
                 .order_by(AttestationRow.id)
                 .limit(_CHUNK)

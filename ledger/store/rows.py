@@ -11,6 +11,18 @@ from ledger.kinds import Kind
 
 from .models import AttestationRefRow, AttestationRow, BatchExtraMemberRow, BatchRow
 
+# The columns of the message an attestation's signer signed (with its references, the
+# typed data its UID is the hash of): what `attestation_from_row` reads.
+SIGNED_COLUMNS = (
+    AttestationRow.uid,
+    AttestationRow.kind,
+    AttestationRow.attester,
+    AttestationRow.subject,
+    AttestationRow.payload_hash,
+    AttestationRow.issued_at,
+    AttestationRow.expires_at,
+)
+
 
 def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:
     """The signed message of a stored attestation, from its row and its ordered references."""
