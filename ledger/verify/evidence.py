@@ -446,7 +446,49 @@ def _domain(chain_id: int, contract: str) -> Domain:
     return Domain(chain_id, contract)
 
 
-def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """What a stored row's signed and disclosed columns parse to (not its anchor)."""
+
+    attestation: Attestation
+    domain: Domain
+    signature: bytes
+    disclosure: Disclosure
+    confidential: frozenset[str]
+
+
+# uid -> (the row's columns that `_parse_row` reads, its references and the sealer that
+# opened it; what they parsed to). Parsing is a pure function of that key, so an entry is
+# reused only when the row as read now is exactly the row parsed then: an edited column
+# or reference row is parsed (and checked) afresh. Nothing here is a check's outcome:
+# the integrity check decides for itself what it checked (`checks/integrity.py`).
+_PARSED: dict[str, tuple[tuple[Any, ...], _Parsed]] = {}
+_PARSED_MAX = 8192  # bounded: emptied when full (a few MB); the records most reused come back first
+
+
+def _parse_row(ledger: StoreReader, row: Any, refs: list[str]) -> _Parsed:
+    """The row's attestation, domain, signature and disclosure, parsed once per process for
+    as long as the row reads the same (records shared by many verifications — licences,
+    rights holders' assets, watch-list entries — are parsed once, not once per verdict)."""
+    key = (
+        row.kind,
+        row.attester,
+        row.subject,
+        row.payload_hash,
+        row.issued_at,
+        row.expires_at,
+        row.signature,
+        row.chain_id,
+        row.contract,
+        row.field_hashes,
+        row.disclosed,
+        row.sealed,
+        tuple(refs),
+        ledger.sealer,  # compared by identity: another node's key opens (or fails) afresh
+    )
+    kept = _PARSED.get(row.uid)
+    if kept is not None and kept[0] == key:
+        return kept[1]
     from ledger.store.rows import attestation_from_row
 
     attestation = attestation_from_row(row, refs)
@@ -459,6 +501,15 @@ def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
         fields.update(ledger.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
     disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": fields})
     confidential = frozenset(fields) - frozenset(disclosed)
+    parsed = _Parsed(attestation, domain, parse_hex(row.signature, 65, "signature"), disclosure, confidential)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[row.uid] = (key, parsed)
+    return parsed
+
+
+def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
+    parsed = _parse_row(ledger, row, refs)
     anchor_json: dict[str, Any] | None
     try:
         batch = (
@@ -485,11 +536,11 @@ def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
             anchor_json = None
     return Record(
         row.uid,
-        attestation,
-        domain,
-        parse_hex(row.signature, 65, "signature"),
-        disclosure,
+        parsed.attestation,
+        parsed.domain,
+        parsed.signature,
+        parsed.disclosure,
         anchor_json,
         None,
-        confidential,
+        parsed.confidential,
     )
