@@ -28,7 +28,9 @@ def test_a_licence_row_edited_after_it_was_checked_is_checked_again(ledger_env: 
     story.anchor()
     _verified(ledger_env, ids["shipment"])  # the licence is now parsed and checked in this process
     with ledger_env.engine.begin() as conn:
-        kept = conn.execute(text("SELECT disclosed FROM attestations WHERE uid = :u"), {"u": ids["licence"]}).scalar()
+        kept = conn.execute(
+            text("SELECT disclosed FROM attestations WHERE uid = :u"), {"u": ids["licence"]}
+        ).scalar_one()
         fields = json.loads(kept)
         fields["quantityCap"]["value"] = 10**9  # a wider cap than the one signed
         conn.execute(
