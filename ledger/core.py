@@ -389,7 +389,10 @@ class Ledger:
                 due = interval >= 1 and time.monotonic() - measured >= interval / 2
                 if not due and time.monotonic() - self._last_asked > busy_for:
                     continue  # idle: nothing to keep fresh yet
-                snapshot = self.chain_view.snapshot()
+                # Read now (max_age 0), so that the head a verification finds is never older
+                # than its own re-read limit (0.25 s): with the default limit this re-read
+                # only every other pass, and a verification read the head itself meanwhile.
+                snapshot = self.chain_view.snapshot(max_age=0)
                 if due:
                     self.completeness.refresh(snapshot)
                     measured = time.monotonic()
