@@ -50,6 +50,9 @@ class ChainFacts:
     names: dict[str, str] = field(default_factory=dict)  # participant id -> published name (keccak checked)
 
 
+_NO_ONE: frozenset[str] = frozenset()
+
+
 def append_checkpoint(history: list[Checkpoint], checkpoint: Checkpoint) -> None:
     """Add a registry checkpoint in event order. A checkpoint for an earlier or equal time
     than the last ones rewrites the history from that time on (the registry may rewrite
@@ -107,9 +110,12 @@ class ChainSnapshot:
         found = {**self.confirmed.direct, **self.tail.direct}
         return {uid: fact for uid, fact in found.items() if self.confirmations(fact[1]) >= confirmations}
 
-    def revokers(self, uid: str) -> set[str]:
+    def revokers(self, uid: str) -> frozenset[str]:
         """Attesters who revoked `uid` on chain (lowercase addresses)."""
-        return self.confirmed.revocations.get(uid, set()) | self.tail.revocations.get(uid, set())
+        confirmed, tail = self.confirmed.revocations.get(uid), self.tail.revocations.get(uid)
+        if not confirmed and not tail:
+            return _NO_ONE  # most records: no set made per question (a verdict asks ~25 times)
+        return frozenset(confirmed or ()) | frozenset(tail or ())
 
     def revoked_uids(self) -> set[str]:
         """Every UID revoked on chain by anyone (`revokers` says by whom)."""

@@ -14,7 +14,7 @@ import contextlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import BindParameter, CompoundSelect, Connection, Select, bindparam, literal, select, text, union_all
@@ -69,9 +69,10 @@ class Record:
     def attester(self) -> str:
         return self.attestation.attester
 
-    @property
-    def refs(self) -> list[str]:
-        return [hex32(r) for r in self.attestation.refs]
+    @cached_property
+    def refs(self) -> tuple[str, ...]:
+        """The UIDs the record references, in order (made once: the checks ask often)."""
+        return tuple(hex32(r) for r in self.attestation.refs)
 
     def field(self, name: str, default: Any = None) -> Any:
         return self.disclosure.value(name, default)
