@@ -72,6 +72,11 @@ class ChainSnapshot:
     confirmed: ChainFacts
     tail: ChainFacts
     max_signature_age: int
+    # account -> its registry history as of this snapshot, merged once: a verdict asks for
+    # each signer's standing once per record it signed. Kept from the first question, so
+    # one snapshot answers one history even if the view reads newer confirmed blocks into
+    # the facts it shares with later snapshots meanwhile.
+    _histories: dict[str, list[Checkpoint]] = field(default_factory=dict, compare=False, repr=False)
 
     def batch(self, index: int) -> tuple[str, int] | None:
         """(root, block) of batch `index` as emitted by the ledger contract, or None."""
@@ -122,10 +127,15 @@ class ChainSnapshot:
         return self.confirmed.revocations.keys() | self.tail.revocations.keys()
 
     def registry_history(self, account: str) -> list[Checkpoint]:
+        """The account's registry checkpoints as of this snapshot (the same list each time:
+        not to be changed by the caller)."""
         key = account.lower()
-        history = list(self.confirmed.checkpoints.get(key, ()))
-        for checkpoint in self.tail.checkpoints.get(key, ()):
-            append_checkpoint(history, checkpoint)
+        history = self._histories.get(key)
+        if history is None:
+            history = list(self.confirmed.checkpoints.get(key, ()))
+            for checkpoint in self.tail.checkpoints.get(key, ()):
+                append_checkpoint(history, checkpoint)
+            self._histories[key] = history
         return history
 
     def confirmations(self, block: int) -> int:
