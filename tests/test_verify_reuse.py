@@ -1,7 +1,8 @@
 """A verifying process reuses what it parsed and checked of a stored record only while the
 row reads exactly the same: a database administrator who edits a row after a verification
 checked it gets the same verdict as in a fresh process (`ledger/verify/evidence.py`,
-`_parse_row`; `ledger/verify/checks/integrity.py`, `_PASSED`)."""
+`_parse_row`; `ledger/verify/checks/integrity.py`, `_PASSED`), and a proof other than
+the one proven is proven afresh (`ledger/verify/checks/anchoring.py`, `_PROVEN`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from sqlalchemy import text
 
 from ledger.core import Ledger
 from ledger.reasons import Reason
-from ledger.verify import Verdict
-from ledger.verify.service import verify_in_store
+from ledger.verify import Verdict, VerificationPolicy
+from ledger.verify.service import chain_view_for, verify_bundle, verify_in_store
 
 from .scenario import Story
 
@@ -55,3 +56,18 @@ def test_a_reference_row_deleted_after_its_record_was_checked_is_seen_in_the_sam
         conn.execute(text("DELETE FROM attestation_refs WHERE uid = :u"), {"u": ids["licence"]})
     edited = verify_in_store(ledger_env, ids["shipment"], ledger_env.policy)
     assert edited.verdict is Verdict.UNVERIFIABLE and Reason.UID_MISMATCH in edited.codes, edited.to_json()
+
+
+def test_a_proof_changed_after_the_same_record_was_proven_is_not_anchored(ledger_env: Ledger) -> None:
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    story.anchor()
+    _verified(ledger_env, ids["shipment"])  # every record's inclusion proof now checked in this process
+    bundle = ledger_env.export_bundle(ids["shipment"])
+    chain = chain_view_for(ledger_env.settings.resolved_rpc_url, ledger_env.deployment.manifest, 1)
+    entry = next(e for e in bundle["attestations"] if e["uid"] == ids["shipment"])
+    proof = entry["anchor"]["proof"]
+    last = proof[-1]
+    proof[-1] = last[:-1] + ("0" if last[-1] != "0" else "1")  # the sibling next to the root
+    result = verify_bundle(bundle, chain, VerificationPolicy(confirmations=1))
+    assert Reason.NOT_ANCHORED in result.codes and result.verdict is Verdict.UNVERIFIABLE, result.to_json()
