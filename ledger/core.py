@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,10 +49,11 @@ from .signatures import SignatureChecker, web3_erc1271_caller
 from .store.db import make_engine, migrate, session_factory
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, BatchTreeRow
 from .store.rows import attestation_from_row, batch_member_uids
-from .verify.evidence import StoreCorrupted
+from .verify.evidence import Evidence, StoreCorrupted
 from .verify.model import CheckStatus, VerificationResult
 from .verify.policy import VerificationPolicy
-from .verify.service import export_bundle, unverifiable, verify_bundle, verify_in_store
+from .verify.risk import ShipmentHistory
+from .verify.service import export_bundle, read_case, unverifiable, verify_bundle, verify_case, verify_in_store
 from .watchlist_index import WatchlistIndexCheck
 
 log = logging.getLogger(__name__)
@@ -255,10 +256,16 @@ class Ledger:
         self._last_asked = time.monotonic()
         policy = policy or self.policy
         uid = shipment_uid.lower()
+        # The newest row id, and for a verdict not given before, the evidence and the
+        # exporter's history: one connection and one read transaction (the row id a verdict
+        # is kept under is that of the store its evidence was read from), released before
+        # the checks run.
+        cached = self._verdicts.get((uid, policy))
         with self.engine.connect() as conn:
             newest = conn.scalar(_NEWEST_ROW) or 0
-        cached = self._verdicts.get((uid, policy))
-        if cached is not None and cached[1] == newest and time.time() < cached[3]:
+            reusable = cached is not None and cached[1] == newest and time.time() < cached[3]
+            case = None if reusable else self._read_case(uid, conn)
+        if cached is not None and reusable:
             # Only a verdict already given is checked against the exact head (one read of
             # the chain); a shipment asked for the first time reads the chain once, in
             # the verification itself.
@@ -268,15 +275,26 @@ class Ledger:
                 head = -1
             if head >= 0 and head == cached[0]:
                 return cached[2]
-        try:
-            result = verify_in_store(self, uid, policy, self.chain_view)
-        except StoreCorrupted as exc:
-            return unverifiable(uid, Reason.STORE_CORRUPTED, str(exc))
+            with self.engine.connect() as conn:
+                newest = conn.scalar(_NEWEST_ROW) or 0
+                case = self._read_case(uid, conn)
+        if isinstance(case, VerificationResult):
+            return case  # the store's record of the shipment itself cannot be read back
+        assert case is not None
+        result = verify_case(self, *case, policy, self.chain_view)
         if result.chain_head >= 0 and not any(c.status is CheckStatus.ERROR for c in result.checks):
             if len(self._verdicts) > 1024:
                 self._verdicts.clear()
             self._verdicts[(uid, policy)] = (result.chain_head, newest, result, result.valid_until)
         return result
+
+    def _read_case(self, uid: str, conn: Connection) -> tuple[Evidence, ShipmentHistory] | VerificationResult:
+        """The shipment's evidence and exporter history read through `conn`, or the
+        UNVERIFIABLE verdict when the store's record of the shipment is unreadable."""
+        try:
+            return read_case(self, uid, conn)
+        except StoreCorrupted as exc:
+            return unverifiable(uid, Reason.STORE_CORRUPTED, str(exc))
 
     def warm_up(self, progress: Callable[[str], None] | None = None) -> dict[str, float]:
         """Do now, once, what the first verifications of this process would otherwise pay
@@ -371,7 +389,10 @@ class Ledger:
                 due = interval >= 1 and time.monotonic() - measured >= interval / 2
                 if not due and time.monotonic() - self._last_asked > busy_for:
                     continue  # idle: nothing to keep fresh yet
-                snapshot = self.chain_view.snapshot()
+                # Read now (max_age 0), so that the head a verification finds is never older
+                # than its own re-read limit (0.25 s): with the default limit this re-read
+                # only every other pass, and a verification read the head itself meanwhile.
+                snapshot = self.chain_view.snapshot(max_age=0)
                 if due:
                     self.completeness.refresh(snapshot)
                     measured = time.monotonic()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .chain.view import ChainSnapshot
@@ -96,6 +96,9 @@ class LicenceOutputs:
         self, sessions: sessionmaker[Session], domain: Domain, checker: SignatureChecker, sealer: Sealer
     ) -> None:
         self._sessions = sessions
+        # The catch-up, once per verification, reads through a plain connection: a session
+        # around it cost as much as the read itself.
+        self._engine: Engine = sessions.kw["bind"]
         self._domain = domain
         self._checker = checker
         self._sealer = sealer
@@ -118,20 +121,20 @@ class LicenceOutputs:
         children the first time it is asked for)."""
         with self._lock:
             try:
-                with self._sessions() as session:
+                with self._engine.connect() as conn:
                     if self._cursor is None:
-                        newest = int(session.scalar(select(func.max(AttestationRow.id))) or 0)
-                        self._read(session, [int(Kind.REVOCATION)], below=newest)
+                        newest = int(conn.scalar(select(func.max(AttestationRow.id))) or 0)
+                        self._read(conn, [int(Kind.REVOCATION)], below=newest)
                         self._cursor = newest
-                    self._read(session, [*_UNDER_A_LICENCE, int(Kind.REVOCATION)], above=self._cursor)
+                    self._read(conn, [*_UNDER_A_LICENCE, int(Kind.REVOCATION)], above=self._cursor)
             except Exception as exc:
                 # Until a catch-up succeeds, every answer raises: never one from a stale view.
                 self._stale = f"the store could not be read: {type(exc).__name__}: {exc}"
                 raise
             self._stale = None
 
-    def _read(self, session: Session, kinds: list[int], *, above: int = 0, below: int | None = None) -> None:
-        conn = session.connection()  # Core rows: the ORM's objects cost more than the read
+    def _read(self, conn: Connection, kinds: list[int], *, above: int = 0, below: int | None = None) -> None:
+        # Core rows: the ORM's objects cost more than the read
         if below is None:
             rows = conn.execute(_NEWER, {"kinds": kinds, "above": above}).all()
         else:

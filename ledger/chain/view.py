@@ -50,6 +50,9 @@ class ChainFacts:
     names: dict[str, str] = field(default_factory=dict)  # participant id -> published name (keccak checked)
 
 
+_NO_ONE: frozenset[str] = frozenset()
+
+
 def append_checkpoint(history: list[Checkpoint], checkpoint: Checkpoint) -> None:
     """Add a registry checkpoint in event order. A checkpoint for an earlier or equal time
     than the last ones rewrites the history from that time on (the registry may rewrite
@@ -69,6 +72,11 @@ class ChainSnapshot:
     confirmed: ChainFacts
     tail: ChainFacts
     max_signature_age: int
+    # account -> its registry history as of this snapshot, merged once: a verdict asks for
+    # each signer's standing once per record it signed. Kept from the first question, so
+    # one snapshot answers one history even if the view reads newer confirmed blocks into
+    # the facts it shares with later snapshots meanwhile.
+    _histories: dict[str, list[Checkpoint]] = field(default_factory=dict, compare=False, repr=False)
 
     def batch(self, index: int) -> tuple[str, int] | None:
         """(root, block) of batch `index` as emitted by the ledger contract, or None."""
@@ -107,19 +115,27 @@ class ChainSnapshot:
         found = {**self.confirmed.direct, **self.tail.direct}
         return {uid: fact for uid, fact in found.items() if self.confirmations(fact[1]) >= confirmations}
 
-    def revokers(self, uid: str) -> set[str]:
+    def revokers(self, uid: str) -> frozenset[str]:
         """Attesters who revoked `uid` on chain (lowercase addresses)."""
-        return self.confirmed.revocations.get(uid, set()) | self.tail.revocations.get(uid, set())
+        confirmed, tail = self.confirmed.revocations.get(uid), self.tail.revocations.get(uid)
+        if not confirmed and not tail:
+            return _NO_ONE  # most records: no set made per question (a verdict asks ~25 times)
+        return frozenset(confirmed or ()) | frozenset(tail or ())
 
     def revoked_uids(self) -> set[str]:
         """Every UID revoked on chain by anyone (`revokers` says by whom)."""
         return self.confirmed.revocations.keys() | self.tail.revocations.keys()
 
     def registry_history(self, account: str) -> list[Checkpoint]:
+        """The account's registry checkpoints as of this snapshot (the same list each time:
+        not to be changed by the caller)."""
         key = account.lower()
-        history = list(self.confirmed.checkpoints.get(key, ()))
-        for checkpoint in self.tail.checkpoints.get(key, ()):
-            append_checkpoint(history, checkpoint)
+        history = self._histories.get(key)
+        if history is None:
+            history = list(self.confirmed.checkpoints.get(key, ()))
+            for checkpoint in self.tail.checkpoints.get(key, ()):
+                append_checkpoint(history, checkpoint)
+            self._histories[key] = history
         return history
 
     def confirmations(self, block: int) -> int:

@@ -108,27 +108,32 @@ class ExporterHistory:
 
 
 def exporter_history(session: Session | Connection, attester: str, destination: object = None) -> ExporterHistory:
-    """The exporter's aggregate row (and its count of shipments to `destination`): one or
-    two primary-key reads, whatever its history."""
+    """The exporter's aggregate row and its count of shipments to `destination`: one
+    statement of primary-key reads, whatever its history."""
     attester = attester.lower()
-    row = session.execute(_HISTORY_ROW, {"attester": attester}).first()
+    route = destination if isinstance(destination, str) else None
+    row = session.execute(_HISTORY_ROW, {"attester": attester, "destination": route}).first()
     if row is None:
         return ExporterHistory(0, {}, ())
     routes: dict[str, int] = {}
-    if isinstance(destination, str):
-        count = session.scalar(_ROUTE_COUNT, {"attester": attester, "destination": destination})
-        if count:
-            routes[destination] = int(count)
+    if route is not None and row.to_destination:
+        routes[route] = int(row.to_destination)
     window = tuple((str(uid), value) for uid, value in _window(row.recent_quantities))
     return ExporterHistory(int(row.shipments), routes, window)
 
 
-_HISTORY_ROW = select(ExporterHistoryRow.shipments, ExporterHistoryRow.recent_quantities).where(
-    ExporterHistoryRow.attester == bindparam("attester")
+# One statement, not one per table: each costs more to issue than the reads themselves.
+_ROUTE_COUNT = (
+    select(ExporterRouteRow.shipments)
+    .where(
+        ExporterRouteRow.attester == ExporterHistoryRow.attester,
+        ExporterRouteRow.destination == bindparam("destination"),
+    )
+    .scalar_subquery()
 )
-_ROUTE_COUNT = select(ExporterRouteRow.shipments).where(
-    ExporterRouteRow.attester == bindparam("attester"), ExporterRouteRow.destination == bindparam("destination")
-)
+_HISTORY_ROW = select(
+    ExporterHistoryRow.shipments, ExporterHistoryRow.recent_quantities, _ROUTE_COUNT.label("to_destination")
+).where(ExporterHistoryRow.attester == bindparam("attester"))
 
 
 def _value(fields: Mapping[str, Any], name: str) -> Any:

@@ -14,10 +14,10 @@ import contextlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, CompoundSelect, Connection, Select, bindparam, select, text, union_all
+from sqlalchemy import BindParameter, CompoundSelect, Connection, Select, bindparam, literal, select, text, union_all
 
 from ledger.anchors import BatchFacts
 from ledger.eip712 import Attestation, Domain, parse_typed_data, typed_data
@@ -69,9 +69,10 @@ class Record:
     def attester(self) -> str:
         return self.attestation.attester
 
-    @property
-    def refs(self) -> list[str]:
-        return [hex32(r) for r in self.attestation.refs]
+    @cached_property
+    def refs(self) -> tuple[str, ...]:
+        """The UIDs the record references, in order (made once: the checks ask often)."""
+        return tuple(hex32(r) for r in self.attestation.refs)
 
     def field(self, name: str, default: Any = None) -> Any:
         return self.disclosure.value(name, default)
@@ -300,15 +301,16 @@ def _stored_case_file(
         # (`ledger/licence_output.py`). References carry the referring record's kind, so
         # each of these reads is an index range over what it returns, never a scan of
         # everything made under a licence: the cost does not grow with the ledger.
-        first = _referring(conn, walked)
-        rows.update((u, r) for u, r in first.items() if u not in rows)
-        second = _referring(conn, {u: r.kind for u, r in first.items() if u not in ancestors})
-        rows.update((u, r) for u, r in second.items() if u not in rows)
+        # The watch-list entries for the goods come with the first of these reads (the
+        # goods classes are the history's): one statement fewer.
         goods = goods | _goods_classes(ledger, rows, ancestors)
         prefixes = sorted({g[:n] for g in goods for n in range(4, len(g) + 1)})
-        if prefixes:
-            for row in conn.execute(_WATCHING, {"prefixes": prefixes}):
-                rows.setdefault(row.uid, row)
+        first, watching = _referring(conn, walked, prefixes)
+        rows.update((u, r) for u, r in first.items() if u not in rows)
+        second, _none = _referring(conn, {u: r.kind for u, r in first.items() if u not in ancestors})
+        rows.update((u, r) for u, r in second.items() if u not in rows)
+        for row in watching:
+            rows.setdefault(row.uid, row)
         refs = refs_by_uid(conn, list(rows))
     records: dict[str, Record] = {}
     unreadable: dict[str, str] = {}
@@ -336,11 +338,12 @@ def _runs(kinds: list[int]) -> list[tuple[int, int]]:
 _NOT_UNDER_A_LICENCE = _runs([int(k) for k in Kind if k not in (Kind.PRODUCTION, Kind.LICENCE)])
 
 
-def _statements() -> tuple[Select[Any], CompoundSelect[Any], Select[Any]]:
+def _statements() -> tuple[Select[Any], CompoundSelect[Any], CompoundSelect[Any]]:
     """The evidence reads, built once: a record's columns with its batch's, (1) for the
     history of the `roots`, (2) for what refers to `others` (any kind) or to `licences`
-    and `productions` (kinds outside _NOT_UNDER_A_LICENCE excluded), (3) for the
-    watch-list entries of the goods-class `prefixes`."""
+    and `productions` (kinds outside _NOT_UNDER_A_LICENCE excluded), (3) the same and,
+    marked by a `watch` column of 1 (0 for the rest), the watch-list entries of the
+    goods-class `prefixes`."""
     from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow, WatchlistClassRow
 
     a, r, b = AttestationRow.__table__, AttestationRefRow.__table__, BatchRow.__table__
@@ -376,8 +379,9 @@ def _statements() -> tuple[Select[Any], CompoundSelect[Any], Select[Any]]:
                 select(*columns).select_from(referring).where(r.c.ref.in_(targets), r.c.kind.between(low, high))
             )
     watching = select(w.c.uid).where(w.c.goods_class.in_(bindparam("prefixes", expanding=True)))
-    watch_list = select(*columns).select_from(with_batch).where(a.c.uid.in_(watching))
-    return of_history, union_all(*reads), watch_list
+    watch_list = select(*columns, literal(1).label("watch")).select_from(with_batch).where(a.c.uid.in_(watching))
+    marked = [read.add_columns(literal(0).label("watch")) for read in reads]
+    return of_history, union_all(*reads), union_all(*marked, watch_list)
 
 
 _RECORD_COLUMNS = (
@@ -397,22 +401,35 @@ _RECORD_COLUMNS = (
     "batch_id",
     "direct_tx",
 )
-_HISTORY, _REFERRING, _WATCHING = _statements()
+_HISTORY, _REFERRING, _REFERRING_OR_WATCHING = _statements()
 _SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
-def _referring(conn: Any, targets: dict[str, int]) -> dict[str, Any]:
+def _referring(
+    conn: Any, targets: dict[str, int], prefixes: list[str] | None = None
+) -> tuple[dict[str, Any], list[Any]]:
     """The stored records referring to `targets` (uid -> its stored kind) that bear on a
     verdict: anything referring to a custody record, finding or asset; of what refers to
     a licence or a production, not productions or sub-licences (a production outside the
-    history is a sibling under a licence: its revocations still count)."""
-    if not targets:
-        return {}
+    history is a sibling under a licence: its revocations still count). With `prefixes`,
+    in the same statement, the watch-list entries for those goods-class prefixes (the
+    second item; empty without)."""
+    if not targets and not prefixes:
+        return {}, []
     licences = [u for u, k in targets.items() if k == int(Kind.LICENCE)]
     productions = [u for u, k in targets.items() if k == int(Kind.PRODUCTION)]
     others = [u for u, k in targets.items() if k not in (int(Kind.LICENCE), int(Kind.PRODUCTION))]
-    found = conn.execute(_REFERRING, {"others": others, "licences": licences, "productions": productions})
-    return {row.uid: row for row in found}
+    found = {"others": others, "licences": licences, "productions": productions}
+    if prefixes is None:
+        return {row.uid: row for row in conn.execute(_REFERRING, found)}, []
+    referring: dict[str, Any] = {}
+    watching: list[Any] = []
+    for row in conn.execute(_REFERRING_OR_WATCHING, {**found, "prefixes": prefixes}):
+        if row.watch:
+            watching.append(row)
+        else:
+            referring[row.uid] = row
+    return referring, watching
 
 
 def _goods_classes(ledger: StoreReader, rows: dict[str, Any], ancestors: set[str]) -> set[str]:
@@ -446,7 +463,49 @@ def _domain(chain_id: int, contract: str) -> Domain:
     return Domain(chain_id, contract)
 
 
-def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """What a stored row's signed and disclosed columns parse to (not its anchor)."""
+
+    attestation: Attestation
+    domain: Domain
+    signature: bytes
+    disclosure: Disclosure
+    confidential: frozenset[str]
+
+
+# uid -> (the row's columns that `_parse_row` reads, its references and the sealer that
+# opened it; what they parsed to). Parsing is a pure function of that key, so an entry is
+# reused only when the row as read now is exactly the row parsed then: an edited column
+# or reference row is parsed (and checked) afresh. Nothing here is a check's outcome:
+# the integrity check decides for itself what it checked (`checks/integrity.py`).
+_PARSED: dict[str, tuple[tuple[Any, ...], _Parsed]] = {}
+_PARSED_MAX = 8192  # bounded: emptied when full (a few MB); the records most reused come back first
+
+
+def _parse_row(ledger: StoreReader, row: Any, refs: list[str]) -> _Parsed:
+    """The row's attestation, domain, signature and disclosure, parsed once per process for
+    as long as the row reads the same (records shared by many verifications — licences,
+    rights holders' assets, watch-list entries — are parsed once, not once per verdict)."""
+    key = (
+        row.kind,
+        row.attester,
+        row.subject,
+        row.payload_hash,
+        row.issued_at,
+        row.expires_at,
+        row.signature,
+        row.chain_id,
+        row.contract,
+        row.field_hashes,
+        row.disclosed,
+        row.sealed,
+        tuple(refs),
+        ledger.sealer,  # compared by identity: another node's key opens (or fails) afresh
+    )
+    kept = _PARSED.get(row.uid)
+    if kept is not None and kept[0] == key:
+        return kept[1]
     from ledger.store.rows import attestation_from_row
 
     attestation = attestation_from_row(row, refs)
@@ -459,6 +518,15 @@ def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
         fields.update(ledger.sealer.open(row.sealed, parse_hex(row.uid, 32, "uid")))
     disclosure = Disclosure.from_json({"fieldHashes": json.loads(row.field_hashes), "fields": fields})
     confidential = frozenset(fields) - frozenset(disclosed)
+    parsed = _Parsed(attestation, domain, parse_hex(row.signature, 65, "signature"), disclosure, confidential)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[row.uid] = (key, parsed)
+    return parsed
+
+
+def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
+    parsed = _parse_row(ledger, row, refs)
     anchor_json: dict[str, Any] | None
     try:
         batch = (
@@ -485,11 +553,11 @@ def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
             anchor_json = None
     return Record(
         row.uid,
-        attestation,
-        domain,
-        parse_hex(row.signature, 65, "signature"),
-        disclosure,
+        parsed.attestation,
+        parsed.domain,
+        parsed.signature,
+        parsed.disclosure,
         anchor_json,
         None,
-        confidential,
+        parsed.confidential,
     )

@@ -73,10 +73,25 @@ def verify_in_store(
     # The evidence and the exporter's history in one session (one connection, not one
     # each), released before the checks run (they read the licence views through their own).
     with ledger.sessions() as session:
-        conn = session.connection()
-        evidence = evidence_from_store(ledger, shipment_uid, conn)
-        shipment = evidence.records[evidence.shipment]
-        history = shipment_history(ledger, shipment, conn)
+        evidence, history = read_case(ledger, shipment_uid, session.connection())
+    return verify_case(ledger, evidence, history, policy, chain)
+
+
+def read_case(ledger: StoreReader, shipment_uid: str, conn: Connection) -> tuple[Evidence, ShipmentHistory]:
+    """The shipment's evidence and its exporter's history, read through `conn` (one read
+    transaction). Raises StoreCorrupted / EvidenceError as `evidence_from_store` does."""
+    evidence = evidence_from_store(ledger, shipment_uid, conn)
+    return evidence, shipment_history(ledger, evidence.records[evidence.shipment], conn)
+
+
+def verify_case(
+    ledger: Node,
+    evidence: Evidence,
+    history: ShipmentHistory,
+    policy: VerificationPolicy,
+    chain: ChainView | None = None,
+) -> VerificationResult:
+    """The verdict on evidence read from `ledger`'s store (`read_case`)."""
     chain = chain or ledger.chain_view
     result = verify_evidence(
         evidence,

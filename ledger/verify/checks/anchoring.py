@@ -76,12 +76,37 @@ def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Fi
     on_chain = snapshot.batch(index)
     if on_chain is None or on_chain[0] != root.lower():
         return Finding(Reason.NOT_ANCHORED, f"batch {index} root {root} is not on chain", (record.uid,))
-    try:
-        ok = verify_proof(
-            parse_hex(root, 32, "root"), parse_hex(record.uid, 32, "uid"), [parse_hex(p, 32, "proof") for p in proof]
-        )
-    except ValueError:
-        ok = False
-    if not ok:
+    if not _proves(root, record.uid, proof):
         return Finding(Reason.NOT_ANCHORED, f"the inclusion proof does not lead to batch {index}'s root", (record.uid,))
     return _unconfirmed(ctx, snapshot, on_chain[1], f"batch {index}", record.uid)
+
+
+# uid -> (root, proof) that `verify_proof` found to lead from the uid's leaf to the root:
+# a pure function of those three, remembered so that a record in many verdicts (a licence,
+# a rights holder's asset) is not hashed up its batch's tree again each time. Bounded.
+_PROVEN: dict[str, tuple[str, tuple[object, ...]]] = {}
+_PROVEN_MAX = 8192
+
+
+def _proves(root: str, uid: str, proof: list[object]) -> bool:
+    """True when `proof` leads from the leaf of `uid` to `root` (hex strings, as an anchor
+    holds them; any that is not 32 bytes of 0x-hex makes it false)."""
+    kept = _PROVEN.get(uid)
+    if kept is not None and kept[0] == root and kept[1] == tuple(proof):
+        return True
+    try:
+        ok = verify_proof(parse_hex(root, 32, "root"), parse_hex(uid, 32, "uid"), [_bytes32(p) for p in proof])
+    except ValueError:
+        return False
+    if ok:
+        if len(_PROVEN) >= _PROVEN_MAX:
+            _PROVEN.clear()
+        _PROVEN[uid] = (root, tuple(proof))
+    return ok
+
+
+def _bytes32(value: object) -> bytes:
+    """`parse_hex(value, 32, "proof")`, with the common well-formed case taken directly."""
+    if type(value) is str and len(value) == 66 and value[:2] == "0x":
+        return bytes.fromhex(value[2:])  # ValueError when not hexadecimal, as parse_hex
+    return parse_hex(value, 32, "proof")
