@@ -339,6 +339,19 @@ def test_health_readiness_metrics_reason_codes_and_openapi(api: Server) -> None:
     assert "WATCHLIST_HIT" in spec["info"]["description"]
 
 
+def test_an_unexpected_error_is_a_500_problem_and_every_request_is_timed_by_route(api: Server) -> None:
+    @api.app.get("/test-only/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    assert_problem(api.http.get("/test-only/boom"), 500)
+    assert api.http.get("/healthz").status_code == 200
+    assert api.http.get("/nowhere").status_code == 404
+    metrics = api.http.get("/metrics").text
+    for route, status in [("/test-only/boom", 500), ("/healthz", 200), ("unmatched", 404)]:
+        assert f'provenance_http_request_seconds_count{{route="{route}",status="{status}"}} 1.0' in metrics, route
+
+
 def test_requests_beyond_the_rate_limit_get_429(api: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     from api.limits import RateLimits, parse_rate
 
