@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.limits import parse_rate
+from api.schemas import Verification
 from ledger.access import create_api_key, revoke_api_key
 from ledger.chain.anvil import free_port
 from ledger.core import Ledger
@@ -164,6 +165,9 @@ def test_customs_endpoints_need_a_key_with_the_customs_scope(api: Server) -> Non
     assert_problem(api.http.post(url, headers=auth(api.auditor)), 403)
     ok = api.http.post(url, headers=auth(api.customs))
     assert ok.status_code == 200 and ok.json()["verdict"] == "VERIFIED"
+    # The verdict as the `Verification` model shapes it (the endpoint encodes it itself).
+    assert ok.headers["content-type"] == "application/json"
+    assert ok.json() == Verification.model_validate(ok.json()).model_dump(mode="json")
     with api.ledger.sessions() as session:
         log = session.scalars(select(AccessLogRow)).all()
     assert [(row.shipment, row.verdict, row.action) for row in log] == [(ids["shipment"], "VERIFIED", "verify")]
@@ -337,6 +341,9 @@ def test_health_readiness_metrics_reason_codes_and_openapi(api: Server) -> None:
     ]:
         assert path in spec["paths"], path
     assert "WATCHLIST_HIT" in spec["info"]["description"]
+    for path in ["/v1/shipments/{uid}/verify", "/v1/bundles/verify"]:  # answered as encoded by the endpoint
+        answer = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]
+        assert answer["schema"] == {"$ref": "#/components/schemas/Verification"}, path
 
 
 def test_an_unexpected_error_is_a_500_problem_and_every_request_is_timed_by_route(api: Server) -> None:
