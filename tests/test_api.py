@@ -473,6 +473,22 @@ def test_a_rate_limit_is_read_as_written() -> None:
             parse_rate(bad)
 
 
+def test_the_in_process_rate_limit_starts_no_thread_per_request() -> None:
+    """The library's in-memory storage started a timer thread for its expiry sweep
+    whenever the last one had ended (up to a hundred a second under load); ours sweeps
+    inline, at most once a second (that it still forgets callers: test_hostile_http)."""
+    from api.limits import RateLimits
+
+    limits = RateLimits(parse_rate("3/minute"), parse_rate("2/minute"), None, "t")
+    sweeper = limits.storage.timer  # type: ignore[attr-defined]  # the one the constructor starts
+    sweeper.join()
+    answers = [limits.allow("key:a")[0] for _ in range(4)]
+    assert answers == [True, True, True, False]  # still counted and enforced
+    assert limits.auth_failed("192.0.2.1")[0] and limits.auth_failed("192.0.2.1")[0]
+    assert limits.auth_blocked("192.0.2.1")[0]
+    assert limits.storage.timer is sweeper  # type: ignore[attr-defined]  # no new thread
+
+
 def test_readiness_waits_for_the_warm_up_then_the_node_is_kept_warm(api: Server) -> None:
     """While the node's warm-up runs, /readyz answers 503 naming it (with its latest
     progress line); once it is done, the node is ready and the same thread keeps the
