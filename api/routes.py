@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from ledger import queries
 from ledger.access import ApiKey
@@ -171,11 +171,17 @@ def lot_custody(
     return queries.lot_custody(ledger.sessions, lot)
 
 
-def _log_and_shape(request: Request, ledger: Ledger, key: ApiKey, action: str, result: Any) -> dict[str, Any]:
+VERIFICATION = TypeAdapter(Verification)
+
+
+def _log_and_shape(request: Request, ledger: Ledger, key: ApiKey, action: str, result: Any) -> Response:
+    """Log the verdict, count it, and answer it as the `Verification` model: validated and
+    encoded here, in the endpoint's worker thread (returned as a plain dict, FastAPI would
+    validate it in another hop to the thread pool, then encode it)."""
     ledger.access_log.record(key, action, result.shipment or "-", result.verdict.value)
     _metrics(request).verdicts.labels(result.verdict.value).inc()
-    shaped: dict[str, Any] = result.to_json()
-    return shaped
+    body = VERIFICATION.dump_json(VERIFICATION.validate_python(result.to_json()))
+    return Response(body, media_type="application/json")
 
 
 @router.post(
@@ -186,7 +192,7 @@ def verify_shipment(
     uid: str = UID,
     ledger: Ledger = Depends(get_ledger),
     key: ApiKey = Depends(require("customs")),
-) -> dict[str, Any]:
+) -> Response:
     """One fail-closed verdict (VERIFIED, FLAGGED, UNVERIFIABLE) with findings and risk.
     Every call is recorded in the access log (who, when, which shipment, verdict)."""
     try:
@@ -207,7 +213,7 @@ def verify_presented_bundle(
     bundle: dict[str, Any] = Body(...),
     ledger: Ledger = Depends(get_ledger),
     key: ApiKey = Depends(require("customs")),
-) -> dict[str, Any]:
+) -> Response:
     result = ledger.verify_bundle(bundle)
     return _log_and_shape(request, ledger, key, "verify-bundle", result)
 

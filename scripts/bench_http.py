@@ -3,8 +3,10 @@
 Run: .venv/bin/python scripts/bench_http.py [--seconds 10] [--clients 8] [--api-workers 2]
      .venv/bin/python scripts/bench_http.py --store build/bench/store-sqlite [--sample 3000]
 The API runs as its own processes (uvicorn workers over one SQLite store); the load comes
-from separate client processes on loopback. Prints rates and latency percentiles; writes
-build/bench-http.json.
+from separate client processes on loopback. Prints rates and latency percentiles, and the
+server's CPU time per request (user + system CPU of the API processes over the measured
+phase, divided by the requests: what a request costs whatever else runs on the machine);
+writes build/bench-http.json.
 
 Without --store: ingest, then ONE 10-hop shipment verified again and again for --seconds
 (after its first answer, the verdict cache answers: repeat queries, not what a lane sees).
@@ -43,6 +45,22 @@ from ledger.core import Ledger
 REPO = Path(__file__).resolve().parent.parent
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process `pid` and all its descendants
+    (from /proc; a descendant that already ended is not counted)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").glob("*/children"):
+                todo += [int(c) for c in task.read_text().split()]
+        except OSError:
+            continue  # ended meanwhile
+    return total
+
+
 @contextmanager
 def served_api(
     home: Path,
@@ -51,9 +69,10 @@ def served_api(
     workers: int,
     ready_timeout: float,
     extra: dict[str, str] | None = None,
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     """`provenance serve` as its own process on a free port, for the store in `home` (and
-    `extra` settings); yields its base URL once it is ready, and stops it afterwards."""
+    `extra` settings); yields its base URL and process id once it is ready, and stops it
+    afterwards."""
     import httpx
 
     port = free_port()
@@ -79,7 +98,7 @@ def served_api(
                 raise SystemExit(f"{base}/readyz: not every worker ready within {ready_timeout:.0f} s")
             in_a_row = in_a_row + 1 if httpx.get(f"{base}/readyz", timeout=10).status_code == 200 else 0
             time.sleep(0.05)
-        yield base
+        yield base, server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -147,13 +166,15 @@ def distinct_over_http(args: argparse.Namespace) -> dict[str, object]:
         # Ready means warmed up (completeness measured, every licence read): minutes at
         # 1,000,000 records, timed apart from the verifications.
         database = {"PROVENANCE_DATABASE_URL": url}
-        with served_api(store, manifest, node.rpc_url, args.api_workers, 3600, database) as base:
+        with served_api(store, manifest, node.rpc_url, args.api_workers, 3600, database) as (base, pid):
             ready_s = time.perf_counter() - starting
             headers = {"Authorization": f"Bearer {token}"}
-            started = time.perf_counter()
             with multiprocessing.Pool(args.clients) as pool:
+                cpu_before = tree_cpu_seconds(pid)
+                started = time.perf_counter()
                 parts = pool.map(verify_each, [(base, headers, sample[c :: args.clients]) for c in range(args.clients)])
-            seconds = time.perf_counter() - started
+                seconds = time.perf_counter() - started
+                server_cpu = tree_cpu_seconds(pid) - cpu_before
     finally:
         node.stop()
     lat = [x for part in parts for x in part]
@@ -167,6 +188,8 @@ def distinct_over_http(args: argparse.Namespace) -> dict[str, object]:
         "verify_per_s": round(len(lat) / seconds, 1),
         "verify_p50_ms": round(statistics.median(lat) * 1000, 2),
         "verify_p99_ms": round(percentile(lat, 0.99) * 1000, 2),
+        "server_cpu_ms_per_request": round(server_cpu / len(lat) * 1000, 2),
+        "server_cpu_cores_busy": round(server_cpu / seconds, 2),
         "load_before": load_before,
         "load_after": round(os.getloadavg()[0], 1),
     }
@@ -207,7 +230,7 @@ def main() -> int:
         print(f"signing {args.ingest * args.repeats} attestations ...", file=sys.stderr)
         subs = [productions(ledger.domain, args.ingest, f"H{r}-", t0) for r in range(args.repeats)]
         ledger.close()
-        with served_api(Path(home), manifest, node.rpc_url, args.api_workers, 20) as base:
+        with served_api(Path(home), manifest, node.rpc_url, args.api_workers, 20) as (base, _pid):
             figures: dict[str, list[float]] = {}
             path = f"/v1/shipments/{shipment}/verify"
             for r in range(args.repeats):

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.limits import parse_rate
+from api.schemas import Verification
 from ledger.access import create_api_key, revoke_api_key
 from ledger.chain.anvil import free_port
 from ledger.core import Ledger
@@ -164,6 +165,9 @@ def test_customs_endpoints_need_a_key_with_the_customs_scope(api: Server) -> Non
     assert_problem(api.http.post(url, headers=auth(api.auditor)), 403)
     ok = api.http.post(url, headers=auth(api.customs))
     assert ok.status_code == 200 and ok.json()["verdict"] == "VERIFIED"
+    # The verdict as the `Verification` model shapes it (the endpoint encodes it itself).
+    assert ok.headers["content-type"] == "application/json"
+    assert ok.json() == Verification.model_validate(ok.json()).model_dump(mode="json")
     with api.ledger.sessions() as session:
         log = session.scalars(select(AccessLogRow)).all()
     assert [(row.shipment, row.verdict, row.action) for row in log] == [(ids["shipment"], "VERIFIED", "verify")]
@@ -337,6 +341,22 @@ def test_health_readiness_metrics_reason_codes_and_openapi(api: Server) -> None:
     ]:
         assert path in spec["paths"], path
     assert "WATCHLIST_HIT" in spec["info"]["description"]
+    for path in ["/v1/shipments/{uid}/verify", "/v1/bundles/verify"]:  # answered as encoded by the endpoint
+        answer = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]
+        assert answer["schema"] == {"$ref": "#/components/schemas/Verification"}, path
+
+
+def test_an_unexpected_error_is_a_500_problem_and_every_request_is_timed_by_route(api: Server) -> None:
+    @api.app.get("/test-only/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    assert_problem(api.http.get("/test-only/boom"), 500)
+    assert api.http.get("/healthz").status_code == 200
+    assert api.http.get("/nowhere").status_code == 404
+    metrics = api.http.get("/metrics").text
+    for route, status in [("/test-only/boom", 500), ("/healthz", 200), ("unmatched", 404)]:
+        assert f'provenance_http_request_seconds_count{{route="{route}",status="{status}"}} 1.0' in metrics, route
 
 
 def test_requests_beyond_the_rate_limit_get_429(api: Server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -451,6 +471,22 @@ def test_a_rate_limit_is_read_as_written() -> None:
     for bad in ("2.5", "-5", "fast", ""):
         with pytest.raises(ValueError, match="not a rate limit"):
             parse_rate(bad)
+
+
+def test_the_in_process_rate_limit_starts_no_thread_per_request() -> None:
+    """The library's in-memory storage started a timer thread for its expiry sweep
+    whenever the last one had ended (up to a hundred a second under load); ours sweeps
+    inline, at most once a second (that it still forgets callers: test_hostile_http)."""
+    from api.limits import RateLimits
+
+    limits = RateLimits(parse_rate("3/minute"), parse_rate("2/minute"), None, "t")
+    sweeper = limits.storage.timer  # type: ignore[attr-defined]  # the one the constructor starts
+    sweeper.join()
+    answers = [limits.allow("key:a")[0] for _ in range(4)]
+    assert answers == [True, True, True, False]  # still counted and enforced
+    assert limits.auth_failed("192.0.2.1")[0] and limits.auth_failed("192.0.2.1")[0]
+    assert limits.auth_blocked("192.0.2.1")[0]
+    assert limits.storage.timer is sweeper  # type: ignore[attr-defined]  # no new thread
 
 
 def test_readiness_waits_for_the_warm_up_then_the_node_is_kept_warm(api: Server) -> None:
