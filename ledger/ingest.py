@@ -32,6 +32,7 @@ from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker, SignatureProblem
 from .store.aggregates import add_to_aggregates
+from .store.db import lock_for_append
 from .store.models import AttestationRefRow, AttestationRow, EpcisEventRow, WatchlistClassRow
 
 log = logging.getLogger(__name__)
@@ -297,6 +298,9 @@ class Ingestor:
         uids = {hex32(p.uid) for p in prepared}
         refs = {hex32(r) for p in prepared for r in p.attestation.refs}
         with self._sessions.begin() as session:
+            # First: serialised with every other append (ids visible in order), and what
+            # exists is read with no other append in between.
+            lock_for_append(session)
             existing = set(session.scalars(select(AttestationRow.uid).where(AttestationRow.uid.in_(uids))))
             attesters: dict[str, str] = {
                 row.uid: row.attester

@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +43,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+# The key of the advisory lock `lock_for_append` takes (any 64-bit number nothing else
+# in the database locks on: "prov" in ASCII).
+APPEND_LOCK_KEY = 0x70726F76
+
+
+def lock_for_append(session: Session | Connection) -> None:
+    """Call first in a transaction that will insert attestation rows: until it ends, no
+    other such transaction can insert, so rows become visible in the order of their ids.
+
+    Running views follow the store by row id (a licence's count reads the rows stored
+    since the highest id it has read; so does the reference index's count). On
+    PostgreSQL an id is taken from a sequence at INSERT, not at commit, so two
+    unserialised transactions can commit out of id order, and a reader that has moved
+    past the higher id never reads the lower one: a production would be left out of its
+    licence's cap for the life of the process (tests/test_commit_order.py). A
+    transaction-scoped advisory lock serialises appends; it is released at commit or
+    rollback, after the rows are visible. SQLite allows one writer at a time already."""
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
 
 
 def alembic_config(url: str) -> Config:
