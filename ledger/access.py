@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .store.models import AccessLogRow, ApiKeyRow
@@ -56,13 +56,30 @@ def create_api_key(sessions: sessionmaker[Session], name: str, scopes: set[str])
     return ApiKey(key_id, name, frozenset(scopes)), f"pl_{key_id}_{secret}"
 
 
+# Built once: every request authenticates, and building a statement costs more than this
+# primary-key read (a helper measured about 85 µs to build, 26 µs to run on a connection,
+# 120-140 µs through the ORM's Session.get).
+_KEYS = ApiKeyRow.__table__.c
+_KEY_BY_ID = select(_KEYS.id, _KEYS.name, _KEYS.secret_hash, _KEYS.scopes, _KEYS.revoked_at).where(
+    _KEYS.id == bindparam("id")
+)
+_LOG_ENTRIES = insert(AccessLogRow)
+
+
+def _engine(sessions: sessionmaker[Session]) -> Engine:
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, Engine), "sessions are bound to an engine"
+    return engine
+
+
 def authenticate(sessions: sessionmaker[Session], token: str) -> ApiKey | None:
-    """The live key for `token`, or None (unknown, malformed, wrong secret, or revoked)."""
+    """The live key for `token`, or None (unknown, malformed, wrong secret, or revoked).
+    Read from the store on every call: a revoked key fails on the next request."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "pl":
         return None
-    with sessions() as session:
-        row = session.get(ApiKeyRow, parts[1])
+    with _engine(sessions).connect() as conn:
+        row = conn.execute(_KEY_BY_ID, {"id": parts[1]}).first()
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.secret_hash, _digest(parts[2])):
@@ -150,8 +167,8 @@ class AccessLog:
                 waiter.done.set()
 
     def _insert(self, rows: list[dict[str, object]]) -> None:
-        with self._sessions.begin() as session:
-            session.execute(insert(AccessLogRow), rows)
+        with _engine(self._sessions).begin() as conn:
+            conn.execute(_LOG_ENTRIES, rows)
 
     def _insert_alone(self, row: dict[str, object]) -> BaseException | None:
         try:
