@@ -155,11 +155,12 @@ def warm_up_cell(warm_up: dict[str, Any] | None) -> str:
 
 def readme_block(runs: dict[str, Any]) -> str:
     """The README's table of verification figures, from the results of one or more runs
-    (one per database), each with the commit and the machine's load it was measured at."""
+    (one per database, or per `--run-name`), each with the commit and the machine's load
+    it was measured at."""
     lines = ["SPEC §6 target, in-process: p50 ≤ 5 ms and p99 ≤ 15 ms, flat from 10,000 to 1,000,000 records.", ""]
-    for database, results in sorted(runs.items()):
+    for name, results in sorted(runs.items()):
         lines += [
-            f"**{database}**, code at commit {results['commit']}, measured {results['date']} "
+            f"**{name}**, code at commit {results['commit']}, measured {results['date']} "
             f"(load average {results['load_before']} before the run, {results.get('load_after', '?')} after"
             f"{'; the machine was shared' if results['shared'] else ''}; "
             f"store {'reused as built by an earlier run' if results['reused'] else 'built by this run'}"
@@ -210,6 +211,11 @@ def main() -> int:
         help="measure the ledger code in this checkout (e.g. an older commit) against the same store",
     )
     parser.add_argument("--code-commit", help="the commit the --code checkout holds (reported with the figures)")
+    parser.add_argument(
+        "--run-name",
+        help="keep this run's figures under this name beside the others in store-runs.json (default: the "
+        "database's name; e.g. a run on a larger store kept in its own --store)",
+    )
     parser.add_argument(
         "--no-warm-up",
         action="store_true",
@@ -306,7 +312,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs_path = args.out.parent / "store-runs.json"
     runs = json.loads(runs_path.read_text()) if runs_path.exists() else {}
-    runs[args.database] = results
+    runs[args.run_name or args.database] = results
     runs_path.write_text(json.dumps(runs, indent=2))
     write_results(args.out, results)
     if args.update_readme:
