@@ -133,12 +133,16 @@ class Disclosure:
             raise ValueError("payload.fields: expected an object")
         fields: dict[str, DisclosedField] = {}
         for name, entry in raw_fields.items():
-            _check_field_name(name)
-            if not isinstance(entry, dict) or set(entry) != {"value", "salt"}:
+            if name not in _CHECKED_NAMES:
+                _check_field_name(name)
+                if len(_CHECKED_NAMES) < _CHECKED_NAMES_KEPT:
+                    _CHECKED_NAMES.add(name)
+            if not isinstance(entry, dict) or len(entry) != 2 or "value" not in entry or "salt" not in entry:
                 raise ValueError(f"payload.fields.{name}: expected {{value, salt}}")
-            canonical = canonical_json(entry["value"])
+            value = entry["value"]
+            canonical = canonical_json(value)
             salt = parse_hex(entry["salt"], 32, f"payload.fields.{name}.salt")
-            fields[name] = DisclosedField(entry["value"], salt, canonical)
+            fields[name] = DisclosedField(value, salt, canonical)
         return cls(parsed, fields)
 
 
@@ -172,6 +176,10 @@ def commit(fields: dict[str, Any], *, salts: dict[str, bytes] | None = None) -> 
 
 
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+# Field names already found valid: the same few recur in every payload, and a mirror
+# parses millions of them. Bounded, so names a peer invents cannot grow it for ever.
+_CHECKED_NAMES: set[str] = set()
+_CHECKED_NAMES_KEPT = 4096
 
 
 def _check_field_name(name: object) -> None:
