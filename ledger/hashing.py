@@ -10,7 +10,8 @@ try:  # libkeccak through safe-pysha3: ~25x faster than pycryptodome per small h
 
     def keccak(data: bytes) -> bytes:
         """keccak-256 of `data` (Ethereum's hash, not NIST SHA3-256)."""
-        return _keccak_256(data).digest()  # already bytes: no copy (a catch-up hashes ~20 times a record)
+        digest: bytes = _keccak_256(data).digest()  # bytes already: no copy (~20 hashes a mirrored record)
+        return digest
 
 except ImportError:  # pragma: no cover - a slower but correct fallback
     from eth_hash.auto import keccak as _eth_keccak
