@@ -47,6 +47,7 @@ RECORD_FIELDS = 10
 # json.dumps(..., sort_keys=True) builds a new encoder on every call; this one is built once.
 _sorted_json = json.JSONEncoder(sort_keys=True).encode
 _EPCIS_KEY_FIELDS = frozenset(KEY_FIELDS)
+_NONE: frozenset[str] = frozenset()
 
 # (what, detail): WITHHELD, ADDED or FORGED, and why (see ledger.mirror.PeerProblem).
 Fault = tuple[str, str]
@@ -119,15 +120,7 @@ def decode_record(item: object) -> tuple[Attestation, bytes, Disclosure]:
     kind, attester, subject, refs, payload_hash, issued_at, expires_at, signature, hashes, fields = item
     if isinstance(kind, bool) or not isinstance(kind, int):
         raise ValueError("kind: expected an integer")
-    message = {
-        "attester": attester,
-        "subject": subject,
-        "refs": refs,
-        "payloadHash": payload_hash,
-        "issuedAt": issued_at,
-        "expiresAt": expires_at,
-    }
-    attestation = Attestation.from_message_json(Kind(kind), message)
+    attestation = Attestation.from_values(Kind(kind), attester, subject, refs, payload_hash, issued_at, expires_at)
     disclosure = Disclosure.from_json({"fieldHashes": hashes, "fields": fields})
     return attestation, parse_hex(signature, 65, "signature"), disclosure
 
@@ -215,7 +208,7 @@ def _checked_record(domain: Domain, checker: SignatureChecker, item: object, pos
     problems = disclosure.problems(attestation.payload_hash)
     if problems:
         return "FORGED", f"{hex32(uid)}: {'; '.join(problems)}"
-    withheld = sorted(ALWAYS_PUBLIC.get(attestation.kind, frozenset()) - set(disclosure.fields))
+    withheld = sorted(ALWAYS_PUBLIC.get(attestation.kind, _NONE).difference(disclosure.fields))
     if withheld:
         return (
             "WITHHELD",
