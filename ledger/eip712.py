@@ -172,23 +172,45 @@ class Attestation:
             if missing:
                 raise ValueError(f"message: missing fields {sorted(missing)}")
             raise ValueError(f"message: unexpected fields {sorted(extra)}")
-        refs = message["refs"]
+        return cls.from_values(
+            kind,
+            message["attester"],
+            message["subject"],
+            message["refs"],
+            message["payloadHash"],
+            message["issuedAt"],
+            message["expiresAt"],
+        )
+
+    @classmethod
+    def from_values(
+        cls,
+        kind: Kind,
+        attester: object,
+        subject: object,
+        refs: object,
+        payload_hash: object,
+        issued_at: object,
+        expires_at: object,
+    ) -> Attestation:
+        """The message's values parsed as strictly as `from_message_json` parses them
+        (which calls this), from where a served record holds them (no object built)."""
         if not isinstance(refs, list):
             raise ValueError("message.refs: expected a list")
         if len(refs) > MAX_REFS:
             raise ValueError(f"message.refs: at most {MAX_REFS} references")
-        issued_at = _uint(message["issuedAt"], "message.issuedAt", UINT64_MAX)
-        expires_at = _uint(message["expiresAt"], "message.expiresAt", UINT64_MAX)
-        if expires_at and expires_at <= issued_at:
+        issued = _uint(issued_at, "message.issuedAt", UINT64_MAX)
+        expires = _uint(expires_at, "message.expiresAt", UINT64_MAX)
+        if expires and expires <= issued:
             raise ValueError("message.expiresAt: must be after issuedAt (or 0 for never)")
         return cls(
             kind=kind,
-            attester=_address(message["attester"], "message.attester"),
-            subject=parse_hex(message["subject"], 32, "message.subject"),
+            attester=_address(attester, "message.attester"),
+            subject=parse_hex(subject, 32, "message.subject"),
             refs=tuple(parse_hex(r, 32, f"message.refs[{i}]") for i, r in enumerate(refs)),
-            payload_hash=parse_hex(message["payloadHash"], 32, "message.payloadHash"),
-            issued_at=issued_at,
-            expires_at=expires_at,
+            payload_hash=parse_hex(payload_hash, 32, "message.payloadHash"),
+            issued_at=issued,
+            expires_at=expires,
         )
 
 

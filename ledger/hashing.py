@@ -10,7 +10,8 @@ try:  # libkeccak through safe-pysha3: ~25x faster than pycryptodome per small h
 
     def keccak(data: bytes) -> bytes:
         """keccak-256 of `data` (Ethereum's hash, not NIST SHA3-256)."""
-        return bytes(_keccak_256(data).digest())
+        digest: bytes = _keccak_256(data).digest()  # bytes already: no copy (~20 hashes a mirrored record)
+        return digest
 
 except ImportError:  # pragma: no cover - a slower but correct fallback
     from eth_hash.auto import keccak as _eth_keccak
@@ -29,13 +30,18 @@ def parse_hex(value: object, length: int, field: str) -> bytes:
     """Bytes from a `0x`-prefixed hex string of exactly `length` bytes, or ValueError naming `field`."""
     if not isinstance(value, str) or not value.startswith("0x"):
         raise ValueError(f"{field}: expected 0x-prefixed hex of {length} bytes")
-    body = value[2:]
-    if len(body) != 2 * length:
-        raise ValueError(f"{field}: expected {length} bytes, got {len(body) / 2:g}")
+    if len(value) != 2 + 2 * length:
+        raise ValueError(f"{field}: expected {length} bytes, got {(len(value) - 2) / 2:g}")
     try:
-        return bytes.fromhex(body)
+        parsed = bytes.fromhex(value[2:])
     except ValueError:
         raise ValueError(f"{field}: not hexadecimal") from None
+    # bytes.fromhex skips whitespace between bytes: "0xaa" + 60 blanks + "bb" is 64
+    # characters but 2 bytes. Refused, or a peer could serve a record's field hashes
+    # re-cut into other lengths that still concatenate to the signed payload hash.
+    if len(parsed) != length:
+        raise ValueError(f"{field}: not hexadecimal")
+    return parsed
 
 
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")

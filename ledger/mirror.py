@@ -36,7 +36,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Dialect, Engine, Table, insert, select, update
+from sqlalchemy import Dialect, Engine, Table, bindparam, insert, select, update
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +44,7 @@ from . import public_records
 from .anchoring import ANCHORED
 from .chain.view import ChainSnapshot
 from .eip712 import Domain
+from .kinds import Kind
 from .peers import Peer, PeerUnavailable
 from .ports import Node
 from .public_records import BatchRows, Fault, batch_rows
@@ -228,8 +229,8 @@ def _mirror_direct(ledger: Node, peers: Sequence[Peer], snapshot: ChainSnapshot,
                 log.warning("peer %s, direct record %s: %s (%s)", peer.name, uid, checked[0], checked[1])
                 continue
             rows = batch_rows([checked], ledger.domain, time.time())
-            rows.attestations[0]["direct_tx"] = snapshot.direct_tx(uid)
-            _insert_rows(ledger, rows)
+            with ledger.sessions.begin() as session:
+                _insert(session, rows, None, snapshot.direct_tx(uid))
             report.direct_stored += 1
             report.records_stored += 1
             break
@@ -432,28 +433,22 @@ def _store_batch(ledger: _Sessions, index: int, root: str, previous: str, block:
             log.info("batch %d: our own unanchored batch holds the index; storing it later", index)
             return 0
         present: dict[str, int | None] = {
-            row.uid: row.batch_id
-            for row in session.execute(
-                select(AttestationRow.uid, AttestationRow.batch_id).where(AttestationRow.uid.in_(uids))
-            )
+            uid: batch_id for uid, batch_id in session.execute(_HELD_BATCH_OF, {"uids": uids})
         }
         unbatched = [u for u, b in present.items() if b is None]
         if unbatched:  # submitted here too, anchored by the peer: never anchor it twice
             session.execute(update(AttestationRow).where(AttestationRow.uid.in_(unbatched)).values(batch_id=batch.id))
         _record_anchored_again(session, batch.id, [u for u, b in present.items() if b not in (None, batch.id)])
-        if not present:
-            new = rows
-        else:
-            new = BatchRows(
-                [r for r in rows.attestations if r["uid"] not in present],
-                [r for r in rows.refs if r["uid"] not in present],
-                [r for r in rows.watchlist_classes if r["uid"] not in present],
-                [r for r in rows.epcis_events if r["uid"] not in present],
-            )
-        for row in new.attestations:
-            row["batch_id"] = batch.id
-        _insert(session, new)
+        new = rows.without(present) if present else rows
+        _insert(session, new, batch.id, None)
     return len(new.attestations)
+
+
+# The batch each of these UIDs is held under, if held: one expanding parameter, so a
+# batch's 4,096 UIDs are not each turned into a bound literal by SQLAlchemy.
+_HELD_BATCH_OF = select(AttestationRow.uid, AttestationRow.batch_id).where(
+    AttestationRow.uid.in_(bindparam("uids", expanding=True))
+)
 
 
 def _record_anchored_again(session: Session, batch_id: int, uids: list[str]) -> None:
@@ -474,35 +469,46 @@ def _record_anchored_again(session: Session, batch_id: int, uids: list[str]) -> 
         session.execute(insert(cast(Table, BatchExtraMemberRow.__table__)), fresh)
 
 
-def _insert_rows(ledger: Node, rows: BatchRows) -> None:
-    with ledger.sessions.begin() as session:
-        _insert(session, rows)
-
-
-def _insert(session: Session, rows: BatchRows) -> None:
+def _insert(session: Session, rows: BatchRows, batch_id: int | None, direct_tx: str | None) -> None:
     """One executemany per table, parents first (references point at attestations),
-    with the row dicts handed to the database driver as they are: SQLAlchemy's per-row
-    parameter handling cost more than SQLite's own work here (the rows hold plain values
-    of the columns' types, keyed by column name)."""
+    each attestation row under `batch_id` (or recorded directly in `direct_tx`). The rows
+    go to SQLite's driver as the tuples they are, positionally: SQLAlchemy's per-row
+    parameter handling cost more than SQLite's own work here. Other databases get them
+    keyed by column name, their drivers' parameter style."""
     connection = session.connection()
-    for model, values in (
-        (AttestationRow, rows.attestations),
-        (AttestationRefRow, rows.refs),
-        (WatchlistClassRow, rows.watchlist_classes),
-        (EpcisEventRow, rows.epcis_events),
+    attestations = [(*row, batch_id, direct_tx) for row in rows.attestations]
+    for model, columns, values in (
+        (AttestationRow, (*public_records.ATTESTATION_COLUMNS, "batch_id", "direct_tx"), attestations),
+        (AttestationRefRow, public_records.REF_COLUMNS, rows.refs),
+        (WatchlistClassRow, public_records.WATCHLIST_CLASS_COLUMNS, rows.watchlist_classes),
+        (EpcisEventRow, public_records.EPCIS_EVENT_COLUMNS, rows.epcis_events),
     ):
-        if values:
-            statement = _insert_statement(cast(Table, model.__table__), tuple(values[0]), connection.dialect)
-            connection.exec_driver_sql(statement, values)
-    add_to_aggregates(session, rows.attestations)  # the exporters' running history (risk signals)
+        if not values:
+            continue
+        statement, positional = _insert_statement(cast(Table, model.__table__), columns, connection.dialect)
+        connection.exec_driver_sql(
+            statement, values if positional else [dict(zip(columns, v, strict=True)) for v in values]
+        )
+    # The exporters' running history (risk signals) reads shipments only, from mappings.
+    shipments = [
+        dict(zip(public_records.ATTESTATION_COLUMNS, row, strict=True))
+        for row in rows.attestations
+        if row[1] == _SHIPMENT
+    ]
+    add_to_aggregates(session, shipments)
+
+
+_SHIPMENT = int(Kind.SHIPMENT)
 
 
 @functools.cache
-def _insert_statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
-    """The driver's INSERT of `columns` into `table`, its parameters taken by name from
-    each row (sqlite3 reads `:name` from a dict itself; psycopg's style is named)."""
+def _insert_statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, bool]:
+    """The driver's INSERT of `columns` into `table`, and whether its parameters are
+    positional in that order (SQLite's qmark style) rather than named."""
     if dialect.name == "sqlite":
-        dialect = SQLiteDialect_pysqlite(paramstyle="named")
+        compiled = insert(table).compile(dialect=SQLiteDialect_pysqlite(paramstyle="qmark"), column_keys=list(columns))
+        assert compiled.positiontup == list(columns), "sqlite: the INSERT's parameters are not in column order"
+        return str(compiled), True
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
     assert compiled.positiontup is None, f"{dialect.name}: the driver's parameters are not named"
-    return str(compiled)
+    return str(compiled), False

@@ -15,6 +15,7 @@ salt makes a field hash unguessable even for a small value space (a price, a cou
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class Disclosure:
             raise ValueError("payload.fieldHashes: expected a non-empty list")
         if len(hashes) > MAX_FIELDS:
             raise ValueError(f"payload.fieldHashes: at most {MAX_FIELDS} fields")
-        parsed = tuple(parse_hex(h, 32, f"payload.fieldHashes[{i}]") for i, h in enumerate(hashes))
+        parsed = _hashes(hashes)
         if len(set(parsed)) != len(parsed):
             raise ValueError("payload.fieldHashes: duplicate hash")
         raw_fields = data.get("fields", {})
@@ -133,13 +134,30 @@ class Disclosure:
             raise ValueError("payload.fields: expected an object")
         fields: dict[str, DisclosedField] = {}
         for name, entry in raw_fields.items():
-            _check_field_name(name)
-            if not isinstance(entry, dict) or set(entry) != {"value", "salt"}:
+            if name not in _CHECKED_NAMES:
+                _check_field_name(name)
+                if len(_CHECKED_NAMES) < _CHECKED_NAMES_KEPT:
+                    _CHECKED_NAMES.add(name)
+            if not isinstance(entry, dict) or len(entry) != 2 or "value" not in entry or "salt" not in entry:
                 raise ValueError(f"payload.fields.{name}: expected {{value, salt}}")
-            canonical = canonical_json(entry["value"])
+            value = entry["value"]
+            canonical = canonical_json(value)
             salt = parse_hex(entry["salt"], 32, f"payload.fields.{name}.salt")
-            fields[name] = DisclosedField(entry["value"], salt, canonical)
+            fields[name] = DisclosedField(value, salt, canonical)
         return cls(parsed, fields)
+
+
+def _hashes(hashes: list[Any]) -> tuple[bytes, ...]:
+    """32-byte hashes from 0x-prefixed hex strings, as `parse_hex` reads each one, all
+    parsed by one `bytes.fromhex` when every one has the right length (a record carries
+    several, and a mirror parses millions); ValueError names the first bad one."""
+    if all(type(h) is str and len(h) == 66 and h.startswith("0x") for h in hashes):
+        with contextlib.suppress(ValueError):  # not hexadecimal: parse_hex below names the one
+            joined = bytes.fromhex("".join([h[2:] for h in hashes]))
+            # fromhex skips whitespace: then the bytes are fewer, and parse_hex refuses it.
+            if len(joined) == 32 * len(hashes):
+                return tuple(joined[i : i + 32] for i in range(0, len(joined), 32))
+    return tuple(parse_hex(h, 32, f"payload.fieldHashes[{i}]") for i, h in enumerate(hashes))
 
 
 @dataclass(frozen=True)
@@ -172,6 +190,10 @@ def commit(fields: dict[str, Any], *, salts: dict[str, bytes] | None = None) -> 
 
 
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+# Field names already found valid: the same few recur in every payload, and a mirror
+# parses millions of them. Bounded, so names a peer invents cannot grow it for ever.
+_CHECKED_NAMES: set[str] = set()
+_CHECKED_NAMES_KEPT = 4096
 
 
 def _check_field_name(name: object) -> None:

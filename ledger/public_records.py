@@ -22,7 +22,7 @@ anchors.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +30,10 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from .eip712 import Attestation, Domain, attestation_uid
+from .epcis.keys import KEY_FIELDS, event_key_rows
 from .fields import ALWAYS_PUBLIC
 from .hashing import hex32, parse_hex
-from .ingest import Prepared, attestation_row, epcis_event_rows, ref_rows, watchlist_class_rows
+from .ingest import Prepared
 from .kinds import Kind
 from .merkle import MerkleTree
 from .payload import Disclosure
@@ -42,6 +43,11 @@ from .store.rows import SIGNED_COLUMNS, in_batch
 
 FORMAT = "provenance-public-batch/2"
 RECORD_FIELDS = 10
+
+# json.dumps(..., sort_keys=True) builds a new encoder on every call; this one is built once.
+_sorted_json = json.JSONEncoder(sort_keys=True).encode
+_EPCIS_KEY_FIELDS = frozenset(KEY_FIELDS)
+_NONE: frozenset[str] = frozenset()
 
 # (what, detail): WITHHELD, ADDED or FORGED, and why (see ledger.mirror.PeerProblem).
 Fault = tuple[str, str]
@@ -114,15 +120,7 @@ def decode_record(item: object) -> tuple[Attestation, bytes, Disclosure]:
     kind, attester, subject, refs, payload_hash, issued_at, expires_at, signature, hashes, fields = item
     if isinstance(kind, bool) or not isinstance(kind, int):
         raise ValueError("kind: expected an integer")
-    message = {
-        "attester": attester,
-        "subject": subject,
-        "refs": refs,
-        "payloadHash": payload_hash,
-        "issuedAt": issued_at,
-        "expiresAt": expires_at,
-    }
-    attestation = Attestation.from_message_json(Kind(kind), message)
+    attestation = Attestation.from_values(Kind(kind), attester, subject, refs, payload_hash, issued_at, expires_at)
     disclosure = Disclosure.from_json({"fieldHashes": hashes, "fields": fields})
     return attestation, parse_hex(signature, 65, "signature"), disclosure
 
@@ -210,7 +208,7 @@ def _checked_record(domain: Domain, checker: SignatureChecker, item: object, pos
     problems = disclosure.problems(attestation.payload_hash)
     if problems:
         return "FORGED", f"{hex32(uid)}: {'; '.join(problems)}"
-    withheld = sorted(ALWAYS_PUBLIC.get(attestation.kind, frozenset()) - set(disclosure.fields))
+    withheld = sorted(ALWAYS_PUBLIC.get(attestation.kind, _NONE).difference(disclosure.fields))
     if withheld:
         return (
             "WITHHELD",
@@ -233,29 +231,94 @@ def check_stored(domain: Domain, checker: SignatureChecker, uid: str, record: st
     return checked
 
 
+# The columns of a mirrored attestation row, in the order `BatchRows.attestations` holds
+# them; the writer adds `batch_id` and `direct_tx` after them.
+ATTESTATION_COLUMNS = (
+    "uid",
+    "kind",
+    "attester",
+    "subject",
+    "payload_hash",
+    "issued_at",
+    "expires_at",
+    "signature",
+    "chain_id",
+    "contract",
+    "field_hashes",
+    "disclosed",
+    "sealed",
+    "received_at",
+)
+REF_COLUMNS = ("uid", "position", "ref", "kind")
+WATCHLIST_CLASS_COLUMNS = ("uid", "goods_class")
+EPCIS_EVENT_COLUMNS = ("uid", "key_hash", "attester")
+
+
 @dataclass
 class BatchRows:
-    """A checked batch as the rows that store it (plain values, cheap to hand from a
-    checking process to the one that writes): attestation rows without their batch,
-    then their references, watch-list classes and EPCIS event keys."""
+    """A checked batch as the rows that store it: tuples of plain values in the order of
+    `ATTESTATION_COLUMNS` (no batch yet), `REF_COLUMNS`, `WATCHLIST_CLASS_COLUMNS` and
+    `EPCIS_EVENT_COLUMNS`, each row's UID first. Tuples, not dicts: they are pickled in a
+    checking process and unpickled in the one that writes, and handed to the database
+    driver positionally (a dict row repeated its 16 keys and made the driver look each
+    one up by name)."""
 
-    attestations: list[dict[str, Any]] = field(default_factory=list)
-    refs: list[dict[str, Any]] = field(default_factory=list)
-    watchlist_classes: list[dict[str, Any]] = field(default_factory=list)
-    epcis_events: list[dict[str, Any]] = field(default_factory=list)
+    attestations: list[tuple[Any, ...]] = field(default_factory=list)
+    refs: list[tuple[Any, ...]] = field(default_factory=list)
+    watchlist_classes: list[tuple[Any, ...]] = field(default_factory=list)
+    epcis_events: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def uids(self) -> list[str]:
-        return [row["uid"] for row in self.attestations]
+        return [row[0] for row in self.attestations]
+
+    def without(self, uids: Container[str]) -> BatchRows:
+        """The same rows less those of the records `uids`."""
+        return BatchRows(
+            [r for r in self.attestations if r[0] not in uids],
+            [r for r in self.refs if r[0] not in uids],
+            [r for r in self.watchlist_classes if r[0] not in uids],
+            [r for r in self.epcis_events if r[0] not in uids],
+        )
 
 
 def batch_rows(records: list[Prepared], domain: Domain, now: float) -> BatchRows:
-    """The rows of checked public records (nothing confidential: nothing is sealed)."""
+    """The rows of checked public records (nothing confidential: nothing is sealed), the
+    same values `ledger.ingest.attestation_row` and its companions give (a test compares
+    them), built in one pass."""
     out = BatchRows()
+    attestations, refs, classes, events = out.attestations, out.refs, out.watchlist_classes, out.epcis_events
+    chain_id, contract = domain.chain_id, domain.verifying_contract.lower()
+    dumps = json.dumps
     for item in records:
-        uid = hex32(item.uid)
-        out.attestations.append(attestation_row(item, uid, domain, now, sealed=None))
-        out.refs.extend(ref_rows(item, uid))
-        out.watchlist_classes.extend(watchlist_class_rows(item, uid))
-        out.epcis_events.extend(epcis_event_rows(item, uid))
+        a, disclosure = item.attestation, item.disclosure
+        uid = "0x" + item.uid.hex()
+        kind = int(a.kind)
+        attester = a.attester.lower()
+        fields = disclosure.fields
+        attestations.append(
+            (
+                uid,
+                kind,
+                attester,
+                "0x" + a.subject.hex(),
+                "0x" + a.payload_hash.hex(),
+                a.issued_at,
+                a.expires_at,
+                "0x" + item.signature.hex(),
+                chain_id,
+                contract,
+                dumps(sorted(["0x" + h.hex() for h in disclosure.field_hashes])),
+                _sorted_json({n: {"value": f.value, "salt": "0x" + f.salt.hex()} for n, f in fields.items()}),
+                None,
+                now,
+            )
+        )
+        for position, ref in enumerate(a.refs):
+            refs.append((uid, position, "0x" + ref.hex(), kind))
+        if a.kind is Kind.WATCHLIST:
+            classes.extend((uid, goods_class) for goods_class in sorted(set(disclosure.value("goodsClasses", []))))
+        if not _EPCIS_KEY_FIELDS.isdisjoint(fields):
+            public = {n: f.value for n, f in fields.items()}
+            events.extend((r["uid"], r["key_hash"], r["attester"]) for r in event_key_rows(uid, attester, public))
     return out

@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -210,6 +211,11 @@ def main() -> int:
         "--build-only", action="store_true", help="build (or find) the kept peer and stop: no catch-up is timed"
     )
     parser.add_argument("--update-readme", action="store_true", help="write the figures into README.md's block")
+    parser.add_argument(
+        "--keep-archive",
+        type=Path,
+        help="also copy the archive file the peer wrote to this path (to profile checking on its batches alone)",
+    )
     args = parser.parse_args()
     kept = (args.store or REPO / "build" / "bench" / f"mirror-realistic-{args.n}").resolve()
     with (
@@ -268,6 +274,8 @@ def main() -> int:
         archive_seconds = time.perf_counter() - started
         from_archive = catch_up(args.n, ["--archive", str(archive)], home, "archive-node", base_env)
         archive_mib = archive.stat().st_size / 2**20
+        if args.keep_archive is not None:
+            shutil.copyfile(archive, args.keep_archive)
     shape = peer_shape(kept / "peer.db")
     result = {
         "what": "catch-up of a new node from one untrusted peer (provenance mirror): over HTTP, from an archive file",

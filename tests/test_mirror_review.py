@@ -19,10 +19,11 @@ from typing import Any, cast
 import pytest
 
 from ledger.core import Ledger
-from ledger.eip712 import Domain
+from ledger.eip712 import Attestation, Domain, attestation_uid
 from ledger.hashing import hex32
 from ledger.ingest import Rejected
 from ledger.kinds import Kind
+from ledger.merkle import MerkleTree
 from ledger.mirror import mirror
 from ledger.payload import payload_hash
 from ledger.peers import ArchivePeer, HttpPeer, PeerUnavailable
@@ -88,6 +89,26 @@ def test_a_record_whose_attester_is_a_signed_or_padded_number_is_forged_not_a_cr
     ):
         assert isinstance(result, tuple) and result[0] == "FORGED", result
         assert "attester" in result[1]
+
+
+def test_field_hashes_re_cut_with_blanks_to_the_same_payload_hash_are_forged() -> None:
+    """A hostile peer serves a record's field hashes cut into other pieces — `0x2222…`
+    padded with blanks to 64 characters — whose sorted concatenation is still the signed
+    payload hash. `bytes.fromhex` skips the blanks, so the 16-byte pieces passed as
+    32-byte hashes: the record checked out and the node would store a field-hash list
+    the attester never committed to (a field hidden, the count of fields changed)."""
+    whole, high = bytes.fromhex("11" * 32), bytes.fromhex("22" * 16 + "33" * 16)
+    record = _record()
+    record[4] = hex32(payload_hash([whole, high]))
+    record[8] = [hex32(whole), "0x" + "22" * 8 + " " * 32 + "22" * 8, "0x" + "33" * 8 + " " * 32 + "33" * 8]
+    attestation = Attestation.from_message_json(
+        Kind(record[0]),
+        dict(zip(("attester", "subject", "refs", "payloadHash", "issuedAt", "expiresAt"), record[1:7], strict=True)),
+    )
+    root = hex32(MerkleTree.of([attestation_uid(attestation, DOMAIN)]).root)
+    result = check_batch(DOMAIN, CountingChecker(), _document([record]), root, 1)  # type: ignore[arg-type]
+    assert isinstance(result, tuple) and result[0] == "FORGED", result
+    assert "fieldHashes" in result[1]
 
 
 class BadAttesterPeer(Relay):
