@@ -50,6 +50,7 @@ from .ports import Node
 from .public_records import BatchRows, Fault, batch_rows
 from .signatures import SignatureChecker
 from .store.aggregates import add_to_aggregates
+from .store.db import lock_for_append
 from .store.models import (
     AttestationRefRow,
     AttestationRow,
@@ -230,6 +231,7 @@ def _mirror_direct(ledger: Node, peers: Sequence[Peer], snapshot: ChainSnapshot,
                 continue
             rows = batch_rows([checked], ledger.domain, time.time())
             with ledger.sessions.begin() as session:
+                lock_for_append(session)
                 _insert(session, rows, None, snapshot.direct_tx(uid))
             report.direct_stored += 1
             report.records_stored += 1
@@ -412,6 +414,7 @@ def _store_batch(ledger: _Sessions, index: int, root: str, previous: str, block:
     now = time.time()
     uids = rows.uids
     with ledger.sessions.begin() as session:
+        lock_for_append(session)  # first, as every transaction that appends attestations
         batch = session.scalars(select(BatchRow).where(BatchRow.chain_index == index)).first()
         if batch is None:
             batch = BatchRow(
