@@ -94,7 +94,9 @@ def explain(ledger: Ledger, shipment: str, path: str) -> None:
         for statement, params in statements:
             out.write("=" * 60 + "\n" + " ".join(statement.split())[:400] + "\n")
             if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-                for row in conn.exec_driver_sql(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + statement, params):
+                # PostgreSQL: the plan as run, with its timings (the statements only read).
+                prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN (ANALYZE, BUFFERS) "
+                for row in conn.exec_driver_sql(prefix + statement, params):
                     out.write("    " + str(row[-1]) + "\n")
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from ledger.store.db import make_engine, migrate
 from ledger.store.models import Base
@@ -18,3 +20,15 @@ def test_the_migrations_build_the_schema_the_models_describe(database_url: str) 
     finally:
         engine.dispose()
     assert differences == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_connections_plan_without_parallel_workers(database_url: str) -> None:
+    """A verification's few-row lookups must not wait for parallel workers to start (the
+    planner chose them at 1,000,000 records: `ledger.store.db.make_engine`)."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == "0"
+    finally:
+        engine.dispose()

@@ -53,6 +53,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    if url.startswith("postgresql"):
+        # No parallel workers: this node's statements are index lookups returning a few
+        # rows, but a reference to a licence is shared by thousands of productions, so the
+        # planner's estimates for "what refers to these records" run to tens of thousands
+        # of rows and it started parallel workers, whose start-up alone took 100-160 ms
+        # against a lookup of 0.4 ms (EXPLAIN ANALYZE of one verification at 1,000,008
+        # records, scripts/bench_store.py --explain; p50 40 ms there, 6 ms at 100,004).
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("options", "-c max_parallel_workers_per_gather=0")
+        kwargs["connect_args"] = connect_args
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
