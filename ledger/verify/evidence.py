@@ -195,8 +195,8 @@ def evidence_from_store(ledger: StoreReader, shipment_uid: str, conn: Connection
 
     Four round trips whatever the number of hops: the shipment's whole history by one
     recursive query, what refers to that history, the rows with their batches, and the
-    watch-list entries that can match the goods (by goods-class prefix, through an index:
-    never every entry ever made). A stored row that cannot be read back, or a batch that
+    watch-list entries that can match the goods with their revocations (by goods-class
+    prefix, through an index: never every entry ever made). A stored row that cannot be read back, or a batch that
     no longer rebuilds its anchored root, becomes a STORE_CORRUPTED finding, not a crash.
     Raises StoreCorrupted when the shipment's own row is unreadable. Read through `conn`
     when given (the caller's transaction), else a session of its own.
@@ -272,7 +272,7 @@ def _stored_case_file(
 
     At most five reads, each an index range over what it returns: the history (one
     recursive query), what refers to it, what refers to those, the watch-list entries
-    for the goods, and the references of every record read. Each read returns the
+    for the goods with their revocations, and the references of every record read. Each read returns the
     records' columns with their batch's, as plain rows (no ORM objects)."""
     # Core statements on the session's connection: the ORM's per-statement machinery cost
     # more than these reads themselves (cProfile, scripts/bench_store.py --profile).
@@ -301,8 +301,8 @@ def _stored_case_file(
         # (`ledger/licence_output.py`). References carry the referring record's kind, so
         # each of these reads is an index range over what it returns, never a scan of
         # everything made under a licence: the cost does not grow with the ledger.
-        # The watch-list entries for the goods come with the first of these reads (the
-        # goods classes are the history's): one statement fewer.
+        # The watch-list entries for the goods, and their revocations, come with the first
+        # of these reads (the goods classes are the history's): one statement fewer.
         goods = goods | _goods_classes(ledger, rows, ancestors)
         prefixes = sorted({g[:n] for g in goods for n in range(4, len(g) + 1)})
         first, watching = _referring(conn, walked, prefixes)
@@ -343,7 +343,7 @@ def _statements() -> tuple[Select[Any], CompoundSelect[Any], CompoundSelect[Any]
     history of the `roots`, (2) for what refers to `others` (any kind) or to `licences`
     and `productions` (kinds outside _NOT_UNDER_A_LICENCE excluded), (3) the same and,
     marked by a `watch` column of 1 (0 for the rest), the watch-list entries of the
-    goods-class `prefixes`."""
+    goods-class `prefixes` and the revocations referring to them."""
     from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow, WatchlistClassRow
 
     a, r, b = AttestationRow.__table__, AttestationRefRow.__table__, BatchRow.__table__
@@ -380,8 +380,16 @@ def _statements() -> tuple[Select[Any], CompoundSelect[Any], CompoundSelect[Any]
             )
     watching = select(w.c.uid).where(w.c.goods_class.in_(bindparam("prefixes", expanding=True)))
     watch_list = select(*columns, literal(1).label("watch")).select_from(with_batch).where(a.c.uid.in_(watching))
+    # The revocations of those entries: an entry its rights holder withdrew flags nothing,
+    # and only a revocation in the evidence can say so (the chain holds only direct ones).
+    # One kind, so an index range on (ref, kind) per entry.
+    withdrawn = (
+        select(*columns, literal(1).label("watch"))
+        .select_from(referring)
+        .where(r.c.ref.in_(watching), r.c.kind == int(Kind.REVOCATION))
+    )
     marked = [read.add_columns(literal(0).label("watch")) for read in reads]
-    return of_history, union_all(*reads), union_all(*marked, watch_list)
+    return of_history, union_all(*reads), union_all(*marked, watch_list, withdrawn)
 
 
 _RECORD_COLUMNS = (
@@ -412,8 +420,8 @@ def _referring(
     verdict: anything referring to a custody record, finding or asset; of what refers to
     a licence or a production, not productions or sub-licences (a production outside the
     history is a sibling under a licence: its revocations still count). With `prefixes`,
-    in the same statement, the watch-list entries for those goods-class prefixes (the
-    second item; empty without)."""
+    in the same statement, the watch-list entries for those goods-class prefixes and the
+    revocations of those entries (the second item; empty without)."""
     if not targets and not prefixes:
         return {}, []
     licences = [u for u, k in targets.items() if k == int(Kind.LICENCE)]

@@ -18,7 +18,7 @@ def check_anchoring(ctx: Context) -> CheckResult:
     findings: list[Finding] = []
     for uid in sorted(ctx.ancestors):
         record = ctx.evidence.records[uid]
-        finding = _anchor_problem(ctx, snapshot, record)
+        finding = anchor_problem(ctx, snapshot, record)
         if finding is not None:
             findings.append(finding)
     return outcome("anchoring", findings)
@@ -46,7 +46,8 @@ def _unconfirmed(ctx: Context, snapshot: ChainSnapshot, block: int, what: str, u
     return None
 
 
-def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Finding | None:
+def anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Finding | None:
+    """Why `record`'s anchor is not on chain with the confirmations the policy asks, or None."""
     anchor = record.anchor
     if not anchor:
         return Finding(Reason.NOT_ANCHORED, "not yet in an anchored batch", (record.uid,))
