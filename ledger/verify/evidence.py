@@ -23,6 +23,7 @@ from ledger.anchors import BatchFacts
 from ledger.eip712 import Attestation, Domain, parse_typed_data, typed_data
 from ledger.hashing import hex32, parse_hex
 from ledger.kinds import Kind
+from ledger.merkle import path_from_nodes
 from ledger.payload import Disclosure, field_hash
 from ledger.ports import StoreReader
 from ledger.store.rows import refs_by_uid
@@ -53,6 +54,10 @@ class Record:
     presented_typed_data: dict[str, Any] | None
     # Fields the ledger holds encrypted: used by this node's checks, never exported.
     confidential: frozenset[str] = frozenset()
+    # A stored record in a batch: the batch's tree as the store keeps it and the index of
+    # the record's leaf in it, in place of a proof in `anchor` (the proof is the path from
+    # that leaf). As untrusted as the row: the anchoring check proves the leaf from it.
+    kept: tuple[bytes, int] | None = field(default=None, repr=False)
 
     @property
     def typed_data(self) -> dict[str, Any]:
@@ -78,14 +83,26 @@ class Record:
         return self.disclosure.value(name, default)
 
     def to_bundle_entry(self) -> dict[str, Any]:
-        """The record as a bundle carries it: never a confidential field's value."""
+        """The record as a bundle carries it: never a confidential field's value; a stored
+        record's inclusion proof read from its batch's kept tree."""
         public = self.disclosure.restricted_to(set(self.disclosure.fields) - self.confidential)
+        anchor = self.anchor
+        if anchor is not None and self.kept is not None and "proof" not in anchor:
+            proof = [hex32(p) for p in path_from_nodes(*self.kept)]
+            anchor = {
+                "type": anchor["type"],
+                "batchIndex": anchor["batchIndex"],
+                "root": anchor["root"],
+                "proof": proof,
+                "txHash": anchor["txHash"],
+                "blockNumber": anchor["blockNumber"],
+            }
         return {
             "uid": self.uid,
             "typedData": self.typed_data,
             "signature": "0x" + self.signature.hex(),
             "payload": public.to_json(),
-            "anchor": self.anchor,
+            "anchor": anchor,
         }
 
 
@@ -535,30 +552,31 @@ def _parse_row(ledger: StoreReader, row: Any, refs: list[str]) -> _Parsed:
 
 def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
     parsed = _parse_row(ledger, row, refs)
-    anchor_json: dict[str, Any] | None
+    anchor_json: dict[str, Any] | None = None
+    kept: tuple[bytes, int] | None = None
     try:
         batch = (
             BatchFacts(row.batch_id, row.batch_index, row.batch_root, row.batch_status, row.batch_tx, row.batch_block)
             if row.batch_id is not None and row.batch_index is not None
             else None
         )
-        anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batch)
+        # No proof made here: the anchoring check proves the leaf from the kept tree, and
+        # an export reads the proof from it (`Record.to_bundle_entry`).
+        anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batch, proof=False)
     except RuntimeError as exc:  # the batch's stored members no longer rebuild its root
         anchor_json = {"type": "batch", "error": str(exc)}
     else:
         if anchor.status == "direct":
             anchor_json = {"type": "direct", "txHash": anchor.tx_hash}
-        elif anchor.batch_index is not None:
+        elif anchor.batch_index is not None and anchor.tree is not None and anchor.leaf is not None:
             anchor_json = {
                 "type": "batch",
                 "batchIndex": anchor.batch_index,
                 "root": anchor.root,
-                "proof": list(anchor.proof),
                 "txHash": anchor.tx_hash,
                 "blockNumber": anchor.block_number,
             }
-        else:
-            anchor_json = None
+            kept = (anchor.tree, anchor.leaf)
     return Record(
         row.uid,
         parsed.attestation,
@@ -568,4 +586,5 @@ def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
         anchor_json,
         None,
         parsed.confidential,
+        kept,
     )
