@@ -93,7 +93,9 @@ def test_a_kept_tree_edited_after_the_same_tree_was_checked_is_checked_afresh(le
         leaf = leaf_position(nodes, parse_hex(ids["shipment"], 32, "uid"))
         sibling = leaf - 1 if leaf % 2 == 0 else leaf + 1
         edited = bytearray(nodes)
-        edited[sibling * 32] ^= 0x01
+        # Its last bit: a sibling leaf stays in its sorted place, so the shipment's leaf is
+        # still found (its first byte could move it past the shipment's leaf).
+        edited[sibling * 32 + 31] ^= 0x01
         conn.execute(text("UPDATE batch_trees SET nodes = :n WHERE batch_id = :b"), {"n": bytes(edited), "b": batch})
     restarted = Ledger.open(ledger_env.settings, manifest=ledger_env.deployment.manifest)
     try:
