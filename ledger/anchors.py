@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -16,6 +16,10 @@ class AnchorRef:
     proof: tuple[str, ...] = ()
     tx_hash: str | None = None
     block_number: int | None = None
+    # The batch's tree as the store keeps it (`merkle.tree_nodes`) and the index of the
+    # attestation's leaf in it: the proof is the path from that leaf. As untrusted as the row.
+    tree: bytes | None = field(default=None, repr=False, compare=False)
+    leaf: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

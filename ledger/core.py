@@ -7,6 +7,7 @@ It never imports the web framework.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -39,7 +40,7 @@ from .indexer import ChainIndexer
 from .ingest import Accepted, Ingestor, Rejected
 from .kinds import Kind
 from .licence_output import LicenceOutputs
-from .merkle import MerkleTree, proof_from_nodes, tree_nodes
+from .merkle import MerkleTree, leaf_position, path_from_nodes, tree_nodes
 from .public_records import encode_batch, encode_direct
 from .reasons import Reason
 from .reference_index import ReferenceIndexCheck
@@ -49,6 +50,7 @@ from .signatures import SignatureChecker, web3_erc1271_caller
 from .store.db import make_engine, migrate, session_factory
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, BatchTreeRow
 from .store.rows import attestation_from_row, batch_member_uids
+from .verify.checks.anchoring import KEPT_TREES, check_kept_tree
 from .verify.evidence import Evidence, StoreCorrupted
 from .verify.model import CheckStatus, VerificationResult
 from .verify.policy import VerificationPolicy
@@ -171,16 +173,29 @@ class Ledger:
         return self.anchor_from(uid, row.batch_id, row.direct_tx, batch)
 
     def anchor_from(
-        self, uid: str, batch_id: int | None, direct_tx: str | None, batch: BatchRow | BatchFacts | None
+        self,
+        uid: str,
+        batch_id: int | None,
+        direct_tx: str | None,
+        batch: BatchRow | BatchFacts | None,
+        *,
+        proof: bool = True,
     ) -> AnchorRef:
-        """The anchor reference of `uid` from its row's batch id / direct tx and its batch row."""
+        """The anchor reference of `uid` from its row's batch id / direct tx and its batch
+        row, with the batch's kept tree and the leaf's place in it; without `proof`, the
+        proof is left for the caller to read from those (`merkle.path_from_nodes`).
+        KeyError when the kept tree does not hold the leaf; RuntimeError when the batch's
+        stored members no longer rebuild its root."""
         if direct_tx:
             return AnchorRef("direct", tx_hash=direct_tx)
         if batch_id is None or batch is None:
             return AnchorRef("pending")
         nodes = self._batch_nodes(batch.id, batch.root)
-        proof = tuple(hex32(p) for p in proof_from_nodes(nodes, parse_hex(uid.lower(), 32, "uid")))
-        return AnchorRef(batch.status, batch.chain_index, batch.root, proof, batch.tx_hash, batch.block_number)
+        leaf = leaf_position(nodes, parse_hex(uid.lower(), 32, "uid"))
+        path = tuple(hex32(p) for p in path_from_nodes(nodes, leaf)) if proof else ()
+        return AnchorRef(
+            batch.status, batch.chain_index, batch.root, path, batch.tx_hash, batch.block_number, nodes, leaf
+        )
 
     def batches_by_id(self, ids: set[int]) -> dict[int, BatchRow]:
         """Batch rows by id, in one query."""
@@ -189,7 +204,7 @@ class Ledger:
         with self.sessions() as session:
             return {b.id: b for b in session.scalars(select(BatchRow).where(BatchRow.id.in_(ids)))}
 
-    @lru_cache(maxsize=256)  # noqa: B019 - a sealed batch's tree never changes; bounded
+    @lru_cache(maxsize=KEPT_TREES)  # noqa: B019 - a sealed batch's tree never changes; bounded
     def _batch_nodes(self, batch_id: int, root: str) -> bytes:
         """The batch's tree nodes: read from the store, or rebuilt from its members once
         (checked against `root`) and kept, so proofs never rebuild a tree per request."""
@@ -306,7 +321,9 @@ class Ledger:
           the measurement a verification makes when the cached one is stale;
         - `anchors`: for every stored batch, its block's time and whether its anchoring
           transaction emitted it from the ledger contract, read from the chain (kept by the
-          chain view, as the first verification meeting the batch would keep them);
+          chain view, as the first verification meeting the batch would keep them); and
+          for the newest batches the process keeps trees of, the kept tree read and checked
+          to hash up to the root the chain holds (`verify.checks.anchoring.check_kept_tree`);
         - `licences`: the productions and sub-licences under every stored licence read and
           each row checked (UID, signature, commitments), as the first verification
           meeting the licence would;
@@ -331,13 +348,24 @@ class Ledger:
         say(f"warm-up: completeness measured in {took['completeness']:.1f} s: {watermark.describe()}")
         started = time.perf_counter()
         with self.sessions() as session:
-            sent = session.execute(select(BatchRow.chain_index, BatchRow.tx_hash).where(BatchRow.tx_hash.isnot(None)))
-            batches = [(int(index), str(tx)) for index, tx in sent]
-        for index, tx in batches:
+            sent = session.execute(
+                select(BatchRow.chain_index, BatchRow.tx_hash, BatchRow.id, BatchRow.root)
+                .where(BatchRow.tx_hash.isnot(None))
+                .order_by(BatchRow.chain_index.desc())
+            )
+            batches = [(int(index), str(tx), int(batch_id), str(root)) for index, tx, batch_id, root in sent]
+        for newest, (index, tx, batch_id, root) in enumerate(batches):
             found = snapshot.batch(index)
             if found is not None:
                 self.chain_view.block_time(found[1])
                 self.chain_view.tx_emitted_by_ledger(tx, index)
+                if newest < KEPT_TREES and found[0] == root.lower():
+                    # A batch's kept tree is read and hashed through once, as the first
+                    # verification proving enough of its leaves would: only the newest,
+                    # as many as the process keeps. One whose members no longer rebuild
+                    # its root is reported by the verifications that meet it.
+                    with contextlib.suppress(RuntimeError, ValueError):
+                        check_kept_tree(self._batch_nodes(batch_id, root))
         took["anchors"] = time.perf_counter() - started
         say(f"warm-up: {len(batches)} batches' anchoring transactions and block times read in {took['anchors']:.1f} s")
         started = time.perf_counter()

@@ -80,33 +80,55 @@ def tree_nodes(tree: MerkleTree) -> bytes:
     return b"".join(tree.nodes)
 
 
-def proof_from_nodes(nodes: bytes, uid: bytes) -> list[bytes]:
-    """The proof of `uid` from a tree kept as `tree_nodes`, found by binary search over the
-    sorted leaves (no hashing beyond the one leaf hash). Raises KeyError if absent."""
+def leaf_position(nodes: bytes, uid: bytes) -> int:
+    """The index in `nodes` (a tree kept as `tree_nodes`) of the leaf of `uid`, found by
+    binary search over the sorted leaves (no hashing beyond the one leaf hash); its proof
+    is `path_from_nodes(nodes, index)`. Raises KeyError if absent, ValueError when
+    `nodes` is not a whole number of 32-byte nodes."""
     count = len(nodes) // 32
     if count == 0 or len(nodes) % 32:
         raise ValueError("not a stored Merkle tree")
     leaves = (count + 1) // 2
-
-    def node(index: int) -> bytes:
-        return nodes[index * 32 : index * 32 + 32]
-
     wanted = leaf_hash(uid)
     low, high = 0, leaves  # sorted leaf i sits at node index count - 1 - i
     while low < high:
         middle = (low + high) // 2
-        if node(count - 1 - middle) < wanted:
+        at = (count - 1 - middle) * 32
+        if nodes[at : at + 32] < wanted:
             low = middle + 1
         else:
             high = middle
-    if low >= leaves or node(count - 1 - low) != wanted:
+    at = (count - 1 - low) * 32
+    if low >= leaves or nodes[at : at + 32] != wanted:
         raise KeyError(f"UID 0x{uid.hex()} is not in this tree")
-    index = count - 1 - low
+    return count - 1 - low
+
+
+def path_from_nodes(nodes: bytes, index: int) -> list[bytes]:
+    """The sibling hashes from node `index` of a tree kept as `tree_nodes` up to its root."""
     proof: list[bytes] = []
     while index > 0:
-        proof.append(node(index - 1 if index % 2 == 0 else index + 1))
+        sibling = (index - 1 if index % 2 == 0 else index + 1) * 32
+        proof.append(nodes[sibling : sibling + 32])
         index = (index - 1) // 2
     return proof
+
+
+def consistent_root(nodes: bytes) -> bytes | None:
+    """The root of a tree kept as `tree_nodes` when every inner node is the hash of its two
+    children, else None (not a tree). In such a tree the path from any leaf (as
+    `path_from_nodes` reads it) is a proof that `verify_proof` accepts for that root: each
+    step hashes a node with its sibling into their parent, up to node 0. So the leaves of a
+    tree whose consistent root is the root the chain holds are anchored, each proven
+    without its path being checked again. One hash per inner node."""
+    count = len(nodes) // 32
+    if count == 0 or len(nodes) % 32 or count % 2 == 0:
+        return None
+    for i in range((count - 1) // 2):
+        left = (2 * i + 1) * 32
+        if nodes[i * 32 : i * 32 + 32] != hash_pair(nodes[left : left + 32], nodes[left + 32 : left + 64]):
+            return None
+    return nodes[:32]
 
 
 def verify_proof(root: bytes, uid: bytes, proof: Sequence[bytes]) -> bool:

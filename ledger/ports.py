@@ -36,7 +36,13 @@ class StoreReader(Protocol):
     def domain(self) -> Domain: ...
 
     def anchor_from(
-        self, uid: str, batch_id: int | None, direct_tx: str | None, batch: BatchRow | BatchFacts | None
+        self,
+        uid: str,
+        batch_id: int | None,
+        direct_tx: str | None,
+        batch: BatchRow | BatchFacts | None,
+        *,
+        proof: bool = True,
     ) -> AnchorRef: ...
 
     def batches_by_id(self, ids: set[int]) -> dict[int, BatchRow]: ...

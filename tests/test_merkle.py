@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.hashing import hex32
-from ledger.merkle import MerkleTree, verify_proof
+from ledger.merkle import MerkleTree, consistent_root, leaf_position, path_from_nodes, tree_nodes, verify_proof
 
 from .conftest import REPO, ReliabilityRecorder, hypothesis_cases
 
@@ -64,3 +64,37 @@ def test_duplicates_and_empty_trees_are_refused() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {len(bad)} leaves")
+
+
+def test_a_kept_tree_gives_every_leaf_its_proof_and_is_consistent_only_unedited(
+    reliability: ReliabilityRecorder,
+) -> None:
+    """What verification reads from a batch's kept tree (`tree_nodes`): each leaf's place
+    and path are the tree's own proof, and the tree hashes up to its root; any one node
+    changed, and it never hashes up to that root (so a path read from it is checked on its
+    own again)."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=70, unique=True),
+        st.integers(min_value=0),
+        st.integers(min_value=0, max_value=31),
+    )
+    def prop(uids: list[bytes], pick: int, byte: int) -> None:
+        tree = MerkleTree.of(uids)
+        nodes = tree_nodes(tree)
+        assert consistent_root(nodes) == tree.root
+        for uid in uids:
+            assert path_from_nodes(nodes, leaf_position(nodes, uid)) == tree.proof(uid)
+        edited = bytearray(nodes)
+        at = (pick % len(tree.nodes)) * 32 + byte
+        edited[at] ^= 0x01
+        # One leaf is its own root: edited, it is another root, never this one.
+        assert consistent_root(bytes(edited)) == (None if len(uids) > 1 else bytes(edited))
+
+    reliability.record(
+        "property",
+        "Kept Merkle tree: random leaf sets of 1-70, one byte of one node flipped (hypothesis)",
+        hypothesis_cases(prop),
+        "paths equal the tree's proofs; the unedited tree is consistent, an edited one never with its root",
+    )

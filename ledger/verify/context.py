@@ -67,18 +67,29 @@ class Context:
             raise ChainFactsUnavailable(self.chain_error or "no chain configured")
         return self.snapshot
 
-    def revocations_of(self, record: Record) -> list[str]:
+    def revocations_of(self, record: Record, *, anchored: bool = False) -> list[str]:
         """Revocations of `record` by its own attester, from the evidence and the chain.
         Only a record's attester may revoke it; anyone else's revocation is not counted.
-        Raises ChainFactsUnavailable when the chain's revocations could not be read: an
-        unknown revocation status is never "not revoked"."""
+        With `anchored`, a revocation from the evidence counts only once its anchor is on
+        chain with the confirmations the policy asks (as the anchoring check requires of
+        the history): for a revocation that lifts a flag, where counting one the chain
+        does not hold would not fail closed. Raises ChainFactsUnavailable when the
+        chain's revocations could not be read: an unknown revocation status is never
+        "not revoked"."""
+        # Imported here: the checks import this module.
+        from .checks.anchoring import anchor_problem
+
+        snapshot = self.require_snapshot()
         attester = record.attester.lower()
         found = [
             r.uid
             for r in self.evidence.children(record.uid)
-            if r.kind is Kind.REVOCATION and self.trusted(r) and r.attester.lower() == attester
+            if r.kind is Kind.REVOCATION
+            and self.trusted(r)
+            and r.attester.lower() == attester
+            and (not anchored or anchor_problem(self, snapshot, r) is None)
         ]
-        if attester in self.require_snapshot().revokers(record.uid):
+        if attester in snapshot.revokers(record.uid):
             found.append(f"on-chain revocation by {record.attester}")
         return found
 

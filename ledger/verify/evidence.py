@@ -23,6 +23,7 @@ from ledger.anchors import BatchFacts
 from ledger.eip712 import Attestation, Domain, parse_typed_data, typed_data
 from ledger.hashing import hex32, parse_hex
 from ledger.kinds import Kind
+from ledger.merkle import path_from_nodes
 from ledger.payload import Disclosure, field_hash
 from ledger.ports import StoreReader
 from ledger.store.rows import refs_by_uid
@@ -53,6 +54,10 @@ class Record:
     presented_typed_data: dict[str, Any] | None
     # Fields the ledger holds encrypted: used by this node's checks, never exported.
     confidential: frozenset[str] = frozenset()
+    # A stored record in a batch: the batch's tree as the store keeps it and the index of
+    # the record's leaf in it, in place of a proof in `anchor` (the proof is the path from
+    # that leaf). As untrusted as the row: the anchoring check proves the leaf from it.
+    kept: tuple[bytes, int] | None = field(default=None, repr=False)
 
     @property
     def typed_data(self) -> dict[str, Any]:
@@ -78,14 +83,26 @@ class Record:
         return self.disclosure.value(name, default)
 
     def to_bundle_entry(self) -> dict[str, Any]:
-        """The record as a bundle carries it: never a confidential field's value."""
+        """The record as a bundle carries it: never a confidential field's value; a stored
+        record's inclusion proof read from its batch's kept tree."""
         public = self.disclosure.restricted_to(set(self.disclosure.fields) - self.confidential)
+        anchor = self.anchor
+        if anchor is not None and self.kept is not None and "proof" not in anchor:
+            proof = [hex32(p) for p in path_from_nodes(*self.kept)]
+            anchor = {
+                "type": anchor["type"],
+                "batchIndex": anchor["batchIndex"],
+                "root": anchor["root"],
+                "proof": proof,
+                "txHash": anchor["txHash"],
+                "blockNumber": anchor["blockNumber"],
+            }
         return {
             "uid": self.uid,
             "typedData": self.typed_data,
             "signature": "0x" + self.signature.hex(),
             "payload": public.to_json(),
-            "anchor": self.anchor,
+            "anchor": anchor,
         }
 
 
@@ -195,8 +212,8 @@ def evidence_from_store(ledger: StoreReader, shipment_uid: str, conn: Connection
 
     Four round trips whatever the number of hops: the shipment's whole history by one
     recursive query, what refers to that history, the rows with their batches, and the
-    watch-list entries that can match the goods (by goods-class prefix, through an index:
-    never every entry ever made). A stored row that cannot be read back, or a batch that
+    watch-list entries that can match the goods with their revocations (by goods-class
+    prefix, through an index: never every entry ever made). A stored row that cannot be read back, or a batch that
     no longer rebuilds its anchored root, becomes a STORE_CORRUPTED finding, not a crash.
     Raises StoreCorrupted when the shipment's own row is unreadable. Read through `conn`
     when given (the caller's transaction), else a session of its own.
@@ -272,7 +289,7 @@ def _stored_case_file(
 
     At most five reads, each an index range over what it returns: the history (one
     recursive query), what refers to it, what refers to those, the watch-list entries
-    for the goods, and the references of every record read. Each read returns the
+    for the goods with their revocations, and the references of every record read. Each read returns the
     records' columns with their batch's, as plain rows (no ORM objects)."""
     # Core statements on the session's connection: the ORM's per-statement machinery cost
     # more than these reads themselves (cProfile, scripts/bench_store.py --profile).
@@ -301,8 +318,8 @@ def _stored_case_file(
         # (`ledger/licence_output.py`). References carry the referring record's kind, so
         # each of these reads is an index range over what it returns, never a scan of
         # everything made under a licence: the cost does not grow with the ledger.
-        # The watch-list entries for the goods come with the first of these reads (the
-        # goods classes are the history's): one statement fewer.
+        # The watch-list entries for the goods, and their revocations, come with the first
+        # of these reads (the goods classes are the history's): one statement fewer.
         goods = goods | _goods_classes(ledger, rows, ancestors)
         prefixes = sorted({g[:n] for g in goods for n in range(4, len(g) + 1)})
         first, watching = _referring(conn, walked, prefixes)
@@ -343,7 +360,7 @@ def _statements() -> tuple[Select[Any], CompoundSelect[Any], CompoundSelect[Any]
     history of the `roots`, (2) for what refers to `others` (any kind) or to `licences`
     and `productions` (kinds outside _NOT_UNDER_A_LICENCE excluded), (3) the same and,
     marked by a `watch` column of 1 (0 for the rest), the watch-list entries of the
-    goods-class `prefixes`."""
+    goods-class `prefixes` and the revocations referring to them."""
     from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow, WatchlistClassRow
 
     a, r, b = AttestationRow.__table__, AttestationRefRow.__table__, BatchRow.__table__
@@ -380,8 +397,16 @@ def _statements() -> tuple[Select[Any], CompoundSelect[Any], CompoundSelect[Any]
             )
     watching = select(w.c.uid).where(w.c.goods_class.in_(bindparam("prefixes", expanding=True)))
     watch_list = select(*columns, literal(1).label("watch")).select_from(with_batch).where(a.c.uid.in_(watching))
+    # The revocations of those entries: an entry its rights holder withdrew flags nothing,
+    # and only a revocation in the evidence can say so (the chain holds only direct ones).
+    # One kind, so an index range on (ref, kind) per entry.
+    withdrawn = (
+        select(*columns, literal(1).label("watch"))
+        .select_from(referring)
+        .where(r.c.ref.in_(watching), r.c.kind == int(Kind.REVOCATION))
+    )
     marked = [read.add_columns(literal(0).label("watch")) for read in reads]
-    return of_history, union_all(*reads), union_all(*marked, watch_list)
+    return of_history, union_all(*reads), union_all(*marked, watch_list, withdrawn)
 
 
 _RECORD_COLUMNS = (
@@ -412,8 +437,8 @@ def _referring(
     verdict: anything referring to a custody record, finding or asset; of what refers to
     a licence or a production, not productions or sub-licences (a production outside the
     history is a sibling under a licence: its revocations still count). With `prefixes`,
-    in the same statement, the watch-list entries for those goods-class prefixes (the
-    second item; empty without)."""
+    in the same statement, the watch-list entries for those goods-class prefixes and the
+    revocations of those entries (the second item; empty without)."""
     if not targets and not prefixes:
         return {}, []
     licences = [u for u, k in targets.items() if k == int(Kind.LICENCE)]
@@ -527,30 +552,31 @@ def _parse_row(ledger: StoreReader, row: Any, refs: list[str]) -> _Parsed:
 
 def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
     parsed = _parse_row(ledger, row, refs)
-    anchor_json: dict[str, Any] | None
+    anchor_json: dict[str, Any] | None = None
+    kept: tuple[bytes, int] | None = None
     try:
         batch = (
             BatchFacts(row.batch_id, row.batch_index, row.batch_root, row.batch_status, row.batch_tx, row.batch_block)
             if row.batch_id is not None and row.batch_index is not None
             else None
         )
-        anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batch)
+        # No proof made here: the anchoring check proves the leaf from the kept tree, and
+        # an export reads the proof from it (`Record.to_bundle_entry`).
+        anchor = ledger.anchor_from(row.uid, row.batch_id, row.direct_tx, batch, proof=False)
     except RuntimeError as exc:  # the batch's stored members no longer rebuild its root
         anchor_json = {"type": "batch", "error": str(exc)}
     else:
         if anchor.status == "direct":
             anchor_json = {"type": "direct", "txHash": anchor.tx_hash}
-        elif anchor.batch_index is not None:
+        elif anchor.batch_index is not None and anchor.tree is not None and anchor.leaf is not None:
             anchor_json = {
                 "type": "batch",
                 "batchIndex": anchor.batch_index,
                 "root": anchor.root,
-                "proof": list(anchor.proof),
                 "txHash": anchor.tx_hash,
                 "blockNumber": anchor.block_number,
             }
-        else:
-            anchor_json = None
+            kept = (anchor.tree, anchor.leaf)
     return Record(
         row.uid,
         parsed.attestation,
@@ -560,4 +586,5 @@ def _record_from_row(ledger: StoreReader, row: Any, refs: list[str]) -> Record:
         anchor_json,
         None,
         parsed.confidential,
+        kept,
     )

@@ -3,9 +3,11 @@ contract holds, or recorded directly, with enough confirmations."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ledger.chain.view import ChainSnapshot
 from ledger.hashing import parse_hex
-from ledger.merkle import verify_proof
+from ledger.merkle import consistent_root, leaf_hash, path_from_nodes, verify_proof
 from ledger.reasons import Reason
 
 from ..context import Context, outcome
@@ -18,7 +20,7 @@ def check_anchoring(ctx: Context) -> CheckResult:
     findings: list[Finding] = []
     for uid in sorted(ctx.ancestors):
         record = ctx.evidence.records[uid]
-        finding = _anchor_problem(ctx, snapshot, record)
+        finding = anchor_problem(ctx, snapshot, record)
         if finding is not None:
             findings.append(finding)
     return outcome("anchoring", findings)
@@ -46,7 +48,8 @@ def _unconfirmed(ctx: Context, snapshot: ChainSnapshot, block: int, what: str, u
     return None
 
 
-def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Finding | None:
+def anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Finding | None:
+    """Why `record`'s anchor is not on chain with the confirmations the policy asks, or None."""
     anchor = record.anchor
     if not anchor:
         return Finding(Reason.NOT_ANCHORED, "not yet in an anchored batch", (record.uid,))
@@ -76,7 +79,8 @@ def _anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Fi
     on_chain = snapshot.batch(index)
     if on_chain is None or on_chain[0] != root.lower():
         return Finding(Reason.NOT_ANCHORED, f"batch {index} root {root} is not on chain", (record.uid,))
-    if not _proves(root, record.uid, proof):
+    proven = _proves(root, record.uid, proof) if record.kept is None else _kept_proves(root, record.uid, *record.kept)
+    if not proven:
         return Finding(Reason.NOT_ANCHORED, f"the inclusion proof does not lead to batch {index}'s root", (record.uid,))
     return _unconfirmed(ctx, snapshot, on_chain[1], f"batch {index}", record.uid)
 
@@ -103,6 +107,62 @@ def _proves(root: str, uid: str, proof: list[object]) -> bool:
             _PROVEN.clear()
         _PROVEN[uid] = (root, tuple(proof))
     return ok
+
+
+# A batch's tree as the store kept it (its bytes: the key) -> [hashes spent proving its
+# leaves one path at a time, its `merkle.consistent_root` or _UNCHECKED]. The root is a
+# pure function of the key, so a tree whose every inner node hashes up to the root the
+# chain holds proves each of its leaves without a path being hashed again. Keyed on the
+# very bytes checked: a tree read differently (a row edited since) is other bytes, checked
+# afresh. The whole tree (one hash per inner node) is checked only once its leaves have
+# cost as much one path at a time (rent or buy): never more than twice the hashing of
+# checking each path, however the trees come and go. Bounded as the kept trees
+# themselves (`Ledger._batch_nodes`); emptied when full.
+_UNCHECKED = b"unchecked"
+_TREES: dict[bytes, list[Any]] = {}
+KEPT_TREES = 256  # as many as `Ledger._batch_nodes` keeps
+
+
+def check_kept_tree(nodes: bytes) -> bytes | None:
+    """`merkle.consistent_root(nodes)`, computed once per process for the same bytes (the
+    node's warm-up checks its newest batches' trees before any verification)."""
+    state = _tree_state(nodes)
+    if state[1] is _UNCHECKED:
+        state[1] = consistent_root(nodes)
+    root: bytes | None = state[1]
+    return root
+
+
+def _tree_state(nodes: bytes) -> list[Any]:
+    state = _TREES.get(nodes)
+    if state is None:
+        if len(_TREES) >= KEPT_TREES:
+            _TREES.clear()
+        state = _TREES[nodes] = [0, _UNCHECKED]
+    return state
+
+
+def _kept_proves(root: str, uid: str, nodes: bytes, leaf: int) -> bool:
+    """True when node `leaf` of the batch's kept tree `nodes` is a leaf position holding the
+    leaf of `uid`, and the path from it leads to `root` (hex, as an anchor holds it): at
+    once when the whole tree was found to hash up to `root` (every such path then does),
+    else by hashing that one path, as for a proof a bundle carries."""
+    count = len(nodes) // 32
+    try:
+        wanted = parse_hex(root, 32, "root")
+        uid_bytes = parse_hex(uid, 32, "uid")
+    except ValueError:
+        return False
+    if not (count - (count + 1) // 2 <= leaf < count) or nodes[leaf * 32 : leaf * 32 + 32] != leaf_hash(uid_bytes):
+        return False
+    state = _tree_state(nodes)
+    if state[1] is _UNCHECKED and state[0] >= count // 2:
+        state[1] = consistent_root(nodes)  # its leaves have cost as much as the whole tree does
+    if state[1] is not _UNCHECKED and state[1] == wanted:
+        return True
+    path = path_from_nodes(nodes, leaf)
+    state[0] += len(path)
+    return verify_proof(wanted, uid_bytes, path)
 
 
 def _bytes32(value: object) -> bytes:

@@ -19,7 +19,8 @@ def check_watchlist(ctx: Context) -> CheckResult:
     _licensing_findings, _notices, covered_by = licensing_once(ctx)
     findings = []
     for entry in ev.of_kind(Kind.WATCHLIST):
-        if not ctx.trusted(entry) or ctx.revocations_of(entry):
+        # A withdrawn entry flags nothing; a revocation lifts the flag only once on chain.
+        if not ctx.trusted(entry) or ctx.revocations_of(entry, anchored=True):
             continue
         if entry.attestation.expires_at and entry.attestation.expires_at <= ctx.now:
             continue
