@@ -54,14 +54,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        # No parallel workers: this node's statements are index lookups returning a few
-        # rows, but a reference to a licence is shared by thousands of productions, so the
-        # planner's estimates for "what refers to these records" run to tens of thousands
-        # of rows and it started parallel workers, whose start-up alone took 100-160 ms
-        # against a lookup of 0.4 ms (EXPLAIN ANALYZE of one verification at 1,000,008
-        # records, scripts/bench_store.py --explain; p50 40 ms there, 6 ms at 100,004).
+        # No parallel workers and no JIT compilation: this node's statements are index
+        # lookups returning a few rows, but a reference to a licence is shared by
+        # thousands of productions, so the planner's estimate for "what refers to these
+        # records" runs to tens of thousands of rows (34,729; actual: none) and the
+        # statement's cost past the JIT threshold. EXPLAIN ANALYZE of one verification at
+        # 1,000,008 records (scripts/bench_store.py --explain): two parallel workers,
+        # 100-160 ms to start; without them, JIT compilation 27.9 ms of a 28.3 ms
+        # statement; the lookups themselves well under 1 ms. (p50 40 ms at 1,000,008
+        # records, 6-7 ms at 100,004.)
         connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("options", "-c max_parallel_workers_per_gather=0")
+        connect_args.setdefault("options", "-c max_parallel_workers_per_gather=0 -c jit=off")
         kwargs["connect_args"] = connect_args
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
