@@ -39,7 +39,7 @@ from .merkle import MerkleTree
 from .payload import Disclosure
 from .signatures import SignatureChecker
 from .store.models import AttestationRefRow, AttestationRow, BatchRow
-from .store.rows import SIGNED_COLUMNS, in_batch
+from .store.rows import RECORD_COLUMNS, SIGNED_COLUMNS, in_batch
 
 FORMAT = "provenance-public-batch/2"
 RECORD_FIELDS = 10
@@ -233,22 +233,7 @@ def check_stored(domain: Domain, checker: SignatureChecker, uid: str, record: st
 
 # The columns of a mirrored attestation row, in the order `BatchRows.attestations` holds
 # them; the writer adds `batch_id` and `direct_tx` after them.
-ATTESTATION_COLUMNS = (
-    "uid",
-    "kind",
-    "attester",
-    "subject",
-    "payload_hash",
-    "issued_at",
-    "expires_at",
-    "signature",
-    "chain_id",
-    "contract",
-    "field_hashes",
-    "disclosed",
-    "sealed",
-    "received_at",
-)
+ATTESTATION_COLUMNS = (*RECORD_COLUMNS, "received_at")
 REF_COLUMNS = ("uid", "position", "ref", "kind")
 WATCHLIST_CLASS_COLUMNS = ("uid", "goods_class")
 EPCIS_EVENT_COLUMNS = ("uid", "key_hash", "attester")

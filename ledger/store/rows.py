@@ -23,6 +23,25 @@ SIGNED_COLUMNS = (
     AttestationRow.expires_at,
 )
 
+# The names of the columns that hold a record as it was signed and disclosed (its UID,
+# signed message, signature, domain, commitments and disclosed or sealed fields), in the
+# order the served rows and the evidence read list them.
+RECORD_COLUMNS = (
+    "uid",
+    "kind",
+    "attester",
+    "subject",
+    "payload_hash",
+    "issued_at",
+    "expires_at",
+    "signature",
+    "chain_id",
+    "contract",
+    "field_hashes",
+    "disclosed",
+    "sealed",
+)
+
 
 def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:
     """The signed message of a stored attestation, from its row and its ordered references."""

@@ -26,7 +26,7 @@ from ledger.kinds import Kind
 from ledger.merkle import path_from_nodes
 from ledger.payload import Disclosure, field_hash
 from ledger.ports import StoreReader
-from ledger.store.rows import refs_by_uid
+from ledger.store.rows import RECORD_COLUMNS, refs_by_uid
 
 BUNDLE_FORMAT = "provenance-ledger/proof-bundle@1"
 
@@ -409,23 +409,7 @@ def _statements() -> tuple[Select[Any], CompoundSelect[Any], CompoundSelect[Any]
     return of_history, union_all(*reads), union_all(*marked, watch_list, withdrawn)
 
 
-_RECORD_COLUMNS = (
-    "uid",
-    "kind",
-    "attester",
-    "subject",
-    "payload_hash",
-    "issued_at",
-    "expires_at",
-    "signature",
-    "chain_id",
-    "contract",
-    "field_hashes",
-    "disclosed",
-    "sealed",
-    "batch_id",
-    "direct_tx",
-)
+_RECORD_COLUMNS = (*RECORD_COLUMNS, "batch_id", "direct_tx")
 _HISTORY, _REFERRING, _REFERRING_OR_WATCHING = _statements()
 _SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
