@@ -15,6 +15,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import BindParameter, CompoundSelect, Connection, Select, bindparam, literal, select, text, union_all
@@ -490,6 +491,7 @@ class _Parsed:
 # the integrity check decides for itself what it checked (`checks/integrity.py`).
 _PARSED: dict[str, tuple[tuple[Any, ...], _Parsed]] = {}
 _PARSED_MAX = 8192  # bounded: emptied when full (a few MB); the records most reused come back first
+_RECORD_VALUES = attrgetter(*RECORD_COLUMNS)  # every column a stored record is parsed from
 
 
 def _parse_row(ledger: StoreReader, row: Any, refs: list[str]) -> _Parsed:
@@ -497,18 +499,7 @@ def _parse_row(ledger: StoreReader, row: Any, refs: list[str]) -> _Parsed:
     as long as the row reads the same (records shared by many verifications — licences,
     rights holders' assets, watch-list entries — are parsed once, not once per verdict)."""
     key = (
-        row.kind,
-        row.attester,
-        row.subject,
-        row.payload_hash,
-        row.issued_at,
-        row.expires_at,
-        row.signature,
-        row.chain_id,
-        row.contract,
-        row.field_hashes,
-        row.disclosed,
-        row.sealed,
+        _RECORD_VALUES(row),
         tuple(refs),
         ledger.sealer,  # compared by identity: another node's key opens (or fails) afresh
     )

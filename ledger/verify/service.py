@@ -42,18 +42,14 @@ def deployment_json(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-def shipment_history(ledger: StoreReader, shipment: Record, conn: Connection | None = None) -> ShipmentHistory:
+def shipment_history(shipment: Record, conn: Connection) -> ShipmentHistory:
     """The exporter's other shipments as the store's running aggregates hold them
     (`ledger.store.aggregates`): one or two primary-key reads, whatever the exporter's
     history. Risk signals only, never a verdict. The aggregates count every stored
     shipment, this one included when its fields are public, so it is taken out here."""
     from ledger.store.aggregates import exporter_history
 
-    if conn is not None:
-        kept = exporter_history(conn, shipment.attester, shipment.field("destination"))
-    else:
-        with ledger.sessions() as session:
-            kept = exporter_history(session.connection(), shipment.attester, shipment.field("destination"))
+    kept = exporter_history(conn, shipment.attester, shipment.field("destination"))
     public = set(shipment.disclosure.fields) - shipment.confidential
     destinations = {d for d, n in kept.destinations.items() if n - (d == shipment.field("destination")) > 0}
     if "destination" not in public:  # not counted for this shipment: nothing to take out
@@ -81,7 +77,7 @@ def read_case(ledger: StoreReader, shipment_uid: str, conn: Connection) -> tuple
     """The shipment's evidence and its exporter's history, read through `conn` (one read
     transaction). Raises StoreCorrupted / EvidenceError as `evidence_from_store` does."""
     evidence = evidence_from_store(ledger, shipment_uid, conn)
-    return evidence, shipment_history(ledger, evidence.records[evidence.shipment], conn)
+    return evidence, shipment_history(evidence.records[evidence.shipment], conn)
 
 
 def verify_case(
