@@ -4,6 +4,8 @@ re-read per verification. It moves the risk score only, never the verdict."""
 
 from __future__ import annotations
 
+import re
+
 from alembic import command
 from sqlalchemy import delete, text
 
@@ -65,7 +67,9 @@ def test_a_confidential_destination_or_quantity_is_not_kept_in_the_aggregates(le
     with ledger_env.engine.connect() as conn:
         stored = " ".join(str(row) for row in conn.execute(text("SELECT * FROM exporter_routes")))
         stored += " ".join(str(row) for row in conn.execute(text("SELECT * FROM exporter_history")))
-    assert "NL" not in stored and "700" not in stored and hidden not in stored
+    assert hidden not in stored
+    values = re.sub(r"0x[0-9a-fA-F]+", "", stored)  # a UID or address may hold "700" by chance
+    assert "NL" not in values and "700" not in values
     with ledger_env.sessions() as session:
         assert exporter_history(session, actor("exporter").address).shipments == 2
 
