@@ -72,9 +72,10 @@ class BodySizeLimit:
         body = b"".join(chunks)
         if body.lstrip()[:1] in (b"[", b"{") or b"json" in dict(scope.get("headers") or []).get(b"content-type", b""):
             if len(body) <= INLINE_CHECK_BYTES:
-                depth, values = json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
+                shape = json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
             else:
-                depth, values = await anyio.to_thread.run_sync(json_shape, body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
+                shape = await anyio.to_thread.run_sync(json_shape, body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
+            depth, values = shape.depth, shape.values
             if depth > MAX_JSON_DEPTH:
                 await self._refuse(
                     send,

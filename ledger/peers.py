@@ -20,7 +20,7 @@ import httpx
 from sqlalchemy import select
 
 from .anchoring import ANCHORED
-from .json_shape import json_shape
+from .json_shape import JsonShape, json_shape
 from .ports import Node
 from .public_records import encode_batch, encode_direct
 from .store.models import AttestationRow, BatchRow
@@ -33,6 +33,17 @@ MAX_DOCUMENT_BYTES = 256 * 2**20
 # kills the process. A record ingest accepted sits at most 64 levels deep in its
 # submission (the API's limit); a document wraps it in five.
 MAX_DOCUMENT_DEPTH = 128
+# Nor one that would take more memory to parse than this many times its size (or this
+# floor, whichever is more). The byte cap alone does not bound memory: an empty array
+# is 3 bytes on the wire and 64 once parsed, so a 256 MiB document of them would hold
+# over 5 GiB, per forked worker. Real batches parse to about 3 times their size.
+MAX_PARSED_PER_BYTE = 8
+MIN_PARSED_ALLOWANCE = 64 * 2**20
+# Upper bounds measured on CPython 3.11 (tracemalloc, json.loads): a value costs at most
+# 64 bytes beyond its text (a two-character string: 59; a float: 32; a small int: 8),
+# an array or object at most 64 more (`[0]`: 96 with its one value).
+_PARSED_BYTES_PER_VALUE = 64
+_PARSED_BYTES_PER_CONTAINER = 64
 
 
 class PeerUnavailable(Exception):
@@ -198,10 +209,25 @@ def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None]
     return len(indexes), len(direct)
 
 
+def parsed_bytes_bound(size: int, shape: JsonShape) -> int:
+    """An upper bound on the memory `json.loads` holds for a text of `size` bytes and this shape."""
+    return size + _PARSED_BYTES_PER_VALUE * shape.values + _PARSED_BYTES_PER_CONTAINER * shape.containers
+
+
 def _parsed(body: bytes | bytearray, what: str) -> object:
-    depth, _values = json_shape(body, MAX_DOCUMENT_DEPTH)
-    if depth > MAX_DOCUMENT_DEPTH:
+    """`body` parsed — unless parsing it could crash this process (too deep) or hold
+    far more memory than its size (too dense): PeerUnavailable then, before parsing."""
+    shape = json_shape(body, MAX_DOCUMENT_DEPTH)
+    if shape.depth > MAX_DOCUMENT_DEPTH:
         raise PeerUnavailable(f"{what}: not JSON this node reads (nested deeper than {MAX_DOCUMENT_DEPTH} levels)")
+    bound = parsed_bytes_bound(len(body), shape)
+    allowance = max(MAX_PARSED_PER_BYTE * len(body), MIN_PARSED_ALLOWANCE)
+    if bound > allowance:
+        raise PeerUnavailable(
+            f"{what}: not JSON this node reads ({shape.values:,} values and {shape.containers:,} arrays/objects "
+            f"in {len(body):,} bytes could take {bound / 2**20:,.0f} MiB to parse; "
+            f"at most {allowance / 2**20:,.0f} MiB)"
+        )
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:

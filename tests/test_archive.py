@@ -21,8 +21,9 @@ import pytest
 
 from ledger import peers
 from ledger.core import Ledger
+from ledger.json_shape import json_shape
 from ledger.mirror import mirror
-from ledger.peers import ArchivePeer, PeerUnavailable, write_archive
+from ledger.peers import MAX_PARSED_PER_BYTE, ArchivePeer, PeerUnavailable, parsed_bytes_bound, write_archive
 from ledger.public_records import FORMAT, check_batch, decode_record
 from ledger.verify import Verdict
 
@@ -51,6 +52,9 @@ def test_a_new_node_catches_up_from_an_archive_file_and_verifies_as_the_writer_d
     documents = _lines(archive)
     assert {d["format"] for d in documents} == {FORMAT}
     assert [d["index"] for d in documents] == sorted(d["index"] for d in documents)
+    # Real documents are far from the density a reader refuses (the allowance's floor aside).
+    for line in archive.read_bytes().splitlines():
+        assert parsed_bytes_bound(len(line), json_shape(line)) <= MAX_PARSED_PER_BYTE / 2 * len(line)
 
     report = mirror(b, [ArchivePeer(archive)], jobs=2)
     assert (report.gaps, report.problems) == ([], [])

@@ -76,7 +76,7 @@ def test_the_depth_guard_is_linear_on_the_worst_8_mib_bodies(capsys: pytest.Capt
             assert json_shape(body, max_values=MAX_JSON_VALUES)[1] > MAX_JSON_VALUES, name
     with capsys.disabled():
         print("\njson_depth on 8 MiB:", ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in timings.items()))
-    assert json_shape(b'{"a":"x,y:z","b":[1,2,{"c":3}]}') == (3, 7)  # separators + 1
+    assert json_shape(b'{"a":"x,y:z[","b":[1,2,{"c":3}]}') == (3, 7, 3)  # separators + 1; [ in a string is no array
     assert json_depth(b'{"a":"\\\\"}') == 1
     assert json_depth(b'{"a":"[\\"[{"}') == 1
     assert json_depth(b'[[{"x":"]]]"}]]') == 3

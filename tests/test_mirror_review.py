@@ -7,7 +7,6 @@ fixed in this change (the fix is a design decision); the others guard a fix.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ from typing import Any, cast
 
 import pytest
 
+from ledger import peers
 from ledger.core import Ledger
 from ledger.eip712 import Attestation, Domain, attestation_uid
 from ledger.hashing import hex32
@@ -167,24 +167,27 @@ def test_more_records_than_the_chain_anchors_are_refused_before_any_is_checked()
     assert checker.calls == 0
 
 
-@pytest.mark.xfail(reason="review finding: the size cap bounds bytes, not the parsed document", strict=True)
-def test_parsing_a_served_document_holds_memory_in_proportion_to_its_size(tmp_path: Path) -> None:
+def test_a_document_that_would_parse_to_far_more_than_its_size_is_refused_unparsed(tmp_path: Path) -> None:
     """A hostile peer serves a document of empty arrays: 3 bytes each on the wire, about
-    70 bytes each once parsed (measured: 29 MiB became 734 MiB of RSS). Just under the
-    256 MiB cap that is over 6 GiB, per forked worker — the cap meant to stop a peer
-    exhausting the node's memory does not. Scaled down here to 4 MiB."""
+    64 bytes each once parsed (measured: 29 MiB became 734 MiB of RSS). Just under the
+    256 MiB cap that would be over 5 GiB, per forked worker: the byte cap alone does not
+    stop a peer exhausting the node's memory. The document is measured, not parsed, and
+    refused; the memory held meanwhile stays in proportion to its size. Scaled down here
+    to 4 MiB (the allowance's floor lowered to match)."""
     archive = tmp_path / "wide.archive"
     opening = b'{"format": "provenance-public-batch/2", "index": 0, "records": ['
     archive.write_bytes(opening + b"[]," * 1_400_000 + b"[]]}\n")
     size = archive.stat().st_size
     served = ArchivePeer(archive)
-    tracemalloc.start()
-    try:
-        with contextlib.suppress(PeerUnavailable):  # refused unparsed: the fix this test asks for
-            served.batch(0)
-        _current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(peers, "MIN_PARSED_ALLOWANCE", 2**20)
+        tracemalloc.start()
+        try:
+            with pytest.raises(PeerUnavailable, match=r"could take \d+ MiB to parse; at most 32 MiB"):
+                served.batch(0)
+            _current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert peak <= 8 * size, f"{peak / 2**20:.0f} MiB held to parse a {size / 2**20:.0f} MiB document"
 
 
