@@ -150,6 +150,14 @@ class CompletenessMonitor:
             self._last = self._measure(snapshot)
             return self._last
 
+    def vouch(self, index: int, root: str, members: int) -> None:
+        """Batch `index`'s `members` records, just committed to the store by this process,
+        were checked to rebuild `root` before they were written (mirroring checks every
+        batch so): the next measurement need not rebuild it again. Only while the store
+        still counts exactly `members` under it, as for a rebuild this monitor made."""
+        with self._lock:
+            self._rebuilt[index] = (root, members)
+
     def _fresh(self, last: Watermark | None, snapshot: ChainSnapshot) -> bool:
         return last is not None and time.time() - last.measured_at < self._interval and last.head <= snapshot.head
 

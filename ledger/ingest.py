@@ -25,8 +25,9 @@ from .eip712 import Attestation, Domain, parse_typed_data
 from .epcis.keys import event_key_rows
 from .fields import ALWAYS_PUBLIC, field_errors
 from .hashing import hex32, parse_hex
+from .json_shape import MAX_PARSED_PER_BYTE, json_shape, parsed_bytes_bound
 from .kinds import Kind
-from .payload import Disclosure
+from .payload import Disclosure, canonical_json
 from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 _PLAIN_KEYS = SignatureChecker()  # recovers plain-key signers only: never calls a wallet
 
 MAX_CLOCK_SKEW = 300
+# What a record's disclosed arrays and objects may take to parse beyond MAX_PARSED_PER_BYTE
+# times their size (see `density_problem`; mirroring allows 64 KiB a record).
+DISCLOSED_PARSED_ALLOWANCE = 16 * 2**10
 SUBMISSION_KEYS = {"typedData", "signature", "payload", "confidential", "uid"}
 
 
@@ -178,6 +182,9 @@ class Ingestor:
                 uid,
                 errors=[{"field": e.field, "reason": Reason.FIELD_INVALID.value, "detail": str(e)} for e in errors],
             )
+        dense = density_problem(disclosure)
+        if dense is not None:
+            raise Rejected(Reason.FIELD_INVALID, dense, "payload.fields", uid)
         confidential = raw.get("confidential", [])
         if not isinstance(confidential, list) or not all(isinstance(n, str) for n in confidential):
             raise Rejected(Reason.MALFORMED, "confidential: expected a list of field names", "confidential", uid)
@@ -370,6 +377,28 @@ class Ingestor:
 
 # json.dumps(..., sort_keys=True) builds a new encoder on every call; this one is built once.
 _sorted_json = json.JSONEncoder(sort_keys=True).encode
+
+
+def density_problem(disclosure: Disclosure) -> str | None:
+    """Why the disclosed arrays and objects of a record are too dense to accept (many
+    tiny values per byte), or None. Strings and numbers alone are never too dense.
+
+    Mirroring nodes refuse, unparsed, a batch document much denser than its size
+    (`ledger.peers`): a record accepted here must never make its batch that dense, or
+    one signer's record would stall every node's completeness."""
+    size = bound = 0
+    for disclosed in disclosure.fields.values():
+        if isinstance(disclosed.value, (list, dict)):
+            canonical = disclosed.canonical if disclosed.canonical is not None else canonical_json(disclosed.value)
+            size += len(canonical)
+            bound += parsed_bytes_bound(len(canonical), json_shape(canonical))
+    allowance = MAX_PARSED_PER_BYTE * size + DISCLOSED_PARSED_ALLOWANCE
+    if bound <= allowance:
+        return None
+    return (
+        f"disclosed arrays and objects too dense: {size:,} bytes that would take up to {bound:,} bytes "
+        f"to parse (at most {allowance:,}); send fewer, larger values"
+    )
 
 
 def attestation_row(item: Prepared, uid: str, domain: Domain, now: float, sealed: bytes | None) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import public_records
 from .anchoring import ANCHORED
 from .chain.view import ChainSnapshot
+from .completeness import CompletenessMonitor
 from .eip712 import Domain
 from .kinds import Kind
 from .peers import Peer, PeerUnavailable
@@ -159,7 +160,7 @@ def mirror(
     ahead: Iterator[Checked] | None = None
     if jobs > 1 and len(wanted) > 1 and peers:
         ahead = _checked_in_workers(peers[0], ledger.domain, wanted, jobs)
-    writer = _GroupedWriter(ledger) if wanted else None
+    writer = _GroupedWriter(ledger, ledger.completeness) if wanted else None
     try:
         for want in wanted:
             report.batches_checked += 1
@@ -169,7 +170,7 @@ def mirror(
                 if checked is None or isinstance(checked, tuple):  # not checked ahead, or found wrong there
                     with _collector_paused():
                         try:
-                            document = peer.batch(want.index)
+                            document = peer.batch(want.index, want.count)
                         except PeerUnavailable as exc:
                             report.problems.append(PeerProblem(peer.name, want.index, "UNREACHABLE", str(exc)))
                             continue
@@ -183,7 +184,7 @@ def mirror(
                 assert writer is not None
                 report.records_stored += _store_batch(writer, want.index, want.root, previous, want.block, checked)
                 report.batches_stored += 1
-                writer.stored(len(checked.attestations))
+                writer.stored(want.index, want.root, len(checked.attestations))
                 stored = True
                 break
             if not stored:
@@ -302,7 +303,7 @@ def _fetch_and_check(index: int, root: str, count: int) -> Checked:
     peer, domain, checker = _WORKER
     with _collector_paused():
         try:
-            document = peer.batch(index)
+            document = peer.batch(index, count)
         except PeerUnavailable as exc:
             return "UNREACHABLE", str(exc)
         return _checked_rows(domain, checker, document, root, count)
@@ -367,7 +368,9 @@ class _GroupedWriter:
     loses at most the group in progress, never part of a batch, and the next run
     resumes from the batches held (the store is consistent at every commit)."""
 
-    def __init__(self, ledger: Node) -> None:
+    def __init__(self, ledger: Node, monitor: CompletenessMonitor) -> None:
+        self._monitor = monitor
+        self._group: list[tuple[int, str, int]] = []  # (chain index, root, records) stored since the last commit
         with ledger.sessions() as session:
             engine = session.get_bind()
         assert isinstance(engine, Engine), "a node's sessions are bound to its engine"
@@ -382,15 +385,22 @@ class _GroupedWriter:
         )
         self._records, self._since = 0, time.monotonic()
 
-    def stored(self, records: int) -> None:
-        """A batch of `records` was stored: commit the group once it is large or old enough."""
+    def stored(self, index: int, root: str, records: int) -> None:
+        """Batch `index` (`root`) of `records` checked records was stored: commit the group
+        once it is large or old enough."""
+        self._group.append((index, root, records))
         self._records += records
         if self._records >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS:
             self.commit()
 
     def commit(self) -> None:
+        """Commit the group; the completeness monitor then knows its batches' members
+        rebuild their roots (they were checked to, before they were written)."""
         if self._transaction.is_active:
             self._transaction.commit()
+            for index, root, records in self._group:
+                self._monitor.vouch(index, root, records)
+        self._group = []
         self._transaction = self.connection.begin()
         self._records, self._since = 0, time.monotonic()
 

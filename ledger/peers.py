@@ -20,7 +20,7 @@ import httpx
 from sqlalchemy import select
 
 from .anchoring import ANCHORED
-from .json_shape import JsonShape, json_shape
+from .json_shape import MAX_PARSED_PER_BYTE, json_shape, parsed_bytes_bound
 from .ports import Node
 from .public_records import encode_batch, encode_direct
 from .store.models import AttestationRow, BatchRow
@@ -33,17 +33,15 @@ MAX_DOCUMENT_BYTES = 256 * 2**20
 # kills the process. A record ingest accepted sits at most 64 levels deep in its
 # submission (the API's limit); a document wraps it in five.
 MAX_DOCUMENT_DEPTH = 128
-# Nor one that would take more memory to parse than this many times its size (or this
-# floor, whichever is more). The byte cap alone does not bound memory: an empty array
-# is 3 bytes on the wire and 64 once parsed, so a 256 MiB document of them would hold
-# over 5 GiB, per forked worker. Real batches parse to about 3 times their size.
-MAX_PARSED_PER_BYTE = 8
-MIN_PARSED_ALLOWANCE = 64 * 2**20
-# Upper bounds measured on CPython 3.11 (tracemalloc, json.loads): a value costs at most
-# 64 bytes beyond its text (a two-character string: 59; a float: 32; a small int: 8),
-# an array or object at most 64 more (`[0]`: 96 with its one value).
-_PARSED_BYTES_PER_VALUE = 64
-_PARSED_BYTES_PER_CONTAINER = 64
+# Nor one that would take more memory to parse than this many times its size, plus an
+# allowance per record the chain says it holds. The byte cap alone does not bound
+# memory: an empty array is 3 bytes on the wire and 64 once parsed, so a 256 MiB
+# document of them would hold over 5 GiB, per forked worker. Real batches parse to
+# under 4 times their size. Ingest keeps every record it accepts within this (see
+# `ledger.ingest.density_problem`; a record's fixed parts and 64 field envelopes parse
+# to under 4 times their size plus 17 KiB): a document the chain anchors is never
+# refused for its shape, or one signer could stall every node's completeness.
+PARSED_ALLOWANCE_PER_RECORD = 64 * 2**10
 
 
 class PeerUnavailable(Exception):
@@ -55,8 +53,10 @@ class Peer(Protocol):
 
     name: str
 
-    def batch(self, index: int) -> object:
-        """The parsed JSON document of batch `index`; PeerUnavailable when it cannot say."""
+    def batch(self, index: int, records: int) -> object:
+        """The parsed JSON document of batch `index`, which the chain says holds `records`
+        attestations (that bounds what parsing it may cost); PeerUnavailable when it
+        cannot say."""
         ...
 
     def direct(self, uid: str) -> object:
@@ -83,13 +83,13 @@ class HttpPeer:
         # one chunk, before any cap is looked at. The raw bytes are read and counted.
         self._client = httpx.Client(timeout=self.timeout, headers={"Accept-Encoding": "identity"})
 
-    def batch(self, index: int) -> object:
-        return self._get(f"batches/{index}", f"batch {index}")
+    def batch(self, index: int, records: int) -> object:
+        return self._get(f"batches/{index}", f"batch {index}", records)
 
     def direct(self, uid: str) -> object:
-        return self._get(f"direct/{uid}", f"direct record {uid}")
+        return self._get(f"direct/{uid}", f"direct record {uid}", 1)
 
-    def _get(self, path: str, what: str) -> object:
+    def _get(self, path: str, what: str, records: int) -> object:
         body = bytearray()
         try:
             with self._client.stream("GET", f"{self.base_url.rstrip('/')}/v1/ledger/{path}") as response:
@@ -104,7 +104,7 @@ class HttpPeer:
                         raise PeerUnavailable(f"{self.name}: {what}: larger than {MAX_DOCUMENT_BYTES:,} bytes")
         except httpx.HTTPError as exc:
             raise PeerUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-        return _parsed(body, f"{self.name}: {what}")
+        return _parsed(body, f"{self.name}: {what}", records)
 
     def for_worker(self) -> HttpPeer:
         return HttpPeer(self.base_url, self.timeout, self.name)
@@ -146,13 +146,13 @@ class ArchivePeer:
                     "an auditor's `audit export` is another format)"
                 )
 
-    def batch(self, index: int) -> object:
-        return self._line(index, f"batch {index}")
+    def batch(self, index: int, records: int) -> object:
+        return self._line(index, f"batch {index}", records)
 
     def direct(self, uid: str) -> object:
-        return self._line(uid.lower(), f"direct record {uid}")
+        return self._line(uid.lower(), f"direct record {uid}", 1)
 
-    def _line(self, key: int | str, what: str) -> object:
+    def _line(self, key: int | str, what: str, records: int) -> object:
         offset = self._offsets.get(key)
         if offset is None:
             raise PeerUnavailable(f"{self.name}: holds no {what}")
@@ -165,7 +165,7 @@ class ArchivePeer:
             raise PeerUnavailable(f"{self.name}: {exc.strerror or exc}") from exc
         if len(line) > MAX_DOCUMENT_BYTES:
             raise PeerUnavailable(f"{self.name}: {what}: larger than {MAX_DOCUMENT_BYTES:,} bytes")
-        return _parsed(line, f"{self.name}: {what}")
+        return _parsed(line, f"{self.name}: {what}", records)
 
     def for_worker(self) -> ArchivePeer:
         return ArchivePeer(self.path, self.name, dict(self._offsets))
@@ -209,19 +209,14 @@ def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None]
     return len(indexes), len(direct)
 
 
-def parsed_bytes_bound(size: int, shape: JsonShape) -> int:
-    """An upper bound on the memory `json.loads` holds for a text of `size` bytes and this shape."""
-    return size + _PARSED_BYTES_PER_VALUE * shape.values + _PARSED_BYTES_PER_CONTAINER * shape.containers
-
-
-def _parsed(body: bytes | bytearray, what: str) -> object:
+def _parsed(body: bytes | bytearray, what: str, records: int) -> object:
     """`body` parsed — unless parsing it could crash this process (too deep) or hold
     far more memory than its size (too dense): PeerUnavailable then, before parsing."""
     shape = json_shape(body, MAX_DOCUMENT_DEPTH)
     if shape.depth > MAX_DOCUMENT_DEPTH:
         raise PeerUnavailable(f"{what}: not JSON this node reads (nested deeper than {MAX_DOCUMENT_DEPTH} levels)")
     bound = parsed_bytes_bound(len(body), shape)
-    allowance = max(MAX_PARSED_PER_BYTE * len(body), MIN_PARSED_ALLOWANCE)
+    allowance = MAX_PARSED_PER_BYTE * len(body) + PARSED_ALLOWANCE_PER_RECORD * records
     if bound > allowance:
         raise PeerUnavailable(
             f"{what}: not JSON this node reads ({shape.values:,} values and {shape.containers:,} arrays/objects "

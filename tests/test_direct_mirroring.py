@@ -109,7 +109,7 @@ def test_a_peer_answering_a_direct_record_with_another_attestation_is_refused(
     shipment = _shipment_recorded_directly(a)
     honest = peer(a_server)
     genuine = cast("dict[str, Any]", honest.direct(shipment))
-    other_record = cast("dict[str, Any]", honest.batch(0))["records"][0]  # validly signed, but not that record
+    other_record = cast("dict[str, Any]", honest.batch(0, 1))["records"][0]  # validly signed, but not that record
     swapped = {**genuine, "records": [other_record]}
     report = mirror(b, [SwappingPeer(honest, swapped)])
     assert report.direct_missing == [shipment] and report.direct_stored == 0

@@ -211,8 +211,8 @@ class Relay:
     def __init__(self, inner: Peer) -> None:
         self.inner, self.name = inner, f"{self.label} {inner.name}"
 
-    def batch(self, index: int) -> object:
-        return self.edit(copy.deepcopy(cast("dict[str, Any]", self.inner.batch(index))))
+    def batch(self, index: int, records: int) -> object:
+        return self.edit(copy.deepcopy(cast("dict[str, Any]", self.inner.batch(index, records))))
 
     def edit(self, document: dict[str, Any]) -> object:
         return document

@@ -347,3 +347,20 @@ def test_a_batch_stores_the_valid_items_and_reports_each_one(ledger_env: Ledger)
     assert [type(r).__name__ for r in results] == ["Accepted", "Rejected", "Accepted", "Accepted"]
     assert results[0].created and results[2].created and not results[3].created  # type: ignore[union-attr]
     assert stored_count(ledger) == 2
+
+
+def test_disclosed_values_so_dense_that_mirrors_would_refuse_their_batch_are_refused(ledger_env: Ledger) -> None:
+    """A signer discloses a field of 100 lists of 200 empty arrays (lists hold at most 200
+    items, so they are nested): 60 KB that take over 2.5 MB to parse. Accepted, it would
+    sit in a batch that every mirroring node refuses unparsed for its density, and no
+    node could ever be complete past it. Refused at the door; long lists of ordinary
+    values (2,000 goods classes) are accepted."""
+    ledger = ledger_env
+    fields = {"lot": "LOT-42", "quantity": 1000, "unit": "pcs", "goodsClass": "847130", "notes": [[[]] * 200] * 100}
+    refused = assert_refused(ledger, production(ledger, fields=fields), Reason.FIELD_INVALID, "payload.fields")
+    assert "too dense" in str(refused)
+    classes = [[f"{840000 + 200 * i + j}" for j in range(200)] for i in range(10)]
+    fields = {"lot": "LOT-42", "quantity": 1000, "unit": "pcs", "goodsClass": "847130", "notes": classes}
+    before = stored_count(ledger)
+    ledger.ingest(production(ledger, fields=fields))
+    assert stored_count(ledger) == before + 1

@@ -109,10 +109,10 @@ class _KilledWhenAsked:
     def __init__(self, inner: HttpPeer, index: int) -> None:
         self.inner, self.index, self.name = inner, index, f"killing {inner.name}"
 
-    def batch(self, index: int) -> object:
+    def batch(self, index: int, records: int) -> object:
         if index == self.index:
             os.kill(os.getpid(), signal.SIGKILL)
-        return self.inner.batch(index)
+        return self.inner.batch(index, records)
 
     def direct(self, uid: str) -> object:
         return self.inner.direct(uid)

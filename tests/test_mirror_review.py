@@ -151,7 +151,7 @@ def test_a_document_nested_too_deep_is_unreadable_not_a_crash(tmp_path: Path) ->
         b'{"format": "provenance-public-batch/2", "index": 0, "records": ' + b"[" * depth + b"]" * depth + b"}\n"
     )
     with pytest.raises(PeerUnavailable, match="not JSON"):
-        ArchivePeer(archive).batch(0)
+        ArchivePeer(archive).batch(0, 1)
 
 
 def test_more_records_than_the_chain_anchors_are_refused_before_any_is_checked() -> None:
@@ -173,21 +173,19 @@ def test_a_document_that_would_parse_to_far_more_than_its_size_is_refused_unpars
     256 MiB cap that would be over 5 GiB, per forked worker: the byte cap alone does not
     stop a peer exhausting the node's memory. The document is measured, not parsed, and
     refused; the memory held meanwhile stays in proportion to its size. Scaled down here
-    to 4 MiB (the allowance's floor lowered to match)."""
+    to 4 MiB, in a batch the chain says holds one record."""
     archive = tmp_path / "wide.archive"
     opening = b'{"format": "provenance-public-batch/2", "index": 0, "records": ['
     archive.write_bytes(opening + b"[]," * 1_400_000 + b"[]]}\n")
     size = archive.stat().st_size
     served = ArchivePeer(archive)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(peers, "MIN_PARSED_ALLOWANCE", 2**20)
-        tracemalloc.start()
-        try:
-            with pytest.raises(PeerUnavailable, match=r"could take \d+ MiB to parse; at most 32 MiB"):
-                served.batch(0)
-            _current, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+    tracemalloc.start()
+    try:
+        with pytest.raises(PeerUnavailable, match=r"could take \d+ MiB to parse; at most 32 MiB"):
+            served.batch(0, 1)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert peak <= 8 * size, f"{peak / 2**20:.0f} MiB held to parse a {size / 2**20:.0f} MiB document"
 
 
@@ -251,10 +249,10 @@ class KillingPeer:
     def __init__(self, inner: HttpPeer, parent: int) -> None:
         self.inner, self.parent, self.name = inner, parent, f"killing {inner.name}"
 
-    def batch(self, index: int) -> object:
+    def batch(self, index: int, records: int) -> object:
         if os.getpid() != self.parent:
             os.kill(os.getpid(), signal.SIGKILL)
-        return self.inner.batch(index)
+        return self.inner.batch(index, records)
 
     def direct(self, uid: str) -> object:
         return self.inner.direct(uid)
@@ -296,7 +294,7 @@ class StaticPeer:
     def __init__(self, index: int, document: bytes) -> None:
         self.index, self.document, self.name = index, document, "hostile anchorer's node"
 
-    def batch(self, index: int) -> object:
+    def batch(self, index: int, records: int) -> object:
         if index != self.index:
             raise PeerUnavailable(f"{self.name}: holds no batch {index}")
         return json.loads(self.document)
@@ -383,8 +381,6 @@ def test_a_peer_answering_with_stacked_compression_cannot_get_past_the_size_cap(
     import gzip
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from ledger import peers
-
     bomb = gzip.compress(gzip.compress(gzip.compress(b" " * 64 * 2**20)))
 
     class Handler(BaseHTTPRequestHandler):
@@ -407,7 +403,7 @@ def test_a_peer_answering_with_stacked_compression_cannot_get_past_the_size_cap(
         tracemalloc.start()
         try:
             with pytest.raises(PeerUnavailable):
-                hostile.batch(0)
+                hostile.batch(0, 1)
             _current, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
