@@ -94,7 +94,9 @@ def test_the_in_process_rate_limit_table_forgets_callers() -> None:
         limits.allow(f"ip:10.0.{i // 256}.{i % 256}")
         limits.auth_failed(f"10.1.{i // 256}.{i % 256}")
     table = limits.storage.storage  # type: ignore[attr-defined]
-    assert len(table) >= 20_000
+    # Most of them at once: on a loaded machine the loop can outlast a window, and then
+    # the first callers are rightly gone already (a CI run at load 11 held 19,922).
+    assert len(table) >= 10_000
     time.sleep(2.5)
     assert limits.allow("ip:192.0.2.1") == (True, 0.0)  # traffic triggers the expiry pass
     time.sleep(0.3)
