@@ -296,7 +296,11 @@ KIND_DOCS: dict[Kind, str] = {
     Kind.TRANSFER: "A custody hand-over of goods (all or part of the lots it references) to another party.",
     Kind.TRANSFER_ACCEPTANCE: "The recipient's acceptance of the hand-over it references.",
     Kind.SHIPMENT: "The export declaration of goods from the custody records it references.",
-    Kind.REVOCATION: "Withdraws the attestation it references (only that attestation's own attester may).",
+    Kind.REVOCATION: (
+        "Withdraws the attestation it references (only that attestation's own attester may). "
+        "Where withdrawing would lift a flag (another shipment of the same lot, a customs finding, "
+        "a watch-list entry) it counts once the chain holds it with the policy's confirmations."
+    ),
     Kind.CUSTOMS_FINDING: "A customs officer's signed finding about the attestation it references.",
     Kind.WATCHLIST: "A rights holder's watch list: goods classes (and destinations) to flag.",
     Kind.OBSERVATION: (

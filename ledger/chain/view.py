@@ -44,7 +44,8 @@ class ChainFacts:
     batch_counts: dict[int, int] = field(default_factory=dict)  # index -> attestations in it
     direct: dict[str, tuple[str, int]] = field(default_factory=dict)  # uid -> (attester, block)
     direct_tx: dict[str, str] = field(default_factory=dict)  # uid -> hash of the transaction recording it
-    revocations: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # uid -> revokers
+    # uid -> revoker -> block of its first revocation of it
+    revocations: defaultdict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     checkpoints: defaultdict[str, list[Checkpoint]] = field(default_factory=lambda: defaultdict(list))
     participant_ids: dict[str, str] = field(default_factory=dict)  # account -> participant id (admission, rotation)
     names: dict[str, str] = field(default_factory=dict)  # participant id -> published name (keccak checked)
@@ -115,12 +116,14 @@ class ChainSnapshot:
         found = {**self.confirmed.direct, **self.tail.direct}
         return {uid: fact for uid, fact in found.items() if self.confirmations(fact[1]) >= confirmations}
 
-    def revokers(self, uid: str) -> frozenset[str]:
-        """Attesters who revoked `uid` on chain (lowercase addresses)."""
+    def revokers(self, uid: str, confirmations: int = 0) -> frozenset[str]:
+        """Attesters who revoked `uid` on chain (lowercase addresses), in blocks with at
+        least `confirmations` confirmations at this head."""
         confirmed, tail = self.confirmed.revocations.get(uid), self.tail.revocations.get(uid)
         if not confirmed and not tail:
             return _NO_ONE  # most records: no set made per question (a verdict asks ~25 times)
-        return frozenset(confirmed or ()) | frozenset(tail or ())
+        blocks = {**(tail or {}), **(confirmed or {})}
+        return frozenset(who for who, block in blocks.items() if self.confirmations(block) >= confirmations)
 
     def revoked_uids(self) -> set[str]:
         """Every UID revoked on chain by anyone (`revokers` says by whom)."""
@@ -371,9 +374,9 @@ def _apply(name: str, args: Any, block: int, into: ChainFacts) -> None:
         into.direct.setdefault(uid, (attester, block))
         if int(args["kind"]) == int(Kind.REVOCATION):
             for ref in args["refs"]:
-                into.revocations[hex32(bytes(ref))].add(attester)
+                into.revocations[hex32(bytes(ref))].setdefault(attester, block)
     elif name == "Revoked":
-        into.revocations[hex32(bytes(args["uid"]))].add(str(args["attester"]).lower())
+        into.revocations[hex32(bytes(args["uid"]))].setdefault(str(args["attester"]).lower(), block)
     elif name == "EffectiveRolesChanged":
         append_checkpoint(into.checkpoints[str(args["account"]).lower()], Checkpoint.from_event(args))
     elif name == "ParticipantAdmitted":

@@ -89,7 +89,7 @@ class Context:
             and r.attester.lower() == attester
             and (not anchored or anchor_problem(self, snapshot, r) is None)
         ]
-        if attester in snapshot.revokers(record.uid):
+        if attester in snapshot.revokers(record.uid, self.policy.confirmations if anchored else 0):
             found.append(f"on-chain revocation by {record.attester}")
         return found
 

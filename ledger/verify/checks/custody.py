@@ -141,7 +141,8 @@ def _conservation(ctx: Context) -> tuple[list[Finding], list[Finding]]:
                         candidates[grandchild.uid] = grandchild
     consumers: list[Record] = []
     for candidate in candidates.values():
-        if not ctx.trusted(candidate) or ctx.revocations_of(candidate):
+        # Only a revocation the chain holds takes another consumer of the lot out.
+        if not ctx.trusted(candidate) or ctx.revocations_of(candidate, anchored=True):
             continue
         inputs = [u for u in custody_inputs(ctx, candidate) if u in relevant]
         if not _entitled_consumer(ctx, candidate, inputs):

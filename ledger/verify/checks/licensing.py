@@ -45,7 +45,8 @@ def _licensed_output(
     if depth > MAX_LICENCE_DEPTH:
         return total
     for child in ctx.evidence.children(licence.uid):
-        if not ctx.trusted(child) or ctx.revocations_of(child):
+        # Only a revocation the chain holds lifts what its production drew from the licence.
+        if not ctx.trusted(child) or ctx.revocations_of(child, anchored=True):
             continue
         if child.kind is Kind.PRODUCTION:
             if child.attester.lower() == licensee:

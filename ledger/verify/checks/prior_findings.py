@@ -16,7 +16,9 @@ def check_prior_findings(ctx: Context) -> CheckResult:
     notes = []
     for uid in sorted(ctx.ancestors):
         for child in ctx.evidence.children(uid):
-            if child.kind is not Kind.CUSTOMS_FINDING or not ctx.trusted(child) or ctx.revocations_of(child):
+            if child.kind is not Kind.CUSTOMS_FINDING or not ctx.trusted(child):
+                continue
+            if ctx.revocations_of(child, anchored=True):  # withdrawn only by a revocation the chain holds
                 continue
             code = str(child.field("finding", ""))
             if code in BENIGN_FINDINGS:

@@ -1,0 +1,57 @@
+"""Revocations that lift a flag count only once the chain holds them with the policy's
+confirmations. A revocation makes its target fail (fail closed either way), but when
+the revoked record is the one that caused a flag — the other shipment that drained a
+lot, a customs finding — counting a revocation the chain does not hold would let the
+revoker lift the flag at this border while the revoked record still stands elsewhere."""
+
+from __future__ import annotations
+
+from ledger.core import Ledger
+from ledger.reasons import Reason
+from ledger.verify import Verdict
+
+from .scenario import Story
+from .test_verification_withdrawn_watch import anchor_in_batches
+
+
+def test_an_unanchored_revocation_of_the_other_shipment_does_not_lift_a_double_shipment(ledger_env: Ledger) -> None:
+    """The exporter ships the same 1,000 pieces twice, to FR and to DE: the second is
+    FLAGGED. It then signs a revocation of the FR shipment, accepted by this node but
+    not yet anchored: the DE shipment stays FLAGGED until the chain holds it."""
+    ledger = ledger_env
+    story = Story(ledger)
+    made = story.produce([story.licence([story.asset()])])
+    moved = story.transfer([made], "maker", "exporter", 1000)
+    to_fr = story.ship([moved], 1000, destination="FR")
+    to_de = story.ship([moved], 1000, destination="DE")
+    anchor_in_batches(ledger)
+    flagged = ledger.verify_shipment(to_de)
+    assert flagged.verdict is Verdict.FLAGGED, flagged.to_json()
+    codes = flagged.codes
+    story.revoke(to_fr, "exporter")
+    ledger.chain_view.snapshot(max_age=0)
+    ledger.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    still = ledger.verify_shipment(to_de)
+    assert still.verdict is Verdict.FLAGGED and still.codes == codes, still.to_json()
+    anchor_in_batches(ledger)
+    lifted = ledger.verify_shipment(to_de)
+    assert lifted.verdict is Verdict.VERIFIED, lifted.to_json()
+    assert ledger.verify_shipment(to_fr).codes == {Reason.REVOKED}
+
+
+def test_an_unanchored_revocation_of_a_finding_does_not_lift_it(ledger_env: Ledger) -> None:
+    """Customs recorded a finding against a lot; a revocation of it that the chain does
+    not yet hold leaves the finding counted."""
+    ledger = ledger_env
+    story = Story(ledger)
+    ids = story.clean_export()
+    finding = story.finding(ids["made"], "COUNTERFEIT_SUSPECTED")
+    anchor_in_batches(ledger)
+    flagged = ledger.verify_shipment(ids["shipment"])
+    assert flagged.verdict is not Verdict.VERIFIED, flagged.to_json()
+    story.revoke(finding, "customs")
+    ledger.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    still = ledger.verify_shipment(ids["shipment"])
+    assert still.verdict is flagged.verdict and still.codes == flagged.codes, still.to_json()
+    anchor_in_batches(ledger)
+    assert ledger.verify_shipment(ids["shipment"]).verdict is Verdict.VERIFIED
