@@ -6,12 +6,14 @@ revoker lift the flag at this border while the revoked record still stands elsew
 
 from __future__ import annotations
 
+import dataclasses
+
 from ledger.core import Ledger
 from ledger.reasons import Reason
 from ledger.verify import Verdict
 
-from .scenario import Story
-from .test_verification_withdrawn_watch import anchor_in_batches
+from .scenario import Story, actor
+from .test_verification_withdrawn_watch import anchor_in_batches, watched_unlicensed_shipment
 
 
 def test_an_unanchored_revocation_of_the_other_shipment_does_not_lift_a_double_shipment(ledger_env: Ledger) -> None:
@@ -55,3 +57,27 @@ def test_an_unanchored_revocation_of_a_finding_does_not_lift_it(ledger_env: Ledg
     assert still.verdict is flagged.verdict and still.codes == flagged.codes, still.to_json()
     anchor_in_batches(ledger)
     assert ledger.verify_shipment(ids["shipment"]).verdict is Verdict.VERIFIED
+
+
+def test_a_direct_revocation_lifts_a_watch_list_flag_only_once_confirmed(ledger_env: Ledger) -> None:
+    """The rights holder withdraws its entry; the node records the revocation directly at
+    the contract. Under a policy asking 3 confirmations, the block holding it must be 3
+    deep before the flag lifts: a shallower one could still be reorganised away."""
+    ledger = ledger_env
+    story = Story(ledger)
+    watch, shipment = watched_unlicensed_shipment(story)
+    strict = dataclasses.replace(ledger.policy, confirmations=3)
+    assert ledger.verify_shipment(shipment, strict).codes == {Reason.WATCHLIST_HIT}
+    story.revoke(watch, "rights_holder")
+    w3 = ledger.deployment.w3
+    worker = ledger.anchoring_worker(confirmations=1, max_age=0.0)  # a fresh revocation: recorded directly
+    worker.drain(mine=lambda: w3.provider.make_request("evm_mine", []))  # type: ignore[arg-type]
+    snapshot = ledger.chain_view.snapshot(max_age=0)
+    assert snapshot.revokers(watch) == {actor("rights_holder").address.lower()}
+    assert snapshot.revokers(watch, 3) == frozenset(), "the test needs the revocation under 3 confirmations"
+    shallow = ledger.verify_shipment(shipment, strict)
+    assert (shallow.verdict, shallow.codes) == (Verdict.FLAGGED, {Reason.WATCHLIST_HIT}), shallow.to_json()
+    for _ in range(3):
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    deep = ledger.verify_shipment(shipment, strict)
+    assert deep.verdict is Verdict.VERIFIED, deep.to_json()
