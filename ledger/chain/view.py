@@ -116,14 +116,17 @@ class ChainSnapshot:
         found = {**self.confirmed.direct, **self.tail.direct}
         return {uid: fact for uid, fact in found.items() if self.confirmations(fact[1]) >= confirmations}
 
-    def revokers(self, uid: str, confirmations: int = 0) -> frozenset[str]:
-        """Attesters who revoked `uid` on chain (lowercase addresses), in blocks with at
-        least `confirmations` confirmations at this head."""
+    def revokers(self, uid: str) -> frozenset[str]:
+        """Attesters who revoked `uid` on chain (lowercase addresses)."""
         confirmed, tail = self.confirmed.revocations.get(uid), self.tail.revocations.get(uid)
         if not confirmed and not tail:
             return _NO_ONE  # most records: no set made per question (a verdict asks ~25 times)
-        blocks = {**(tail or {}), **(confirmed or {})}
-        return frozenset(who for who, block in blocks.items() if self.confirmations(block) >= confirmations)
+        return frozenset(confirmed or ()) | frozenset(tail or ())
+
+    def revocation_block(self, uid: str, attester: str) -> int | None:
+        """The block of `attester`'s first on-chain revocation of `uid`, or None."""
+        found = self.confirmed.revocations.get(uid, {}).get(attester)
+        return found if found is not None else self.tail.revocations.get(uid, {}).get(attester)
 
     def revoked_uids(self) -> set[str]:
         """Every UID revoked on chain by anyone (`revokers` says by whom)."""

@@ -77,7 +77,7 @@ class Context:
         chain's revocations could not be read: an unknown revocation status is never
         "not revoked"."""
         # Imported here: the checks import this module.
-        from .checks.anchoring import anchor_problem
+        from .checks.anchoring import anchor_problem, unconfirmed
 
         snapshot = self.require_snapshot()
         attester = record.attester.lower()
@@ -89,7 +89,8 @@ class Context:
             and r.attester.lower() == attester
             and (not anchored or anchor_problem(self, snapshot, r) is None)
         ]
-        if attester in snapshot.revokers(record.uid, self.policy.confirmations if anchored else 0):
+        block = snapshot.revocation_block(record.uid, attester)
+        if block is not None and (not anchored or unconfirmed(self, snapshot, block, "", record.uid) is None):
             found.append(f"on-chain revocation by {record.attester}")
         return found
 

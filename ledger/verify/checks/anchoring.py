@@ -26,7 +26,7 @@ def check_anchoring(ctx: Context) -> CheckResult:
     return outcome("anchoring", findings)
 
 
-def _unconfirmed(ctx: Context, snapshot: ChainSnapshot, block: int, what: str, uid: str) -> Finding | None:
+def unconfirmed(ctx: Context, snapshot: ChainSnapshot, block: int, what: str, uid: str) -> Finding | None:
     """A finding unless `block` is final under the policy: at or below the chain's `safe`
     / `finalized` block when the policy counts by tag (and the chain offers it), else at
     least `confirmations` blocks deep."""
@@ -57,7 +57,7 @@ def anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Fin
         direct = snapshot.direct(record.uid)
         if direct is None or direct[0] != record.attester.lower():
             return Finding(Reason.NOT_ANCHORED, "no direct record of it at the ledger contract", (record.uid,))
-        return _unconfirmed(ctx, snapshot, direct[1], "its direct record", record.uid)
+        return unconfirmed(ctx, snapshot, direct[1], "its direct record", record.uid)
     index, root, proof = anchor.get("batchIndex"), anchor.get("root"), anchor.get("proof") or []
     if not isinstance(index, int) or not isinstance(root, str) or not isinstance(proof, list):
         return Finding(Reason.NOT_ANCHORED, "batch sealed but not yet anchored", (record.uid,))
@@ -82,7 +82,7 @@ def anchor_problem(ctx: Context, snapshot: ChainSnapshot, record: Record) -> Fin
     proven = _proves(root, record.uid, proof) if record.kept is None else _kept_proves(root, record.uid, *record.kept)
     if not proven:
         return Finding(Reason.NOT_ANCHORED, f"the inclusion proof does not lead to batch {index}'s root", (record.uid,))
-    return _unconfirmed(ctx, snapshot, on_chain[1], f"batch {index}", record.uid)
+    return unconfirmed(ctx, snapshot, on_chain[1], f"batch {index}", record.uid)
 
 
 # uid -> (root, proof) that `verify_proof` found to lead from the uid's leaf to the root:
