@@ -202,8 +202,15 @@ class CompletenessMonitor:
 
     @staticmethod
     def _rebuilds(session: Session, batch_id: int, root: str) -> bool:
-        uids = batch_member_uids(session, batch_id)
-        try:
-            return hex32(MerkleTree.of([parse_hex(u, 32, "uid") for u in uids]).root) == root
-        except ValueError:
-            return False
+        return members_rebuilding(session, batch_id, root) is not None
+
+
+def members_rebuilding(session: Session, batch_id: int, root: str) -> frozenset[str] | None:
+    """The UIDs the store holds in batch `batch_id`, if together they rebuild `root`
+    exactly (none missing, none added); else None."""
+    uids = batch_member_uids(session, batch_id)
+    try:
+        rebuilt = hex32(MerkleTree.of([parse_hex(u, 32, "uid") for u in uids]).root)
+    except ValueError:
+        return None
+    return frozenset(uids) if rebuilt == root else None

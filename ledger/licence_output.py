@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .chain.view import ChainSnapshot
+from .completeness import members_rebuilding
 from .eip712 import Domain, attestation_uid
 from .fields import exact_quantity
 from .hashing import hex32, parse_hex
@@ -37,7 +38,7 @@ from .kinds import Kind
 from .payload import Disclosure
 from .sealing import Sealer
 from .signatures import SignatureChecker
-from .store.models import AttestationRefRow, AttestationRow
+from .store.models import AttestationRefRow, AttestationRow, BatchRow
 from .store.rows import attestation_from_row, refs_by_uid
 
 _UNDER_A_LICENCE = [int(Kind.PRODUCTION), int(Kind.LICENCE)]
@@ -59,6 +60,13 @@ _LICENCES = (
     select(AttestationRow.uid)
     .where(AttestationRow.kind == bindparam("kind"), AttestationRow.id <= bindparam("upto"))
     .order_by(AttestationRow.id)
+)
+# Where a stored revocation is anchored, as the store says (its batch); the batch's members
+# must then rebuild the root the chain holds for it.
+_ANCHOR_OF = (
+    select(AttestationRow.batch_id, BatchRow.chain_index, BatchRow.root)
+    .outerjoin(BatchRow.__table__, BatchRow.id == AttestationRow.batch_id)
+    .where(AttestationRow.uid == bindparam("uid"))
 )
 _BETWEEN = _ROWS.where(AttestationRow.id > bindparam("above"), AttestationRow.id <= bindparam("below")).order_by(
     AttestationRow.id
@@ -108,7 +116,8 @@ class LicenceOutputs:
         # licences kept (None: not yet read; set to the store's newest row on first use).
         self._cursor: int | None = None
         self._revocations = 0  # how many checked stored revocations were read (a version)
-        self._stored_revokers: dict[str, set[str]] = {}  # uid -> attesters of checked revocations of it
+        # uid -> attester -> its checked stored revocations of that uid
+        self._stored_revokers: dict[str, dict[str, set[str]]] = {}
         self._outputs: dict[str, tuple[tuple[object, ...], Output]] = {}
         self._stale: str | None = None  # why the last catch-up failed
 
@@ -238,20 +247,52 @@ class LicenceOutputs:
         if problem is None:
             self._revocations += 1
             for target in refs:
-                self._stored_revokers.setdefault(target, set()).add(row.attester.lower())
+                self._stored_revokers.setdefault(target, {}).setdefault(row.attester.lower(), set()).add(row.uid)
 
-    def revoked(self, uid: str, attester: str, snapshot: ChainSnapshot) -> bool:
-        """True when `attester` revoked `uid`: by a stored revocation that passes its check
-        (as of the last `catch_up`), or on chain."""
+    def revoked(self, uid: str, attester: str, snapshot: ChainSnapshot, final: Callable[[int], bool]) -> bool:
+        """True when `attester` revoked `uid` and the chain holds that revocation in a block
+        `final` accepts: directly, or in an anchored batch the store holds it in (as of
+        the last `catch_up`; a stored revocation that fails its check is not counted).
+        Withdrawing a production or sub-licence makes room under a cap, so a revocation
+        counts only once it is on chain."""
         self._fresh()
-        return attester in self._stored_revokers.get(uid, set()) or attester in snapshot.revokers(uid)
+        block = snapshot.revocation_block(uid, attester)
+        if block is not None and final(block):
+            return True
+        for revocation in self._stored_revokers.get(uid, {}).get(attester, ()):
+            block = self._anchor_block(revocation, attester, snapshot)
+            if block is not None and final(block):
+                return True
+        return False
 
-    def output(self, licence_uid: str, licensee: str, snapshot: ChainSnapshot) -> Output:
-        """The quantity `licensee` produced directly under the licence and did not revoke,
-        the productions others claimed under it, and the rows that fail their check —
-        recomputed only when new rows arrived or the chain moved."""
+    def _anchor_block(self, revocation: str, attester: str, snapshot: ChainSnapshot) -> int | None:
+        """The block that anchors a stored revocation on chain, or None."""
+        direct = snapshot.direct(revocation)
+        if direct is not None and direct[0] == attester:
+            return direct[1]
+        with self._sessions() as session:
+            row = session.execute(_ANCHOR_OF, {"uid": revocation}).first()
+            if row is None or row.chain_index is None:
+                return None
+            on_chain = snapshot.batch(row.chain_index)
+            if on_chain is None or on_chain[0] != row.root:
+                return None
+            # The store's word that the revocation is in that batch is not enough (an
+            # administrator can file a row under any batch): its members must rebuild the
+            # chain's root. Rare (a stored revocation of a production), so not kept.
+            members = members_rebuilding(session, row.batch_id, on_chain[0])
+        return on_chain[1] if members is not None and revocation in members else None
+
+    def output(
+        self, licence_uid: str, licensee: str, snapshot: ChainSnapshot, final: Callable[[int], bool], rule: object
+    ) -> Output:
+        """The quantity `licensee` produced directly under the licence and did not revoke
+        (see `revoked`: `final` says whether a block is final under the policy, whose
+        `rule` is part of the cache key), the productions others claimed under it, and
+        the rows that fail their check — recomputed only when new rows arrived or the
+        chain moved."""
         kept = self.children(licence_uid)
-        key = (licence_uid, licensee, kept.last_id, self._revocations, snapshot.head)
+        key = (licence_uid, licensee, kept.last_id, self._revocations, snapshot.head, rule)
         with self._lock:
             cached = self._outputs.get(licence_uid)
             if cached is not None and cached[0] == key:
@@ -262,9 +303,7 @@ class LicenceOutputs:
         revoked: set[str] = set()
         for uid in self._stored_revokers.keys() | snapshot.revoked_uids():
             found = kept.productions.get(uid)
-            if found is not None and (
-                found[0] in self._stored_revokers.get(uid, set()) or found[0] in snapshot.revokers(uid)
-            ):
+            if found is not None and self.revoked(uid, found[0], snapshot, final):
                 revoked.add(uid)
         total = kept.sums.get(licensee, Fraction(0))
         for uid in revoked:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from sqlalchemy import text
+
 from ledger.core import Ledger
 from ledger.reasons import Reason
 from ledger.verify import Verdict
@@ -82,3 +84,56 @@ def test_a_direct_revocation_lifts_a_watch_list_flag_only_once_confirmed(ledger_
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     deep = ledger.verify_shipment(shipment, strict)
     assert deep.verdict is Verdict.VERIFIED, deep.to_json()
+
+
+def test_an_unanchored_revocation_of_a_production_does_not_make_room_under_a_licence_cap(
+    ledger_env: Ledger,
+) -> None:
+    """The licensee has used its whole cap of 1,000 and makes 1,000 more: a shipment of
+    the second lot is FLAGGED (LICENCE_QUANTITY) by the node's running view of the
+    licence. It then revokes the first production; until the chain holds that
+    revocation the cap stays used."""
+    ledger = ledger_env
+    story = Story(ledger)
+    licence = story.licence([story.asset()], quantityCap=1000)
+    first = story.produce([licence], 1000, lot="LOT-A")
+    second = story.produce([licence], 1000, lot="LOT-B")
+    shipment = story.ship([story.transfer([second], "maker", "exporter", 1000, lot="LOT-B")], 1000)
+    anchor_in_batches(ledger)
+    assert ledger.licence_outputs is not None  # the node's running view decides the cap
+    flagged = ledger.verify_shipment(shipment)
+    assert flagged.verdict is Verdict.FLAGGED and Reason.LICENCE_QUANTITY in flagged.codes, flagged.to_json()
+    story.revoke(first, "maker")
+    ledger.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    still = ledger.verify_shipment(shipment)
+    assert still.verdict is Verdict.FLAGGED and still.codes == flagged.codes, still.to_json()
+    anchor_in_batches(ledger)
+    lifted = ledger.verify_shipment(shipment)
+    assert lifted.verdict is Verdict.VERIFIED, lifted.to_json()
+
+
+def test_a_revocation_a_database_administrator_files_under_an_anchored_batch_does_not_make_room(
+    ledger_env: Ledger,
+) -> None:
+    """As above, but the node's database administrator moves the unanchored revocation
+    into the anchored batch that holds the first production, so the store says the chain
+    holds it. The batch no longer rebuilds its on-chain root: never VERIFIED."""
+    ledger = ledger_env
+    story = Story(ledger)
+    licence = story.licence([story.asset()], quantityCap=1000)
+    first = story.produce([licence], 1000, lot="LOT-A")
+    second = story.produce([licence], 1000, lot="LOT-B")
+    shipment = story.ship([story.transfer([second], "maker", "exporter", 1000, lot="LOT-B")], 1000)
+    anchor_in_batches(ledger)
+    assert ledger.verify_shipment(shipment).verdict is Verdict.FLAGGED
+    revocation = story.revoke(first, "maker")
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE attestations SET batch_id = (SELECT batch_id FROM attestations WHERE uid = :f) WHERE uid = :r"
+            ),
+            {"f": first, "r": revocation},
+        )
+    ledger.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    result = ledger.verify_shipment(shipment)
+    assert result.verdict is not Verdict.VERIFIED, result.to_json()

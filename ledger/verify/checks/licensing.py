@@ -15,6 +15,7 @@ from ledger.reasons import Reason
 from ..context import Context, covers_goods, number, outcome, quantity, undisclosed, undisclosed_finding
 from ..evidence import Record
 from ..model import CheckResult, Finding
+from .anchoring import unconfirmed
 
 MAX_LICENCE_DEPTH = 8
 MAX_NOTICES = 20  # claims by others are listed, up to a point
@@ -66,14 +67,19 @@ def _kept_output(
     if depth > MAX_LICENCE_DEPTH:
         return Fraction(0)
     snapshot = ctx.require_snapshot()
-    direct = outputs.output(licence_uid, licensee, snapshot)
+
+    def final(block: int) -> bool:
+        return unconfirmed(ctx, snapshot, block, "", licence_uid) is None
+
+    rule = (ctx.policy.confirmations, ctx.policy.confirmation_mode)
+    direct = outputs.output(licence_uid, licensee, snapshot, final, rule)
     for uid, why in sorted(direct.corrupt.items()):
         problems.append(Finding(Reason.STORE_CORRUPTED, f"a record under the licence: {why}", (uid, licence_uid)))
     for uid, claimant in direct.claims[: max(0, MAX_NOTICES - len(notices))]:
         notices.append(_not_entitled(uid, claimant, licensee, licence_uid))
     total = direct.total
     for uid, (licensor, sub_licensee) in outputs.children(licence_uid).sublicences.items():
-        if licensor == licensee and not outputs.revoked(uid, licensor, snapshot):
+        if licensor == licensee and not outputs.revoked(uid, licensor, snapshot, final):
             total += _kept_output(ctx, uid, sub_licensee, notices, problems, depth + 1)
     return total
 
