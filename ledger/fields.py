@@ -298,8 +298,9 @@ KIND_DOCS: dict[Kind, str] = {
     Kind.SHIPMENT: "The export declaration of goods from the custody records it references.",
     Kind.REVOCATION: (
         "Withdraws the attestation it references (only that attestation's own attester may). "
-        "Where withdrawing would lift a flag (another shipment of the same lot, a customs finding, "
-        "a watch-list entry) it counts once the chain holds it with the policy's confirmations."
+        "Where withdrawing would lift a flag (another shipment of the same lot, a production under a "
+        "licence's cap, a customs finding, a watch-list entry) it counts once the chain holds it with "
+        "the policy's confirmations."
     ),
     Kind.CUSTOMS_FINDING: "A customs officer's signed finding about the attestation it references.",
     Kind.WATCHLIST: "A rights holder's watch list: goods classes (and destinations) to flag.",
