@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from ledger.core import Ledger
 from ledger.reasons import Reason
-from ledger.verify import Verdict
+from ledger.verify import Verdict, VerificationResult
 
 from .scenario import Story, actor
 from .test_verification_withdrawn_watch import anchor_in_batches, watched_unlicensed_shipment
@@ -86,14 +86,10 @@ def test_a_direct_revocation_lifts_a_watch_list_flag_only_once_confirmed(ledger_
     assert deep.verdict is Verdict.VERIFIED, deep.to_json()
 
 
-def test_an_unanchored_revocation_of_a_production_does_not_make_room_under_a_licence_cap(
-    ledger_env: Ledger,
-) -> None:
-    """The licensee has used its whole cap of 1,000 and makes 1,000 more: a shipment of
-    the second lot is FLAGGED (LICENCE_QUANTITY) by the node's running view of the
-    licence. It then revokes the first production; until the chain holds that
-    revocation the cap stays used."""
-    ledger = ledger_env
+def _cap_used_twice(ledger: Ledger) -> tuple[Story, str, str, VerificationResult]:
+    """A licence capped at 1,000, two productions of 1,000 under it, and a shipment of the
+    second lot, FLAGGED (LICENCE_QUANTITY) by the node's running view of the licence:
+    (story, first production, shipment, its verdict)."""
     story = Story(ledger)
     licence = story.licence([story.asset()], quantityCap=1000)
     first = story.produce([licence], 1000, lot="LOT-A")
@@ -103,6 +99,18 @@ def test_an_unanchored_revocation_of_a_production_does_not_make_room_under_a_lic
     assert ledger.licence_outputs is not None  # the node's running view decides the cap
     flagged = ledger.verify_shipment(shipment)
     assert flagged.verdict is Verdict.FLAGGED and Reason.LICENCE_QUANTITY in flagged.codes, flagged.to_json()
+    return story, first, shipment, flagged
+
+
+def test_an_unanchored_revocation_of_a_production_does_not_make_room_under_a_licence_cap(
+    ledger_env: Ledger,
+) -> None:
+    """The licensee has used its whole cap of 1,000 and makes 1,000 more: a shipment of
+    the second lot is FLAGGED (LICENCE_QUANTITY) by the node's running view of the
+    licence. It then revokes the first production; until the chain holds that
+    revocation the cap stays used."""
+    ledger = ledger_env
+    story, first, shipment, flagged = _cap_used_twice(ledger)
     story.revoke(first, "maker")
     ledger.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     still = ledger.verify_shipment(shipment)
@@ -119,13 +127,7 @@ def test_a_revocation_a_database_administrator_files_under_an_anchored_batch_doe
     into the anchored batch that holds the first production, so the store says the chain
     holds it. The batch no longer rebuilds its on-chain root: never VERIFIED."""
     ledger = ledger_env
-    story = Story(ledger)
-    licence = story.licence([story.asset()], quantityCap=1000)
-    first = story.produce([licence], 1000, lot="LOT-A")
-    second = story.produce([licence], 1000, lot="LOT-B")
-    shipment = story.ship([story.transfer([second], "maker", "exporter", 1000, lot="LOT-B")], 1000)
-    anchor_in_batches(ledger)
-    assert ledger.verify_shipment(shipment).verdict is Verdict.FLAGGED
+    story, first, shipment, _flagged = _cap_used_twice(ledger)
     revocation = story.revoke(first, "maker")
     with ledger.engine.begin() as conn:
         conn.execute(
