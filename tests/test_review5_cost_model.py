@@ -144,3 +144,35 @@ def test_a_record_ingest_accepts_is_never_too_dense_for_a_mirror_to_read(ledger_
         peers._parsed(document, f"direct record {uid}", 1)
     except PeerUnavailable as exc:
         pytest.fail(f"a record this node accepted is unreadable to every mirror: {exc}")
+
+
+def test_confidential_values_do_not_pay_for_the_density_of_the_public_ones(ledger_env: Ledger) -> None:
+    """density_problem runs on every disclosed field, before the submission's
+    `confidential` list is read, so fields that are then kept confidential (sealed at
+    rest, never served to mirrors) count in the size that earns the 8x allowance. A
+    signer discloses publicly the very field test_ingest refuses as too dense (100 lists
+    of 200 empty arrays: 60 KB, 2.6 MB to parse) and two confidential lists of 200
+    1,000-character strings (400 KB, sparse): accepted. Mirrors are served only the
+    public part, 80 KB that would take 2.6 MB to parse against an allowance of about
+    0.7 MB, and refuse it unparsed: the one record stalls every node's completeness."""
+    ledger = ledger_env
+    padding = ["x" * 1_000] * 200
+    fields = {
+        "lot": "LOT-42",
+        "quantity": 1000,
+        "unit": "pcs",
+        "goodsClass": "847130",
+        "notes": [[[]] * 200] * 100,
+        "pad1": padding,
+        "pad2": padding,
+    }
+    submission = production(ledger, fields=fields, confidential=["pad1", "pad2"])
+    uid = ledger.ingest(submission).uid  # type: ignore[attr-defined]
+    with ledger.sessions() as session:
+        [(_uid, record)] = list(stored_records(session, AttestationRow.uid == uid))
+    assert "x" * 1_000 not in record  # what mirrors are served holds no confidential value
+    document = _document({"direct": uid}, ledger.domain, record)
+    try:
+        peers._parsed(document, f"direct record {uid}", 1)
+    except PeerUnavailable as exc:
+        pytest.fail(f"a record this node accepted is unreadable to every mirror: {exc}")
