@@ -21,7 +21,7 @@ from ledger.core import Ledger
 from ledger.ingest import density_problem
 from ledger.json_shape import json_shape
 from ledger.payload import Disclosure
-from ledger.peers import HttpPeer, PeerUnavailable
+from ledger.peers import ArchivePeer, HttpPeer, PeerUnavailable
 from ledger.public_records import _document, stored_records
 from ledger.store.models import AttestationRow
 
@@ -176,3 +176,24 @@ def test_confidential_values_do_not_pay_for_the_density_of_the_public_ones(ledge
         peers._parsed(document, f"direct record {uid}", 1)
     except PeerUnavailable as exc:
         pytest.fail(f"a record this node accepted is unreadable to every mirror: {exc}")
+
+
+def test_the_chains_count_cannot_lift_the_density_bound(tmp_path: Path) -> None:
+    """The per-record allowance (64 KiB) is multiplied by the count the chain says the
+    batch holds, and that count is whatever the anchorer passed to anchorBatch: a
+    uint32, so up to 4,294,967,295, and nothing caps it before the document is parsed.
+    A federation member (its anchoring account accredited, its node a mirroring peer)
+    anchors a batch with that count and serves a document of empty arrays: the
+    allowance is 256 TiB, the density rule is void, and a 256 MiB document parses to
+    over 5 GiB in every mirroring node's workers (the batch is refused for its count
+    only after parsing). Scaled down to 4 MiB here, as in test_mirror_review. The
+    allowance should count no more records than the document could hold (a served
+    record is hundreds of bytes) or than a batch may hold."""
+    archive = tmp_path / "wide.archive"
+    opening = b'{"format": "provenance-public-batch/2", "index": 0, "records": ['
+    archive.write_bytes(opening + b"[]," * 1_400_000 + b"[]]}\n")
+    served = ArchivePeer(archive)
+    with pytest.raises(PeerUnavailable):
+        served.batch(0, 1)  # refused for one record, as test_mirror_review shows
+    with pytest.raises(PeerUnavailable, match="to parse"):
+        served.batch(0, 2**32 - 1)
