@@ -15,7 +15,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from ledger.json_shape import json_shape
+from ledger.json_shape import encoding_problem, json_shape
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -70,7 +70,13 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if body.lstrip()[:1] in (b"[", b"{") or b"json" in dict(scope.get("headers") or []).get(b"content-type", b""):
+        content_type = dict(scope.get("headers") or []).get(b"content-type")
+        # FastAPI parses a body as JSON when its type says so or when it has no type.
+        if body and (content_type is None or b"json" in content_type or body.lstrip()[:1] in (b"[", b"{")):
+            encoding = encoding_problem(body)
+            if encoding is not None:
+                await self._refuse(send, 400, "Bad request", encoding, reason="MALFORMED")
+                return
             if len(body) <= INLINE_CHECK_BYTES:
                 shape = json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
             else:

@@ -18,6 +18,9 @@ from pydantic import Field, HttpUrl, TypeAdapter, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "PROVENANCE_"
+# The most attestations one batch may hold: no node seals more, and a mirroring node
+# bounds what parsing a served batch may cost by it (`ledger.peers`).
+MAX_BATCH_RECORDS = 4096
 
 # Comma-separated in the environment ("a, b,c"); pydantic-settings would otherwise expect
 # JSON for a tuple. Given in code, a tuple or list is taken as it is.
@@ -79,7 +82,9 @@ class Settings(BaseSettings):
         None, validation_alias="PROVENANCE_DATA_KEY_FILE", description="AES key of confidential fields at rest"
     )
     confirmations: int = Field(2, ge=1, description="confirmations before an anchor counts")
-    batch_max_size: int = Field(4096, ge=1, description="attestations per batch at most")
+    batch_max_size: int = Field(
+        MAX_BATCH_RECORDS, ge=1, le=MAX_BATCH_RECORDS, description="attestations per batch at most"
+    )
     batch_max_age_seconds: float = Field(
         5.0, ge=0, validation_alias="PROVENANCE_BATCH_MAX_AGE", description="seconds an attestation waits at most"
     )

@@ -25,9 +25,9 @@ from .eip712 import Attestation, Domain, parse_typed_data
 from .epcis.keys import event_key_rows
 from .fields import ALWAYS_PUBLIC, field_errors
 from .hashing import hex32, parse_hex
-from .json_shape import MAX_PARSED_PER_BYTE, json_shape, parsed_bytes_bound
+from .json_shape import MAX_PARSED_PER_BYTE, RECORD_PARSE_SLACK, json_shape, parsed_bytes_bound
 from .kinds import Kind
-from .payload import Disclosure, canonical_json
+from .payload import Disclosure
 from .reasons import Reason
 from .registry_view import RegistryView
 from .sealing import Sealer
@@ -40,9 +40,6 @@ log = logging.getLogger(__name__)
 _PLAIN_KEYS = SignatureChecker()  # recovers plain-key signers only: never calls a wallet
 
 MAX_CLOCK_SKEW = 300
-# What a record's disclosed arrays and objects may take to parse beyond MAX_PARSED_PER_BYTE
-# times their size (see `density_problem`; mirroring allows 64 KiB a record).
-DISCLOSED_PARSED_ALLOWANCE = 16 * 2**10
 SUBMISSION_KEYS = {"typedData", "signature", "payload", "confidential", "uid"}
 
 
@@ -182,9 +179,6 @@ class Ingestor:
                 uid,
                 errors=[{"field": e.field, "reason": Reason.FIELD_INVALID.value, "detail": str(e)} for e in errors],
             )
-        dense = density_problem(disclosure)
-        if dense is not None:
-            raise Rejected(Reason.FIELD_INVALID, dense, "payload.fields", uid)
         confidential = raw.get("confidential", [])
         if not isinstance(confidential, list) or not all(isinstance(n, str) for n in confidential):
             raise Rejected(Reason.MALFORMED, "confidential: expected a list of field names", "confidential", uid)
@@ -199,6 +193,9 @@ class Ingestor:
                 "confidential",
                 uid,
             )
+        dense = density_problem(disclosure, frozenset(confidential))
+        if dense is not None:
+            raise Rejected(Reason.FIELD_INVALID, dense, "payload.fields", uid)
         self._check_signing_time(attestation, uid)
         self._check_standing(attestation, uid)
         return Prepared(attestation, result.uid, signature, disclosure, frozenset(confidential))
@@ -379,20 +376,23 @@ class Ingestor:
 _sorted_json = json.JSONEncoder(sort_keys=True).encode
 
 
-def density_problem(disclosure: Disclosure) -> str | None:
-    """Why the disclosed arrays and objects of a record are too dense to accept (many
-    tiny values per byte), or None. Strings and numbers alone are never too dense.
+def density_problem(disclosure: Disclosure, confidential: frozenset[str]) -> str | None:
+    """Why the public disclosed arrays and objects of a record are too dense to accept
+    (many tiny values per byte), or None. Strings and numbers alone are never too dense.
 
     Mirroring nodes refuse, unparsed, a batch document much denser than its size
     (`ledger.peers`): a record accepted here must never make its batch that dense, or
-    one signer's record would stall every node's completeness."""
+    one signer's record would stall every node's completeness. So the values are
+    measured as they are stored and served (`_sorted_json`: a float such as 1e20 is 5
+    bytes there, 21 canonically), and only the public ones (confidential values are
+    never served)."""
     size = bound = 0
-    for disclosed in disclosure.fields.values():
-        if isinstance(disclosed.value, (list, dict)):
-            canonical = disclosed.canonical if disclosed.canonical is not None else canonical_json(disclosed.value)
-            size += len(canonical)
-            bound += parsed_bytes_bound(len(canonical), json_shape(canonical))
-    allowance = MAX_PARSED_PER_BYTE * size + DISCLOSED_PARSED_ALLOWANCE
+    for name, disclosed in disclosure.fields.items():
+        if name not in confidential and isinstance(disclosed.value, (list, dict)):
+            served = _sorted_json(disclosed.value).encode()
+            size += len(served)
+            bound += parsed_bytes_bound(len(served), json_shape(served))
+    allowance = MAX_PARSED_PER_BYTE * size + RECORD_PARSE_SLACK
     if bound <= allowance:
         return None
     return (

@@ -21,6 +21,11 @@ PARSED_BYTES_PER_CONTAINER = 64
 # allowance per record), and ingest the disclosed values of a record, so that a record
 # one node accepted never makes its batch one that others refuse.
 MAX_PARSED_PER_BYTE = 8
+# What a record's public disclosed arrays and objects may take to parse beyond
+# MAX_PARSED_PER_BYTE times their size (ingest); a record's other parts (fixed fields,
+# field envelopes, hex strings) parse to under 4 times their size, so a mirroring node
+# allows each record this much and 4 KiB more (`ledger.peers`).
+RECORD_PARSE_SLACK = 16 * 2**10
 
 _CHUNK = 1 << 18  # bytes measured at a time: the temporaries stay a few MiB
 _KEEP = b'"[]{},:'
@@ -70,6 +75,25 @@ def json_shape(body: bytes | bytearray, max_depth: int | None = None, max_values
         if (max_depth is not None and deepest > max_depth) or (max_values is not None and values > max_values):
             break
     return JsonShape(deepest, values, containers)
+
+
+def encoding_problem(body: bytes | bytearray) -> str | None:
+    """Why `body` is not JSON text this module can measure, or None. `json_shape` reads
+    bytes as UTF-8, the encoding JSON between systems must use (RFC 8259, section 8.1);
+    `json.loads`, given bytes, detects UTF-16 and UTF-32 from NUL bytes and decodes them.
+    A UTF-16 text hides its structure from the byte count (U+0122 is the bytes 22 01:
+    its 0x22 reads as a quote), so its depth and size would go unchecked. A NUL byte is
+    never valid in JSON (control characters are escaped in strings), so refusing any
+    body holding one or not UTF-8 refuses no valid UTF-8 JSON."""
+    if b"\x00" in body:
+        return "JSON must be UTF-8 (a NUL byte: UTF-16 or UTF-32 is not accepted)"
+    if body.isascii():
+        return None
+    try:
+        bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"JSON must be UTF-8 ({exc.reason} at byte {exc.start})"
+    return None
 
 
 def parsed_bytes_bound(size: int, shape: JsonShape) -> int:

@@ -68,6 +68,8 @@ _ANCHOR_OF = (
     .outerjoin(BatchRow.__table__, BatchRow.id == AttestationRow.batch_id)
     .where(AttestationRow.uid == bindparam("uid"))
 )
+_MEMBERS_KEPT = 8  # batches' member sets (up to 4,096 UIDs each)
+_PROVEN_KEPT = 65_536
 _BETWEEN = _ROWS.where(AttestationRow.id > bindparam("above"), AttestationRow.id <= bindparam("below")).order_by(
     AttestationRow.id
 )
@@ -119,6 +121,13 @@ class LicenceOutputs:
         # uid -> attester -> its checked stored revocations of that uid
         self._stored_revokers: dict[str, dict[str, set[str]]] = {}
         self._outputs: dict[str, tuple[tuple[object, ...], Output]] = {}
+        # Stored revocations proven to be in an anchored batch: uid -> (chain index, root);
+        # and the members of batches whose stored members rebuilt the chain's root. Both
+        # bounded, and like the completeness monitor's rebuilds, per process: proving
+        # anew at every block would let anyone who revokes many records cost every
+        # verification a batch rebuild per revocation.
+        self._proven: dict[str, tuple[int, str]] = {}
+        self._members: dict[tuple[int, str], frozenset[str] | None] = {}
         self._stale: str | None = None  # why the last catch-up failed
 
     def catch_up(self) -> None:
@@ -270,6 +279,10 @@ class LicenceOutputs:
         direct = snapshot.direct(revocation)
         if direct is not None and direct[0] == attester:
             return direct[1]
+        proven = self._proven.get(revocation)
+        if proven is not None:
+            on_chain = snapshot.batch(proven[0])
+            return on_chain[1] if on_chain is not None and on_chain[0] == proven[1] else None
         with self._sessions() as session:
             row = session.execute(_ANCHOR_OF, {"uid": revocation}).first()
             if row is None or row.chain_index is None:
@@ -279,9 +292,19 @@ class LicenceOutputs:
                 return None
             # The store's word that the revocation is in that batch is not enough (an
             # administrator can file a row under any batch): its members must rebuild the
-            # chain's root. Rare (a stored revocation of a production), so not kept.
-            members = members_rebuilding(session, row.batch_id, on_chain[0])
-        return on_chain[1] if members is not None and revocation in members else None
+            # chain's root.
+            key = (row.batch_id, on_chain[0])
+            if key not in self._members:
+                if len(self._members) >= _MEMBERS_KEPT:
+                    self._members.clear()
+                self._members[key] = members_rebuilding(session, row.batch_id, on_chain[0])
+            members = self._members[key]
+        if members is None or revocation not in members:
+            return None
+        if len(self._proven) >= _PROVEN_KEPT:
+            self._proven.clear()
+        self._proven[revocation] = (row.chain_index, on_chain[0])
+        return on_chain[1]
 
     def output(
         self, licence_uid: str, licensee: str, snapshot: ChainSnapshot, final: Callable[[int], bool], rule: object

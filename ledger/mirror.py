@@ -182,9 +182,10 @@ def mirror(
                 before = snapshot.batch(want.index - 1) if want.index > 0 else None
                 previous = before[0] if before is not None else ZERO_ROOT
                 assert writer is not None
-                report.records_stored += _store_batch(writer, want.index, want.root, previous, want.block, checked)
+                new = _store_batch(writer, want.index, want.root, previous, want.block, checked)
+                report.records_stored += new or 0
                 report.batches_stored += 1
-                writer.stored(want.index, want.root, len(checked.attestations))
+                writer.stored(want.index, want.root, len(checked.attestations), vouch=new is not None)
                 stored = True
                 break
             if not stored:
@@ -385,10 +386,11 @@ class _GroupedWriter:
         )
         self._records, self._since = 0, time.monotonic()
 
-    def stored(self, index: int, root: str, records: int) -> None:
-        """Batch `index` (`root`) of `records` checked records was stored: commit the group
-        once it is large or old enough."""
-        self._group.append((index, root, records))
+    def stored(self, index: int, root: str, records: int, *, vouch: bool) -> None:
+        """Batch `index` (`root`) of `records` checked records was stored (when `vouch`,
+        under that index and root): commit the group once it is large or old enough."""
+        if vouch:
+            self._group.append((index, root, records))
         self._records += records
         if self._records >= GROUP_RECORDS or time.monotonic() - self._since >= GROUP_SECONDS:
             self.commit()
@@ -419,8 +421,9 @@ def _held_batches(ledger: Node) -> dict[int, tuple[str, int]]:
         return {index: (root, members) for index, (_id, root, members) in held_batches(session).items()}
 
 
-def _store_batch(ledger: _Sessions, index: int, root: str, previous: str, block: int, rows: BatchRows) -> int:
-    """Store a checked batch under its chain index; returns how many records were new."""
+def _store_batch(ledger: _Sessions, index: int, root: str, previous: str, block: int, rows: BatchRows) -> int | None:
+    """Store a checked batch under its chain index; returns how many records were new, or
+    None when the index is held under another root (nothing stored)."""
     now = time.time()
     uids = rows.uids
     with ledger.sessions.begin() as session:
@@ -444,7 +447,7 @@ def _store_batch(ledger: _Sessions, index: int, root: str, previous: str, block:
             # Our own batch lost the race for this index: the anchoring worker moves it
             # after the chain's tip; the peer's batch is stored on a later pass.
             log.info("batch %d: our own unanchored batch holds the index; storing it later", index)
-            return 0
+            return None
         present: dict[str, int | None] = {
             uid: batch_id for uid, batch_id in session.execute(_HELD_BATCH_OF, {"uids": uids})
         }

@@ -20,7 +20,8 @@ import httpx
 from sqlalchemy import select
 
 from .anchoring import ANCHORED
-from .json_shape import MAX_PARSED_PER_BYTE, json_shape, parsed_bytes_bound
+from .config import MAX_BATCH_RECORDS
+from .json_shape import MAX_PARSED_PER_BYTE, RECORD_PARSE_SLACK, encoding_problem, json_shape, parsed_bytes_bound
 from .ports import Node
 from .public_records import encode_batch, encode_direct
 from .store.models import AttestationRow, BatchRow
@@ -38,10 +39,10 @@ MAX_DOCUMENT_DEPTH = 128
 # memory: an empty array is 3 bytes on the wire and 64 once parsed, so a 256 MiB
 # document of them would hold over 5 GiB, per forked worker. Real batches parse to
 # under 4 times their size. Ingest keeps every record it accepts within this (see
-# `ledger.ingest.density_problem`; a record's fixed parts and 64 field envelopes parse
-# to under 4 times their size plus 17 KiB): a document the chain anchors is never
-# refused for its shape, or one signer could stall every node's completeness.
-PARSED_ALLOWANCE_PER_RECORD = 64 * 2**10
+# `ledger.ingest.density_problem`): a document the chain anchors is never refused for its
+# shape, or one signer could stall every node's completeness. The records counted are
+# at most MAX_BATCH_RECORDS, whatever count the anchorer put on chain: no node seals more.
+PARSED_ALLOWANCE_PER_RECORD = RECORD_PARSE_SLACK + 4 * 2**10
 
 
 class PeerUnavailable(Exception):
@@ -210,13 +211,17 @@ def write_archive(ledger: Node, path: Path, progress: Callable[[int, int], None]
 
 
 def _parsed(body: bytes | bytearray, what: str, records: int) -> object:
-    """`body` parsed — unless parsing it could crash this process (too deep) or hold
-    far more memory than its size (too dense): PeerUnavailable then, before parsing."""
+    """`body` parsed — unless it is not UTF-8 (its shape could not be measured), or
+    parsing it could crash this process (too deep) or hold far more memory than its size
+    (too dense): PeerUnavailable then, before parsing."""
+    encoding = encoding_problem(body)
+    if encoding is not None:
+        raise PeerUnavailable(f"{what}: not JSON this node reads ({encoding})")
     shape = json_shape(body, MAX_DOCUMENT_DEPTH)
     if shape.depth > MAX_DOCUMENT_DEPTH:
         raise PeerUnavailable(f"{what}: not JSON this node reads (nested deeper than {MAX_DOCUMENT_DEPTH} levels)")
     bound = parsed_bytes_bound(len(body), shape)
-    allowance = MAX_PARSED_PER_BYTE * len(body) + PARSED_ALLOWANCE_PER_RECORD * records
+    allowance = MAX_PARSED_PER_BYTE * len(body) + PARSED_ALLOWANCE_PER_RECORD * min(records, MAX_BATCH_RECORDS)
     if bound > allowance:
         raise PeerUnavailable(
             f"{what}: not JSON this node reads ({shape.values:,} values and {shape.containers:,} arrays/objects "

@@ -18,7 +18,7 @@ import pytest
 
 from ledger import peers
 from ledger.core import Ledger
-from ledger.ingest import density_problem
+from ledger.ingest import Rejected, density_problem
 from ledger.json_shape import json_shape
 from ledger.payload import Disclosure
 from ledger.peers import ArchivePeer, HttpPeer, PeerUnavailable
@@ -127,15 +127,17 @@ def test_a_record_ingest_accepts_is_never_too_dense_for_a_mirror_to_read(ledger_
     past the 64 KiB a record is allowed). Recorded directly at the contract (a direct
     record is fetched as a one-record document) or in a batch with little else, every
     mirroring node refuses it unparsed, forever: one signer stalls every node's
-    completeness, which change 2 says cannot happen."""
+    completeness. Ingest now measures the values as they are served, and refuses it."""
     ledger = ledger_env
-    notes = [[1e20] * 200 for _ in range(40)]
-    fields = {"lot": "LOT-42", "quantity": 1000, "unit": "pcs", "goodsClass": "847130", "notes": notes}
-    submission = production(ledger, fields=fields)
-    disclosure = Disclosure.from_json(submission["payload"])
-    assert density_problem(disclosure) is None
-    accepted = ledger.ingest(submission)
-    uid = accepted.uid  # type: ignore[attr-defined]
+    base = {"lot": "LOT-42", "quantity": 1000, "unit": "pcs", "goodsClass": "847130"}
+    floats = production(ledger, fields={**base, "notes": [[1e20] * 200 for _ in range(40)]})
+    assert density_problem(Disclosure.from_json(floats["payload"]), frozenset()) is not None
+    with pytest.raises(Rejected, match="too dense"):
+        ledger.ingest(floats)
+    # The densest ordinary lists ingest accepts: readable by every mirror.
+    classes = [[f"{840000 + 200 * i + j}" for j in range(200)] for i in range(10)]
+    accepted = ledger.ingest(production(ledger, fields={**base, "notes": classes}))
+    uid = accepted.uid
     with ledger.sessions() as session:
         [(_uid, record)] = list(stored_records(session, AttestationRow.uid == uid))
     # What a node serves for it as a direct record (encode_direct's document).
@@ -154,7 +156,8 @@ def test_confidential_values_do_not_pay_for_the_density_of_the_public_ones(ledge
     of 200 empty arrays: 60 KB, 2.6 MB to parse) and two confidential lists of 200
     1,000-character strings (400 KB, sparse): accepted. Mirrors are served only the
     public part, 80 KB that would take 2.6 MB to parse against an allowance of about
-    0.7 MB, and refuse it unparsed: the one record stalls every node's completeness."""
+    0.7 MB, and refuse it unparsed: the one record stalls every node's completeness.
+    Ingest now measures only the public values, and refuses it."""
     ledger = ledger_env
     padding = ["x" * 1_000] * 200
     fields = {
@@ -166,16 +169,15 @@ def test_confidential_values_do_not_pay_for_the_density_of_the_public_ones(ledge
         "pad1": padding,
         "pad2": padding,
     }
-    submission = production(ledger, fields=fields, confidential=["pad1", "pad2"])
-    uid = ledger.ingest(submission).uid  # type: ignore[attr-defined]
+    with pytest.raises(Rejected, match="too dense"):  # measured on what is served: the public part
+        ledger.ingest(production(ledger, fields=fields, confidential=["pad1", "pad2"]))
+    # The confidential lists alone are accepted, and what mirrors are served holds none of them.
+    del fields["notes"]
+    uid = ledger.ingest(production(ledger, fields=fields, confidential=["pad1", "pad2"])).uid
     with ledger.sessions() as session:
         [(_uid, record)] = list(stored_records(session, AttestationRow.uid == uid))
-    assert "x" * 1_000 not in record  # what mirrors are served holds no confidential value
-    document = _document({"direct": uid}, ledger.domain, record)
-    try:
-        peers._parsed(document, f"direct record {uid}", 1)
-    except PeerUnavailable as exc:
-        pytest.fail(f"a record this node accepted is unreadable to every mirror: {exc}")
+    assert "x" * 1_000 not in record
+    peers._parsed(_document({"direct": uid}, ledger.domain, record), f"direct record {uid}", 1)
 
 
 def test_the_chains_count_cannot_lift_the_density_bound(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ledger import licence_output
+from ledger.completeness import members_rebuilding
 from ledger.core import Ledger
 
 from .scenario import Story
@@ -37,13 +37,13 @@ def test_revocations_anchored_in_one_batch_do_not_each_rebuild_it_at_every_block
         story.revoke(claim, "maker")
     anchor_in_batches(ledger)
     calls: list[int] = []
-    rebuilding = licence_output.members_rebuilding
+    rebuilding = members_rebuilding
 
     def counted(session: Any, batch_id: int, root: str) -> Any:
         calls.append(batch_id)
         return rebuilding(session, batch_id, root)
 
-    monkeypatch.setattr(licence_output, "members_rebuilding", counted)
+    monkeypatch.setattr("ledger.licence_output.members_rebuilding", counted)
     ledger.deployment.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     ledger.verify_shipment(shipment)
     assert calls, "the stored revocations were proven through their batch"

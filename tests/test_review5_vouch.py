@@ -66,7 +66,7 @@ def test_a_batch_the_mirror_did_not_store_is_not_vouched_for(
     now = time.time()
     with b.engine.begin() as conn:
         b_batch = conn.execute(
-            insert(BatchRow.__table__).values(
+            insert(BatchRow).values(
                 chain_index=0,
                 root="0x" + "11" * 32,
                 previous_root="0x" + "00" * 32,
@@ -77,13 +77,13 @@ def test_a_batch_the_mirror_did_not_store_is_not_vouched_for(
                 sealed_at=now,
                 anchored_at=now,
             )
-        ).inserted_primary_key[0]
-        conn.execute(insert(table), [{**r, "batch_id": b_batch} for r in [*kept, forged]])
+        ).inserted_primary_key[0]  # type: ignore[index]
+        conn.execute(insert(AttestationRow), [{**r, "batch_id": b_batch} for r in [*kept, forged]])
         if refs:
-            conn.execute(insert(AttestationRefRow.__table__), refs)
+            conn.execute(insert(AttestationRefRow), refs)
     mirror(b, [ArchivePeer(archive)])
     with b.engine.begin() as conn:
-        conn.execute(update(BatchRow.__table__).where(BatchRow.chain_index == 0).values(root=root))
+        conn.execute(update(BatchRow).where(BatchRow.chain_index == 0).values(root=root))
     now_snapshot = b.chain_view.snapshot(max_age=0)
     fresh = CompletenessMonitor(b.sessions, b.settings.confirmations).refresh(now_snapshot)
     assert 0 in fresh.gaps, fresh.to_json()  # batch 0's members do not rebuild its root
