@@ -47,7 +47,7 @@ from .reference_index import ReferenceIndexCheck
 from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker, web3_erc1271_caller
-from .store.db import make_engine, migrate, session_factory
+from .store.db import make_engine, migrate, session_factory, without_transaction
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, BatchTreeRow
 from .store.rows import attestation_from_row, batch_member_uids
 from .verify.checks.anchoring import KEPT_TREES, check_kept_tree
@@ -72,6 +72,8 @@ class Ledger:
         self.settings = settings
         self.engine = engine
         self.sessions: sessionmaker[Session] = session_factory(engine)
+        # Verification's reads (newest row, evidence, licence catch-up) need no transaction.
+        self._reads = without_transaction(engine)
         self.deployment = deployment
         self.domain = Domain(deployment.manifest.chain_id, deployment.manifest.ledger)
         # The chain's facts (registry history included) mirrored in memory from its logs:
@@ -271,12 +273,14 @@ class Ledger:
         self._last_asked = time.monotonic()
         policy = policy or self.policy
         uid = shipment_uid.lower()
-        # The newest row id, and for a verdict not given before, the evidence and the
-        # exporter's history: one connection and one read transaction (the row id a verdict
-        # is kept under is that of the store its evidence was read from), released before
-        # the checks run.
+        # The newest row id, and for a verdict not given before, the evidence, the
+        # exporter's history and the licence view's catch-up: one connection, released
+        # before the checks run. The newest row id is read first, so a row stored while
+        # the evidence is read makes the verdict's key stale (it is verified again), never
+        # the other way round. No transaction: each statement reads committed rows as of
+        # its own start, as it did inside one (READ COMMITTED; SQLite's driver opened none).
         cached = self._verdicts.get((uid, policy))
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             newest = conn.scalar(_NEWEST_ROW) or 0
             reusable = cached is not None and cached[1] == newest and time.time() < cached[3]
             case = None if reusable else self._read_case(uid, conn)
@@ -290,7 +294,7 @@ class Ledger:
                 head = -1
             if head >= 0 and head == cached[0]:
                 return cached[2]
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 newest = conn.scalar(_NEWEST_ROW) or 0
                 case = self._read_case(uid, conn)
         if isinstance(case, VerificationResult):

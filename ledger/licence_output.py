@@ -19,6 +19,7 @@ direction for a cap. Rows the store never had are the completeness check's busin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from .kinds import Kind
 from .payload import Disclosure
 from .sealing import Sealer
 from .signatures import SignatureChecker
+from .store.db import without_transaction
 from .store.models import AttestationRefRow, AttestationRow
 from .store.rows import attestation_from_row, refs_by_uid
 
@@ -96,9 +98,9 @@ class LicenceOutputs:
         self, sessions: sessionmaker[Session], domain: Domain, checker: SignatureChecker, sealer: Sealer
     ) -> None:
         self._sessions = sessions
-        # The catch-up, once per verification, reads through a plain connection: a session
-        # around it cost as much as the read itself.
-        self._engine: Engine = sessions.kw["bind"]
+        # A catch-up without the caller's connection reads through a plain one, outside a
+        # transaction: a session around it cost as much as the read itself.
+        self._engine: Engine = without_transaction(sessions.kw["bind"])
         self._domain = domain
         self._checker = checker
         self._sealer = sealer
@@ -112,16 +114,19 @@ class LicenceOutputs:
         self._outputs: dict[str, tuple[tuple[object, ...], Output]] = {}
         self._stale: str | None = None  # why the last catch-up failed
 
-    def catch_up(self) -> None:
+    def catch_up(self, conn: Connection | None = None) -> None:
         """Read what was stored since the last call: productions and licences (added to the
         licences kept, whatever licence they are under) and revocations — one index range
         over the newest rows, whatever the ledger's size. The first call reads every stored
-        revocation once. The engine calls this once per verification; `children`,
-        `output` and `revoked` then answer as of that call (and read a licence's
-        children the first time it is asked for)."""
+        revocation once. Verification calls this once per verdict, through the connection
+        that read its evidence when there is one (`conn`), else through a connection of its
+        own; `children`, `output` and `revoked` then answer as of that call (and read a
+        licence's children the first time it is asked for)."""
         with self._lock:
             try:
-                with self._engine.connect() as conn:
+                with contextlib.ExitStack() as stack:
+                    if conn is None:
+                        conn = stack.enter_context(self._engine.connect())
                     if self._cursor is None:
                         newest = int(conn.scalar(select(func.max(AttestationRow.id))) or 0)
                         self._read(conn, [int(Kind.REVOCATION)], below=newest)

@@ -21,11 +21,11 @@ from ledger.chain.manifest import Manifest
 from ledger.chain.view import ChainView
 from ledger.eip712 import Domain
 from ledger.fields import exact_quantity
-from ledger.ports import Node, StoreReader
+from ledger.ports import Node
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
 
-from .engine import verify_evidence
+from .engine import catch_up, verify_evidence
 from .evidence import Evidence, EvidenceError, Record, completed_from_store, evidence_from_bundle, evidence_from_store
 from .model import CheckResult, CheckStatus, Finding, Verdict, VerificationResult
 from .parties import parties_json, parties_of
@@ -73,11 +73,15 @@ def verify_in_store(
     return verify_case(ledger, evidence, history, policy, chain)
 
 
-def read_case(ledger: StoreReader, shipment_uid: str, conn: Connection) -> tuple[Evidence, ShipmentHistory]:
-    """The shipment's evidence and its exporter's history, read through `conn` (one read
-    transaction). Raises StoreCorrupted / EvidenceError as `evidence_from_store` does."""
+def read_case(ledger: Node, shipment_uid: str, conn: Connection) -> tuple[Evidence, ShipmentHistory]:
+    """The shipment's evidence and its exporter's history, read through `conn`, and the
+    node's licence view caught up through it too (one connection for the whole read, not
+    a second one for the catch-up). Raises StoreCorrupted / EvidenceError as
+    `evidence_from_store` does."""
     evidence = evidence_from_store(ledger, shipment_uid, conn)
-    return evidence, shipment_history(evidence.records[evidence.shipment], conn)
+    history = shipment_history(evidence.records[evidence.shipment], conn)
+    catch_up(ledger.licence_outputs, conn)
+    return evidence, history
 
 
 def verify_case(
@@ -87,7 +91,8 @@ def verify_case(
     policy: VerificationPolicy,
     chain: ChainView | None = None,
 ) -> VerificationResult:
-    """The verdict on evidence read from `ledger`'s store (`read_case`)."""
+    """The verdict on evidence read from `ledger`'s store (`read_case`, which caught the
+    licence view up)."""
     chain = chain or ledger.chain_view
     result = verify_evidence(
         evidence,
@@ -98,6 +103,7 @@ def verify_case(
         history=history,
         completeness=ledger.completeness.watermark,
         licence_outputs=ledger.licence_outputs,
+        caught_up=True,
     )
     return with_parties(result, evidence, chain)
 
