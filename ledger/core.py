@@ -51,6 +51,7 @@ from .store.db import make_engine, migrate, session_factory, without_transaction
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, BatchTreeRow
 from .store.rows import attestation_from_row, batch_member_uids
 from .verify.checks.anchoring import KEPT_TREES, check_kept_tree
+from .verify.engine import catch_up
 from .verify.evidence import Evidence, StoreCorrupted
 from .verify.model import CheckStatus, VerificationResult
 from .verify.policy import VerificationPolicy
@@ -59,10 +60,6 @@ from .verify.service import export_bundle, read_case, unverifiable, verify_bundl
 from .watchlist_index import WatchlistIndexCheck
 
 log = logging.getLogger(__name__)
-
-# Built once: the newest row id, read before every verification (a statement built per
-# call costs more than the read).
-_NEWEST_ROW = select(func.max(AttestationRow.id))
 
 
 class Ledger:
@@ -273,16 +270,17 @@ class Ledger:
         self._last_asked = time.monotonic()
         policy = policy or self.policy
         uid = shipment_uid.lower()
-        # The newest row id, and for a verdict not given before, the evidence, the
-        # exporter's history and the licence view's catch-up: one connection, released
-        # before the checks run. The newest row id is read first, so a row stored while
-        # the evidence is read makes the verdict's key stale (it is verified again), never
-        # the other way round. No transaction: each statement reads committed rows as of
-        # its own start, as it did inside one (READ COMMITTED; SQLite's driver opened none).
+        # The licence view's catch-up, which reads the newest row id with what was stored
+        # since the last one (one statement), and for a verdict not given before, the
+        # evidence and the exporter's history: one connection, released before the checks
+        # run. The newest row id is read first, so a row stored while the evidence is read
+        # makes the verdict's key stale (it is verified again), never the other way round.
+        # No transaction: each statement reads committed rows as of its own start, as it
+        # did inside one (READ COMMITTED; SQLite's driver opened none for a SELECT).
         cached = self._verdicts.get((uid, policy))
         with self._reads.connect() as conn:
-            newest = conn.scalar(_NEWEST_ROW) or 0
-            reusable = cached is not None and cached[1] == newest and time.time() < cached[3]
+            newest = catch_up(self.licence_outputs, conn)  # -1: failed (and nothing is reused or kept)
+            reusable = cached is not None and newest >= 0 and cached[1] == newest and time.time() < cached[3]
             case = None if reusable else self._read_case(uid, conn)
         if cached is not None and reusable:
             # Only a verdict already given is checked against the exact head (one read of
@@ -295,13 +293,13 @@ class Ledger:
             if head >= 0 and head == cached[0]:
                 return cached[2]
             with self._reads.connect() as conn:
-                newest = conn.scalar(_NEWEST_ROW) or 0
+                newest = catch_up(self.licence_outputs, conn)
                 case = self._read_case(uid, conn)
         if isinstance(case, VerificationResult):
             return case  # the store's record of the shipment itself cannot be read back
         assert case is not None
         result = verify_case(self, *case, policy, self.chain_view)
-        if result.chain_head >= 0 and not any(c.status is CheckStatus.ERROR for c in result.checks):
+        if newest >= 0 and result.chain_head >= 0 and not any(c.status is CheckStatus.ERROR for c in result.checks):
             if len(self._verdicts) > 1024:
                 self._verdicts.clear()
             self._verdicts[(uid, policy)] = (result.chain_head, newest, result, result.valid_until)

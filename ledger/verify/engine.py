@@ -8,7 +8,6 @@ UNVERIFIABLE. An empty evidence set gives UNVERIFIABLE, never VERIFIED.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -50,8 +49,8 @@ def verify_evidence(
     be read, every check that needs the chain is an ERROR (so the verdict cannot be
     VERIFIED). `completeness` measures the node's copy of the ledger against that snapshot;
     without it the completeness check is SKIPPED. `caught_up`: the caller has already
-    caught `licence_outputs` up for this verification (`service.read_case`, through the
-    connection that read the evidence), so it is not read again here."""
+    caught `licence_outputs` up for this verification (`catch_up`, through the connection
+    that read the evidence), so it is not read again here."""
     snapshot: ChainSnapshot | None = None
     chain_error = ""
     if chain is not None:
@@ -118,13 +117,16 @@ def verify_evidence(
     )
 
 
-def catch_up(licence_outputs: LicenceOutputs, conn: Connection | None = None) -> None:
+def catch_up(licence_outputs: LicenceOutputs, conn: Connection | None = None) -> int:
     """What was stored since the last verification (productions, licences, revocations):
     one read, through `conn` when given, and this verification's licence checks answer as
-    of it. If it fails, the licence view refuses to answer until a catch-up succeeds, so
-    the licensing check is an ERROR (never an answer from a stale view)."""
-    with contextlib.suppress(Exception):
-        licence_outputs.catch_up(conn)
+    of it; returns the store's newest row id as of that read, or -1 when it failed. If it
+    fails, the licence view refuses to answer until a catch-up succeeds, so the licensing
+    check is an ERROR (never an answer from a stale view)."""
+    try:
+        return licence_outputs.catch_up(conn)
+    except Exception:  # noqa: BLE001 - reported by the licensing check (the view refuses to answer)
+        return -1
 
 
 def _claims_beyond(snapshot: ChainSnapshot, evidence: Evidence) -> bool:

@@ -21,7 +21,7 @@ from ledger.chain.manifest import Manifest
 from ledger.chain.view import ChainView
 from ledger.eip712 import Domain
 from ledger.fields import exact_quantity
-from ledger.ports import Node
+from ledger.ports import Node, StoreReader
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
 
@@ -70,18 +70,17 @@ def verify_in_store(
     # each), released before the checks run (they read the licence views through their own).
     with ledger.sessions() as session:
         evidence, history = read_case(ledger, shipment_uid, session.connection())
+        catch_up(ledger.licence_outputs, session.connection())  # last: a failure here spoils no read
     return verify_case(ledger, evidence, history, policy, chain)
 
 
-def read_case(ledger: Node, shipment_uid: str, conn: Connection) -> tuple[Evidence, ShipmentHistory]:
-    """The shipment's evidence and its exporter's history, read through `conn`, and the
-    node's licence view caught up through it too (one connection for the whole read, not
-    a second one for the catch-up). Raises StoreCorrupted / EvidenceError as
+def read_case(ledger: StoreReader, shipment_uid: str, conn: Connection) -> tuple[Evidence, ShipmentHistory]:
+    """The shipment's evidence and its exporter's history, read through `conn` (through
+    which the caller also catches the node's licence view up, `engine.catch_up`: one
+    connection for the whole read). Raises StoreCorrupted / EvidenceError as
     `evidence_from_store` does."""
     evidence = evidence_from_store(ledger, shipment_uid, conn)
-    history = shipment_history(evidence.records[evidence.shipment], conn)
-    catch_up(ledger.licence_outputs, conn)
-    return evidence, history
+    return evidence, shipment_history(evidence.records[evidence.shipment], conn)
 
 
 def verify_case(
@@ -91,8 +90,8 @@ def verify_case(
     policy: VerificationPolicy,
     chain: ChainView | None = None,
 ) -> VerificationResult:
-    """The verdict on evidence read from `ledger`'s store (`read_case`, which caught the
-    licence view up)."""
+    """The verdict on evidence read from `ledger`'s store (`read_case`), the licence view
+    caught up through the same connection (`engine.catch_up`)."""
     chain = chain or ledger.chain_view
     result = verify_evidence(
         evidence,
