@@ -49,10 +49,11 @@ RECORD_COLUMNS = (
 def one_of(column: ColumnElement[Any], name: str, postgresql: bool) -> ColumnElement[bool]:
     """`column` is one of the list bound as `name`: the one place where a statement's SQL
     differs between the dialects, and why. On PostgreSQL the list is one array parameter
-    (`= ANY`), so the statement's text is the same whatever the list's length and the
-    driver (psycopg) prepares it once per connection, instead of the server parsing a new
-    text for every length met. Elsewhere (SQLite) an expanding IN, one parameter per
-    element, which every SQLite version reads."""
+    (`= ANY`), so the statement's text is the same whatever the lists' lengths: psycopg
+    prepares a text once it has run it five times on a connection, and the server then
+    parses it once (it still plans each execution, with its values), instead of parsing
+    a new text for every combination of lengths. Elsewhere (SQLite) an expanding IN, one
+    parameter per element."""
     if postgresql:
         return column == any_(bindparam(name, type_=ARRAY(column.type)))
     return column.in_(bindparam(name, expanding=True))
