@@ -414,7 +414,9 @@ def test_a_reference_row_rewritten_to_smuggle_a_second_reference_is_not_read_as_
     ids = story.clean_export()
     story.anchor()
     with ledger_env.engine.begin() as conn:
-        ref = conn.execute(text("SELECT ref FROM attestation_refs WHERE uid = :u"), {"u": ids["to_exporter"]}).scalar()
+        ref = str(
+            conn.execute(text("SELECT ref FROM attestation_refs WHERE uid = :u"), {"u": ids["to_exporter"]}).scalar()
+        )
         # PostgreSQL holds a reference in 66 characters; SQLite holds anything.
         smuggled = f"{ref},0:{ref}" if conn.dialect.name == "sqlite" else f"{ref[:30]},0:{ref[:33]}"
         conn.execute(
