@@ -47,10 +47,11 @@ from .reference_index import ReferenceIndexCheck
 from .registry_view import RegistryView
 from .sealing import Sealer
 from .signatures import SignatureChecker, web3_erc1271_caller
-from .store.db import make_engine, migrate, session_factory
+from .store.db import make_engine, migrate, session_factory, without_transaction
 from .store.models import AttestationRefRow, AttestationRow, BatchRow, BatchTreeRow
 from .store.rows import attestation_from_row, batch_member_uids
 from .verify.checks.anchoring import KEPT_TREES, check_kept_tree
+from .verify.engine import catch_up
 from .verify.evidence import Evidence, StoreCorrupted
 from .verify.model import CheckStatus, VerificationResult
 from .verify.policy import VerificationPolicy
@@ -60,10 +61,6 @@ from .watchlist_index import WatchlistIndexCheck
 
 log = logging.getLogger(__name__)
 
-# Built once: the newest row id, read before every verification (a statement built per
-# call costs more than the read).
-_NEWEST_ROW = select(func.max(AttestationRow.id))
-
 
 class Ledger:
     """One deployment's ledger: store + chain. Thread-safe for concurrent ingest."""
@@ -72,6 +69,8 @@ class Ledger:
         self.settings = settings
         self.engine = engine
         self.sessions: sessionmaker[Session] = session_factory(engine)
+        # Verification's reads (newest row, evidence, licence catch-up) need no transaction.
+        self._reads = without_transaction(engine)
         self.deployment = deployment
         self.domain = Domain(deployment.manifest.chain_id, deployment.manifest.ledger)
         # The chain's facts (registry history included) mirrored in memory from its logs:
@@ -271,14 +270,17 @@ class Ledger:
         self._last_asked = time.monotonic()
         policy = policy or self.policy
         uid = shipment_uid.lower()
-        # The newest row id, and for a verdict not given before, the evidence and the
-        # exporter's history: one connection and one read transaction (the row id a verdict
-        # is kept under is that of the store its evidence was read from), released before
-        # the checks run.
+        # The licence view's catch-up, which reads the newest row id with what was stored
+        # since the last one (one statement), and for a verdict not given before, the
+        # evidence and the exporter's history: one connection, released before the checks
+        # run. The newest row id is read first, so a row stored while the evidence is read
+        # makes the verdict's key stale (it is verified again), never the other way round.
+        # No transaction: each statement reads committed rows as of its own start, as it
+        # did inside one (READ COMMITTED; SQLite's driver opened none for a SELECT).
         cached = self._verdicts.get((uid, policy))
-        with self.engine.connect() as conn:
-            newest = conn.scalar(_NEWEST_ROW) or 0
-            reusable = cached is not None and cached[1] == newest and time.time() < cached[3]
+        with self._reads.connect() as conn:
+            newest = catch_up(self.licence_outputs, conn)  # -1: failed (and nothing is reused or kept)
+            reusable = cached is not None and newest >= 0 and cached[1] == newest and time.time() < cached[3]
             case = None if reusable else self._read_case(uid, conn)
         if cached is not None and reusable:
             # Only a verdict already given is checked against the exact head (one read of
@@ -290,14 +292,14 @@ class Ledger:
                 head = -1
             if head >= 0 and head == cached[0]:
                 return cached[2]
-            with self.engine.connect() as conn:
-                newest = conn.scalar(_NEWEST_ROW) or 0
+            with self._reads.connect() as conn:
+                newest = catch_up(self.licence_outputs, conn)
                 case = self._read_case(uid, conn)
         if isinstance(case, VerificationResult):
             return case  # the store's record of the shipment itself cannot be read back
         assert case is not None
         result = verify_case(self, *case, policy, self.chain_view)
-        if result.chain_head >= 0 and not any(c.status is CheckStatus.ERROR for c in result.checks):
+        if newest >= 0 and result.chain_head >= 0 and not any(c.status is CheckStatus.ERROR for c in result.checks):
             if len(self._verdicts) > 1024:
                 self._verdicts.clear()
             self._verdicts[(uid, policy)] = (result.chain_head, newest, result, result.valid_until)

@@ -19,6 +19,7 @@ direction for a cap. Rows the store never had are the completeness check's busin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .chain.view import ChainSnapshot
@@ -38,13 +39,30 @@ from .kinds import Kind
 from .payload import Disclosure
 from .sealing import Sealer
 from .signatures import SignatureChecker
+from .store.db import without_transaction
 from .store.models import AttestationRefRow, AttestationRow, BatchRow
 from .store.rows import attestation_from_row, refs_by_uid
 
 _UNDER_A_LICENCE = [int(Kind.PRODUCTION), int(Kind.LICENCE)]
 _ROWS = select(AttestationRow.__table__).where(AttestationRow.kind.in_(bindparam("kinds", expanding=True)))
 # Built once (a statement made per call costs more to build than to run when it finds nothing).
-_NEWER = _ROWS.where(AttestationRow.id > bindparam("above")).order_by(AttestationRow.id)
+# The rows of `kinds` above the cursor, each with the store's newest row id (and that id
+# alone, its other columns NULL, when there are none): the newest row id and what was
+# stored up to it, in one statement (one snapshot on PostgreSQL) and one round trip.
+_NEWEST = select(func.max(AttestationRow.id).label("newest")).subquery("newest")
+_NEWER = (
+    select(_NEWEST.c.newest, *AttestationRow.__table__.c)
+    .select_from(
+        _NEWEST.outerjoin(
+            AttestationRow.__table__,
+            and_(
+                AttestationRow.kind.in_(bindparam("kinds", expanding=True)),
+                AttestationRow.id > bindparam("above"),
+            ),
+        )
+    )
+    .order_by(AttestationRow.id)
+)
 _CHILDREN = (
     select(AttestationRow.__table__)
     .join(AttestationRefRow.__table__, AttestationRefRow.uid == AttestationRow.uid)
@@ -106,9 +124,9 @@ class LicenceOutputs:
         self, sessions: sessionmaker[Session], domain: Domain, checker: SignatureChecker, sealer: Sealer
     ) -> None:
         self._sessions = sessions
-        # The catch-up, once per verification, reads through a plain connection: a session
-        # around it cost as much as the read itself.
-        self._engine: Engine = sessions.kw["bind"]
+        # A catch-up without the caller's connection reads through a plain one, outside a
+        # transaction: a session around it cost as much as the read itself.
+        self._engine: Engine = without_transaction(sessions.kw["bind"])
         self._domain = domain
         self._checker = checker
         self._sealer = sealer
@@ -130,35 +148,46 @@ class LicenceOutputs:
         self._members: dict[tuple[int, str], frozenset[str] | None] = {}
         self._stale: str | None = None  # why the last catch-up failed
 
-    def catch_up(self) -> None:
+    def catch_up(self, conn: Connection | None = None) -> int:
         """Read what was stored since the last call: productions and licences (added to the
         licences kept, whatever licence they are under) and revocations — one index range
-        over the newest rows, whatever the ledger's size. The first call reads every stored
-        revocation once. The engine calls this once per verification; `children`,
-        `output` and `revoked` then answer as of that call (and read a licence's
-        children the first time it is asked for)."""
+        over the newest rows, whatever the ledger's size — and return the store's newest
+        row id as of that read (the same statement). The first call reads every stored
+        revocation once. Verification calls this once per verdict, through the connection
+        that reads its evidence when there is one (`conn`), else through a connection of
+        its own; `children`, `output` and `revoked` then answer as of that call (and read
+        a licence's children the first time it is asked for)."""
         with self._lock:
             try:
-                with self._engine.connect() as conn:
+                with contextlib.ExitStack() as stack:
+                    if conn is None:
+                        conn = stack.enter_context(self._engine.connect())
                     if self._cursor is None:
                         newest = int(conn.scalar(select(func.max(AttestationRow.id))) or 0)
                         self._read(conn, [int(Kind.REVOCATION)], below=newest)
                         self._cursor = newest
-                    self._read(conn, [*_UNDER_A_LICENCE, int(Kind.REVOCATION)], above=self._cursor)
+                    newest = self._read(conn, [*_UNDER_A_LICENCE, int(Kind.REVOCATION)], above=self._cursor)
             except Exception as exc:
                 # Until a catch-up succeeds, every answer raises: never one from a stale view.
                 self._stale = f"the store could not be read: {type(exc).__name__}: {exc}"
                 raise
             self._stale = None
+            return newest
 
-    def _read(self, conn: Connection, kinds: list[int], *, above: int = 0, below: int | None = None) -> None:
+    def _read(self, conn: Connection, kinds: list[int], *, above: int = 0, below: int | None = None) -> int:
+        """Read and keep the rows of `kinds` with ids above `above` (up to `below`, when
+        given; else up to the newest, and advance the cursor); returns the newest row id
+        of the store (with `below`: `below`)."""
         # Core rows: the ORM's objects cost more than the read
         if below is None:
-            rows = conn.execute(_NEWER, {"kinds": kinds, "above": above}).all()
+            found = conn.execute(_NEWER, {"kinds": kinds, "above": above}).all()
+            newest = int(found[0].newest or 0) if found else 0
+            rows = [row for row in found if row.id is not None]
         else:
-            rows = conn.execute(_BETWEEN, {"kinds": kinds, "above": above, "below": below}).all()
+            rows = list(conn.execute(_BETWEEN, {"kinds": kinds, "above": above, "below": below}))
+            newest = below
         if not rows:
-            return
+            return newest
         refs = refs_by_uid(conn, [r.uid for r in rows])
         for row in rows:
             if below is None:
@@ -170,6 +199,7 @@ class LicenceOutputs:
             for target in dict.fromkeys(mine):
                 if target in self._seen:
                     self._add(self._seen[target], row, mine)
+        return newest
 
     def children(self, licence_uid: str) -> LicenceChildren:
         """The productions and sub-licences referencing `licence_uid`, as of the last

@@ -406,6 +406,26 @@ def test_a_database_administrator_deleting_a_hand_over_gets_a_reasoned_verdict_n
     assert result.verdict is Verdict.UNVERIFIABLE and Reason.STORE_CORRUPTED in result.codes, result.to_json()
 
 
+def test_a_reference_row_rewritten_to_smuggle_a_second_reference_is_not_read_as_two(ledger_env: Ledger) -> None:
+    """A record's references reach verification in one column ("position:uid" pairs
+    joined by commas): a reference row rewritten to hold a separator reads back as a
+    record that is not the one signed (or as a reference no row holds), never VERIFIED."""
+    story = Story(ledger_env)
+    ids = story.clean_export()
+    story.anchor()
+    with ledger_env.engine.begin() as conn:
+        ref = str(
+            conn.execute(text("SELECT ref FROM attestation_refs WHERE uid = :u"), {"u": ids["to_exporter"]}).scalar()
+        )
+        # PostgreSQL holds a reference in 66 characters; SQLite holds anything.
+        smuggled = f"{ref},0:{ref}" if conn.dialect.name == "sqlite" else f"{ref[:30]},0:{ref[:33]}"
+        conn.execute(
+            text("UPDATE attestation_refs SET ref = :r WHERE uid = :u"), {"r": smuggled, "u": ids["to_exporter"]}
+        )
+    result = verify_in_store(ledger_env, ids["shipment"], ledger_env.policy)
+    assert result.verdict is Verdict.UNVERIFIABLE, result.to_json()
+
+
 # --------------------------------------------------- inputs cannot slip past
 
 

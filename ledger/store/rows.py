@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from ledger.eip712 import Attestation
@@ -41,6 +44,19 @@ RECORD_COLUMNS = (
     "disclosed",
     "sealed",
 )
+
+
+def one_of(column: ColumnElement[Any], name: str, postgresql: bool) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `name`: the one place where a statement's SQL
+    differs between the dialects, and why. On PostgreSQL the list is one array parameter
+    (`= ANY`), so the statement's text is the same whatever the lists' lengths: psycopg
+    prepares a text once it has run it five times on a connection, and the server then
+    parses it once (it still plans each execution, with its values), instead of parsing
+    a new text for every combination of lengths. Elsewhere (SQLite) an expanding IN, one
+    parameter per element."""
+    if postgresql:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:

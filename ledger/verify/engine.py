@@ -8,10 +8,11 @@ UNVERIFIABLE. An empty evidence set gives UNVERIFIABLE, never VERIFIED.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
+
+from sqlalchemy import Connection
 
 from ledger.chain.view import ChainSnapshot, ChainView
 from ledger.completeness import Watermark
@@ -40,13 +41,16 @@ def verify_evidence(
     now: int | None = None,
     completeness: Callable[[ChainSnapshot], Watermark] | None = None,
     licence_outputs: LicenceOutputs | None = None,
+    caught_up: bool = False,
 ) -> VerificationResult:
     """Run every check over `evidence` and return the verdict, findings and risk score.
 
     Every on-chain fact comes from one snapshot of `chain`, read once here; if it cannot
     be read, every check that needs the chain is an ERROR (so the verdict cannot be
     VERIFIED). `completeness` measures the node's copy of the ledger against that snapshot;
-    without it the completeness check is SKIPPED."""
+    without it the completeness check is SKIPPED. `caught_up`: the caller has already
+    caught `licence_outputs` up for this verification (`catch_up`, through the connection
+    that read the evidence), so it is not read again here."""
     snapshot: ChainSnapshot | None = None
     chain_error = ""
     if chain is not None:
@@ -66,13 +70,8 @@ def verify_evidence(
                 watermark = completeness(snapshot)
             except Exception as exc:  # noqa: BLE001 - a store that cannot be measured is not complete
                 completeness_error = f"the node's copy could not be measured: {_trouble_or_bug(exc)}"
-    if licence_outputs is not None:
-        # What was stored since the last verification (productions, licences, revocations):
-        # one read, and this verification's licence checks answer as of it.
-        # If it fails, the licence view refuses to answer until a catch-up succeeds, so
-        # the licensing check is an ERROR (never an answer from a stale view).
-        with contextlib.suppress(Exception):
-            licence_outputs.catch_up()
+    if licence_outputs is not None and not caught_up:
+        catch_up(licence_outputs)
     ctx = Context(
         evidence,
         domain,
@@ -116,6 +115,18 @@ def verify_evidence(
         snapshot.head if snapshot is not None else -1,
         watermark.to_json() if watermark is not None else None,
     )
+
+
+def catch_up(licence_outputs: LicenceOutputs, conn: Connection | None = None) -> int:
+    """What was stored since the last verification (productions, licences, revocations):
+    one read, through `conn` when given, and this verification's licence checks answer as
+    of it; returns the store's newest row id as of that read, or -1 when it failed. If it
+    fails, the licence view refuses to answer until a catch-up succeeds, so the licensing
+    check is an ERROR (never an answer from a stale view)."""
+    try:
+        return licence_outputs.catch_up(conn)
+    except Exception:  # noqa: BLE001 - reported by the licensing check (the view refuses to answer)
+        return -1
 
 
 def _claims_beyond(snapshot: ChainSnapshot, evidence: Evidence) -> bool:

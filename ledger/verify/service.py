@@ -25,7 +25,7 @@ from ledger.ports import Node, StoreReader
 from ledger.reasons import Reason
 from ledger.signatures import SignatureChecker, web3_erc1271_caller
 
-from .engine import verify_evidence
+from .engine import catch_up, verify_evidence
 from .evidence import Evidence, EvidenceError, Record, completed_from_store, evidence_from_bundle, evidence_from_store
 from .model import CheckResult, CheckStatus, Finding, Verdict, VerificationResult
 from .parties import parties_json, parties_of
@@ -70,12 +70,15 @@ def verify_in_store(
     # each), released before the checks run (they read the licence views through their own).
     with ledger.sessions() as session:
         evidence, history = read_case(ledger, shipment_uid, session.connection())
+        catch_up(ledger.licence_outputs, session.connection())  # last: a failure here spoils no read
     return verify_case(ledger, evidence, history, policy, chain)
 
 
 def read_case(ledger: StoreReader, shipment_uid: str, conn: Connection) -> tuple[Evidence, ShipmentHistory]:
-    """The shipment's evidence and its exporter's history, read through `conn` (one read
-    transaction). Raises StoreCorrupted / EvidenceError as `evidence_from_store` does."""
+    """The shipment's evidence and its exporter's history, read through `conn` (through
+    which the caller also catches the node's licence view up, `engine.catch_up`: one
+    connection for the whole read). Raises StoreCorrupted / EvidenceError as
+    `evidence_from_store` does."""
     evidence = evidence_from_store(ledger, shipment_uid, conn)
     return evidence, shipment_history(evidence.records[evidence.shipment], conn)
 
@@ -87,7 +90,8 @@ def verify_case(
     policy: VerificationPolicy,
     chain: ChainView | None = None,
 ) -> VerificationResult:
-    """The verdict on evidence read from `ledger`'s store (`read_case`)."""
+    """The verdict on evidence read from `ledger`'s store (`read_case`), the licence view
+    caught up through the same connection (`engine.catch_up`)."""
     chain = chain or ledger.chain_view
     result = verify_evidence(
         evidence,
@@ -98,6 +102,7 @@ def verify_case(
         history=history,
         completeness=ledger.completeness.watermark,
         licence_outputs=ledger.licence_outputs,
+        caught_up=True,
     )
     return with_parties(result, evidence, chain)
 
