@@ -28,10 +28,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -89,13 +91,36 @@ def served_api(
         **(extra or {}),
     }
     command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    server = subprocess.Popen(command, cwd=REPO, env=env)
+    # The server's log passes through (to this process's stderr) and is read for each
+    # worker's "warm-up: done" (or "warm-up failed") line.
+    server = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
+    warmed = threading.Semaphore(0)
+
+    def relay(stream: IO[str]) -> None:
+        for line in stream:
+            sys.stderr.write(line)
+            if "warm-up: done" in line or "warm-up failed" in line:
+                warmed.release()
+
+    threading.Thread(target=relay, args=(server.stderr,), daemon=True).start()
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{base}/readyz", timeout=ready_timeout)
         # Each worker process warms up on its own (`api.app.WarmUp`) and any of them may
-        # answer: ready once 20 answers in a row are (a worker still warming answers 503).
-        deadline, in_a_row = time.monotonic() + ready_timeout, 0
+        # answer /readyz: ready once every worker has logged the end of its warm-up, and
+        # then 20 answers in a row are 200. (The 20 answers alone were not enough: while
+        # one worker's warm-up held its interpreter, the other accepted every connection,
+        # and the measured phase began with a worker still warming; seen on the shared
+        # machine.)
+        deadline = time.monotonic() + ready_timeout
+        done = 0
+        while done < workers:
+            if server.poll() is not None:
+                raise SystemExit(f"the API stopped (exit status {server.returncode}) before it was ready")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not every worker warmed up within {ready_timeout:.0f} s")
+            done += warmed.acquire(timeout=0.5)
+        wait_for_http(f"{base}/readyz", timeout=max(1.0, deadline - time.monotonic()))
+        in_a_row = 0
         while in_a_row < 20:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{base}/readyz: not every worker ready within {ready_timeout:.0f} s")
