@@ -36,6 +36,15 @@ from .test_api import Server
 from .test_federation import node_a, node_b, peer, second_database_url  # noqa: F401 - fixtures
 
 
+def archived_clean_export(a: Ledger, tmp_path: Path) -> Path:
+    """A clean export told at node `a`, anchored and written to an archive file: its path."""
+    Story(a).clean_export()
+    Story(a).anchor()
+    archive = tmp_path / "ledger.archive"
+    write_archive(a, archive)
+    return archive
+
+
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [cast("dict[str, Any]", json.loads(line)) for line in path.read_bytes().splitlines()]
 
@@ -76,10 +85,7 @@ def test_an_archive_line_edited_to_forge_a_record_is_refused_and_another_peer_fi
 ) -> None:
     a, a_server = node_a
     b, _ = node_b
-    Story(a).clean_export()
-    Story(a).anchor()
-    archive = tmp_path / "ledger.archive"
-    write_archive(a, archive)
+    archive = archived_clean_export(a, tmp_path)
     documents = _lines(archive)
     forged = 0
     for document in documents:
@@ -230,10 +236,7 @@ def test_a_document_larger_than_the_cap_is_refused_unread(
     is lowered here so that a real batch exceeds it)."""
     a, a_server = node_a
     b, _ = node_b
-    Story(a).clean_export()
-    Story(a).anchor()
-    archive = tmp_path / "ledger.archive"
-    write_archive(a, archive)
+    archive = archived_clean_export(a, tmp_path)
     monkeypatch.setattr(peers, "MAX_DOCUMENT_BYTES", 512)
     report = mirror(b, [peer(a_server), ArchivePeer(archive)])
     assert report.records_stored == 0 and report.gaps
@@ -255,10 +258,7 @@ def test_batches_a_mirror_checked_are_not_rebuilt_again_yet_a_row_deleted_later_
     database administrator deletes afterwards still lowers the watermark."""
     a, _ = node_a
     b, _ = node_b
-    Story(a).clean_export()
-    Story(a).anchor()
-    archive = tmp_path / "ledger.archive"
-    write_archive(a, archive)
+    archive = archived_clean_export(a, tmp_path)
     assert mirror(b, [ArchivePeer(archive)]).complete
     rebuilt: list[int] = []
     rebuilds = CompletenessMonitor._rebuilds

@@ -13,11 +13,11 @@ from ledger.completeness import CompletenessMonitor
 from ledger.core import Ledger
 from ledger.kinds import Kind
 from ledger.mirror import mirror
-from ledger.peers import ArchivePeer, write_archive
+from ledger.peers import ArchivePeer
 from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow
 
-from .scenario import Story
 from .test_api import Server
+from .test_archive import archived_clean_export
 from .test_federation import node_a, node_b, second_database_url  # noqa: F401 - fixtures
 
 
@@ -39,10 +39,7 @@ def test_a_batch_the_mirror_did_not_store_is_not_vouched_for(
     and the withheld record's flag is lost while verdicts say the node is complete."""
     a, _ = node_a
     b, _ = node_b
-    Story(a).clean_export()
-    Story(a).anchor()
-    archive = tmp_path / "ledger.archive"
-    write_archive(a, archive)
+    archive = archived_clean_export(a, tmp_path)
     snapshot = b.chain_view.snapshot(max_age=0)
     root, block = snapshot.batch(0)  # type: ignore[misc]
     count = snapshot.batch_count(0)
