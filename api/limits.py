@@ -15,7 +15,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from ledger.json_shape import encoding_problem, json_shape
+from ledger.json_shape import JsonShape, encoding_problem, json_shape
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,6 +33,14 @@ MAX_JSON_VALUES = 150_000
 # Bodies up to this size are checked inline; larger ones in a worker thread, in chunks, so
 # the event loop keeps serving other requests (health checks included) meanwhile.
 INLINE_CHECK_BYTES = 64 * 1024
+
+
+def _measured(body: bytes) -> tuple[str | None, JsonShape]:
+    """Why `body` is not UTF-8 JSON (or None), and its shape up to the limits."""
+    encoding = encoding_problem(body)
+    if encoding is not None:
+        return encoding, JsonShape(0, 0, 0)
+    return None, json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
 
 
 class BodySizeLimit:
@@ -73,14 +81,13 @@ class BodySizeLimit:
         content_type = dict(scope.get("headers") or []).get(b"content-type")
         # FastAPI parses a body as JSON when its type says so or when it has no type.
         if body and (content_type is None or b"json" in content_type or body.lstrip()[:1] in (b"[", b"{")):
-            encoding = encoding_problem(body)
+            if len(body) <= INLINE_CHECK_BYTES:
+                encoding, shape = _measured(body)
+            else:  # decoding and measuring 8 MiB takes milliseconds: not on the event loop
+                encoding, shape = await anyio.to_thread.run_sync(_measured, body)
             if encoding is not None:
                 await self._refuse(send, 400, "Bad request", encoding, reason="MALFORMED")
                 return
-            if len(body) <= INLINE_CHECK_BYTES:
-                shape = json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
-            else:
-                shape = await anyio.to_thread.run_sync(json_shape, body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
             depth, values = shape.depth, shape.values
             if depth > MAX_JSON_DEPTH:
                 await self._refuse(

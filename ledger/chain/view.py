@@ -51,9 +51,6 @@ class ChainFacts:
     names: dict[str, str] = field(default_factory=dict)  # participant id -> published name (keccak checked)
 
 
-_NO_ONE: frozenset[str] = frozenset()
-
-
 def append_checkpoint(history: list[Checkpoint], checkpoint: Checkpoint) -> None:
     """Add a registry checkpoint in event order. A checkpoint for an earlier or equal time
     than the last ones rewrites the history from that time on (the registry may rewrite
@@ -116,20 +113,13 @@ class ChainSnapshot:
         found = {**self.confirmed.direct, **self.tail.direct}
         return {uid: fact for uid, fact in found.items() if self.confirmations(fact[1]) >= confirmations}
 
-    def revokers(self, uid: str) -> frozenset[str]:
-        """Attesters who revoked `uid` on chain (lowercase addresses)."""
-        confirmed, tail = self.confirmed.revocations.get(uid), self.tail.revocations.get(uid)
-        if not confirmed and not tail:
-            return _NO_ONE  # most records: no set made per question (a verdict asks ~25 times)
-        return frozenset(confirmed or ()) | frozenset(tail or ())
-
     def revocation_block(self, uid: str, attester: str) -> int | None:
         """The block of `attester`'s first on-chain revocation of `uid`, or None."""
         found = self.confirmed.revocations.get(uid, {}).get(attester)
         return found if found is not None else self.tail.revocations.get(uid, {}).get(attester)
 
     def revoked_uids(self) -> set[str]:
-        """Every UID revoked on chain by anyone (`revokers` says by whom)."""
+        """Every UID revoked on chain by anyone (`revocation_block` says by whom, when)."""
         return self.confirmed.revocations.keys() | self.tail.revocations.keys()
 
     def registry_history(self, account: str) -> list[Checkpoint]:
