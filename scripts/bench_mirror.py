@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchenv import (
     CAST,
     TreeRss,
+    code_commit,
     kept_chain,
     realistic_store,
     replace_readme_block,
@@ -62,12 +63,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "ledger", "api"], cwd=REPO, capture_output=True, text=True)
-    return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -279,7 +274,7 @@ def main() -> int:
     shape = peer_shape(kept / "peer.db")
     result = {
         "what": "catch-up of a new node from one untrusted peer (provenance mirror): over HTTP, from an archive file",
-        "commit": commit(),
+        "commit": code_commit(REPO),
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "store_records": args.n,
         "jobs": os.cpu_count(),

@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import CAST, HOPS, Builder, kept_chain, percentile, replace_readme_block, write_results
+from benchenv import CAST, HOPS, Builder, code_commit, kept_chain, percentile, replace_readme_block, write_results
 from benchenv import save_meta as kept_meta
 
 from ledger.chain.anvil import AnvilNode
@@ -136,14 +136,7 @@ def code_label(code: Path, given: str | None) -> str:
     """The commit of the measured code, marked when the working tree differs from it."""
     if code.resolve() != ROOT:
         return given or f"the code in {code}"
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(  # the code, not the README this command writes
-        [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)README.md"],
-        capture_output=True,
-        text=True,
-    )
-    return commit + (" + uncommitted changes" if dirty.stdout.strip() else "")
+    return code_commit(ROOT)
 
 
 def warm_up_cell(warm_up: dict[str, Any] | None) -> str:

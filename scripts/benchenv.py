@@ -82,6 +82,21 @@ def kept_chain(
         yield node, w3, manifest, None
 
 
+def code_commit(repo: Path) -> str:
+    """The commit whose code a benchmark measured, marked when the working tree's code
+    differs from it (the README, which benchmarks write, does not count)."""
+    import subprocess
+
+    git = ["git", "-C", str(repo)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)README.md"],
+        capture_output=True,
+        text=True,
+    )
+    return commit + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def save_meta(store: Path, manifest: Manifest, **facts: object) -> None:
     """What a later run needs to reuse the store kept in `store` (see `kept_chain`)."""
     (store / "meta.json").write_text(json.dumps({"manifest": manifest.to_json(), **facts}))
