@@ -8,7 +8,8 @@ server's CPU time per request (user + system CPU of the API processes over the m
 phase, divided by the requests: what a request costs whatever else runs on the machine);
 writes build/bench-http.json.
 
-Without --store: ingest, then ONE 10-hop shipment verified again and again for --seconds
+Without --store: ingest of realistic records (`benchenv.Builder`), then ONE 10-hop,
+2-licence shipment verified again and again for --seconds
 (after its first answer, the verdict cache answers: repeat queries, not what a lane sees).
 With --store (a store kept by scripts/bench_store.py, which holds thousands of distinct
 10-hop, 2-licence shipments): freshly started API processes, once every one of them has
@@ -37,9 +38,7 @@ from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_verify import CAST as VERIFY_CAST
-from bench_verify import build_shipment
-from benchenv import bench_chain, percentile, productions, summary, wait_for_http, write_results
+from benchenv import CAST, bench_chain, percentile, signed_lots, summary, wait_for_http, with_licences, write_results
 
 from ledger.access import create_api_key
 from ledger.chain.anvil import free_port
@@ -302,18 +301,21 @@ def main() -> int:
         write_results(args.out, distinct_over_http(args))
         return 0
     results: dict[str, object] = {"api_workers": args.api_workers, "clients": args.clients}
-    cast = dict(VERIFY_CAST)
-    with bench_chain(cast) as (node, w3, manifest), tempfile.TemporaryDirectory() as home:
+    with bench_chain(CAST) as (node, w3, manifest), tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), rpc_url=node.rpc_url, confirmations=1, batch_max_age_seconds=0.0)
         ledger = Ledger.open(settings, manifest=manifest)
-        t0 = max(int(time.time()), ledger.deployment.now())
-        shipment = build_shipment(ledger, 10, t0, "HTTP10")  # 10 custody hops, 2 licences (SPEC §6)
+        builder = with_licences(ledger)
+        builder.lot(0)  # one realistic 10-hop, 2-licence shipment (SPEC §6), asked again and again
+        builder.flush()
+        shipment = builder.shipments[0]
         ledger.anchoring_worker(confirmations=1, max_age=0.0).drain(
             mine=lambda: w3.provider.make_request("evm_mine", [])
         )  # type: ignore[arg-type]
         _key, token = create_api_key(ledger.sessions, "bench", {"customs"})
-        print(f"signing {args.ingest * args.repeats} attestations ...", file=sys.stderr)
-        subs = [productions(ledger.domain, args.ingest, f"H{r}-", t0) for r in range(args.repeats)]
+        print(f"signing {args.ingest * args.repeats} realistic attestations ...", file=sys.stderr)
+        # Each repeat ingests lots of its own (lot numbers far apart): realistic records with
+        # references, many signers, splits, findings and watch-list entries.
+        subs = [signed_lots(builder, 1 + r * 100_000, args.ingest) for r in range(args.repeats)]
         ledger.close()
         with served_api(Path(home), manifest, node.rpc_url, args.api_workers, 20) as (base, _pid):
             figures: dict[str, list[float]] = {}

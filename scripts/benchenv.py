@@ -308,6 +308,28 @@ def _sign_lots(
     return builder.pending
 
 
+def signed_lots(builder: Builder, first: int, n: int) -> list[dict[str, Any]]:
+    """`n` realistic submissions — whole lots from lot `first` on, the last cut short —
+    signed as `Builder.lot` signs them for `builder`'s domain, time and licences, and not
+    ingested: what the ingest benchmarks time. The licences must already be in the
+    ledger (`Builder.licences_of`, then `Builder.flush`)."""
+    signed: list[dict[str, Any]] = []
+    lot = first
+    while len(signed) < n:
+        signed += _sign_lots(builder.domain, builder.t, builder.licences, lot, lot + LOTS_PER_TASK)
+        lot += LOTS_PER_TASK
+    return signed[:n]
+
+
+def with_licences(ledger: Ledger) -> Builder:
+    """A builder for `ledger` whose makers' licences (and their IP assets) are ingested."""
+    builder = Builder(ledger)
+    for maker in MAKERS:
+        builder.licences_of(maker)
+    builder.flush()
+    return builder
+
+
 def realistic_store(ledger: Ledger, n: int, w3: Web3, jobs: int | None = None) -> float:
     """Exactly `n` realistic records (`Builder.lot`: custody chains with references, many
     signers, splits, findings, watch-list entries) ingested into `ledger` through the
@@ -316,10 +338,7 @@ def realistic_store(ledger: Ledger, n: int, w3: Web3, jobs: int | None = None) -
     The signing, the costliest part, runs ahead in `jobs` processes (default one per
     core), lots in order; this process ingests. The last lot may be cut short to make `n`:
     records only refer to earlier ones, so every reference is still held."""
-    builder = Builder(ledger)
-    for maker in MAKERS:  # the licences every production refers to, ingested first
-        builder.licences_of(maker)
-    builder.flush()
+    builder = with_licences(ledger)  # the licences every production refers to, ingested first
     started = time.perf_counter()
     workers = jobs or os.cpu_count() or 1
     with ProcessPoolExecutor(workers) as pool:
