@@ -215,6 +215,7 @@ def main() -> int:
         help="measure a cold process: no start-up warm-up, the first verifications read what it keeps",
     )
     args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # the profile and the plans go there too
     # Stopped with SIGTERM, it still stops its anvil and drops its PostgreSQL database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -302,7 +303,6 @@ def main() -> int:
         results["commit"] = f"{commit}, changed during the run (figures not attributable)"
     results["load_after"] = round(os.getloadavg()[0], 1)
     results["shared"] = results["shared"] or results["load_after"] > 1.5
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     runs_path = args.out.parent / "store-runs.json"
     runs = json.loads(runs_path.read_text()) if runs_path.exists() else {}
     runs[args.run_name or args.database] = results
