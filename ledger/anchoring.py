@@ -9,7 +9,9 @@ Exactly once, nothing lost:
   reorganisation or a crash can never be anchored twice;
 - a batch counts as anchored only after `confirmations` blocks, and only while the
   block that holds it is still canonical; if it vanishes, the batch is sent again;
-- only the holder of the database lease anchors, so several processes may run it.
+- only the holder of the database lease anchors, so several processes may run it; the
+  holder is also the node's one indexer (`index`): it keeps the store's indexed copy of
+  the registry current, so no two processes index the same events.
 
 This module is longer than the usual 400 lines on purpose: the worker is one state
 machine over a batch row (sealed -> sent -> anchored, with resend, fee replacement,
@@ -103,6 +105,11 @@ class AnchoringWorker:
     recheck_batches: int = 16
     recheck_every: float = 10.0
     lease_seconds: float = 15.0
+    # The store's indexed copy of the chain's events (the registry history the auditor's
+    # replay compares with the chain): brought up to date by the lease holder, at most
+    # every `index_every` seconds. Verdicts and ingest read the chain itself, not this.
+    index: Callable[[], object] = lambda: None
+    index_every: float = 2.0
     # Revocations younger than this are recorded directly (under the contract's maxSignatureAge).
     direct_revocation_window: float = 3600.0
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
@@ -116,6 +123,7 @@ class AnchoringWorker:
     _fee_alarm_possible: bool = field(default=True, repr=False)
     _tag_warned: bool = field(default=False, repr=False)
     _rechecked_at: float = field(default=float("-inf"), repr=False)
+    _indexed_at: float = field(default=float("-inf"), repr=False)
 
     # ------------------------------------------------------------------ the loop
 
@@ -126,12 +134,24 @@ class AnchoringWorker:
         if not acquire_lease(self.sessions, LEASE_NAME, self.holder, self.lease_seconds, self.clock()):
             return report
         report.leader = True
+        self._index()
         report.sent += self._record_revocations_directly()
         self._recheck_anchored(report)
         while self._seal_one():
             report.sealed += 1
         self._advance(report)
         return report
+
+    def _index(self) -> None:
+        """Index what the chain holds beyond the store's copy, at most every `index_every`
+        seconds. A failure is logged and tried again next time: it never holds up anchoring."""
+        if time.monotonic() - self._indexed_at < self.index_every:
+            return
+        self._indexed_at = time.monotonic()
+        try:
+            self.index()
+        except Exception as exc:  # noqa: BLE001 - the copy only lags; anchoring goes on
+            log.warning("indexing the chain's events failed (tried again in %.0f s): %r", self.index_every, exc)
 
     def run(self, stop: threading.Event, *, interval: float = 0.5, max_backoff: float = 30.0) -> None:
         """Step until `stop` is set; back off exponentially while the chain or database fails."""

@@ -74,8 +74,9 @@ class Ledger:
         self.deployment = deployment
         self.domain = Domain(deployment.manifest.chain_id, deployment.manifest.ledger)
         # The chain's facts (registry history included) mirrored in memory from its logs:
-        # what verdicts and ingest rest on. The store's indexed copy (`indexer`) serves
-        # listings and is only a fallback for ingest before the chain was ever read.
+        # what verdicts and ingest rest on. The store's indexed copy (`indexer`, kept
+        # current by the node's anchoring worker) is what the auditor's replay compares
+        # with the chain, and only a fallback for ingest before the chain was ever read.
         self.chain_view = ChainView(deployment, cache_depth=settings.confirmations)
         self.indexer = ChainIndexer(deployment, self.sessions, confirmations=settings.confirmations)
         self.registry = ChainRegistry(self.chain_view, fallback=RegistryView(self.sessions))
@@ -483,6 +484,7 @@ class Ledger:
             "max_age": self.settings.batch_max_age_seconds,
             "fees": FeePolicy.from_settings(self.settings),
             "confirmation_mode": self.settings.confirmation_mode,
+            "index": self.indexer.sync,  # the lease holder is the node's one indexer
         }
         if self.settings.anchor_keystore is not None:
             account = load_keystore(self.settings.anchor_keystore, self.settings.key_password)
