@@ -50,9 +50,21 @@ def install_peers() -> None:
         stamp.write_text(wanted)
 
 
+def settle(limit: float = 1.0, longest: float = 120.0) -> None:
+    """Wait (at most `longest` s) for the machine to calm down after the previous part:
+    until the 1-minute load average is at most `limit`, so a part is not measured while
+    the last one's processes still weigh on the load."""
+    started = time.monotonic()
+    while os.getloadavg()[0] > limit and time.monotonic() - started < longest:
+        time.sleep(2.0)
+    print(f"    load average {os.getloadavg()[0]:.1f} after {time.monotonic() - started:.0f} s", flush=True)
+
+
 def run_part(name: str, cmd: list[str], out: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Runs one benchmark part as its own process; its JSON, or the error it hit."""
+    """Runs one benchmark part as its own process, once the machine has settled; its
+    JSON, or the error it hit."""
     step(name)
+    settle()
     started = time.monotonic()
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
     seconds = round(time.monotonic() - started, 1)
