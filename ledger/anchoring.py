@@ -145,9 +145,10 @@ class AnchoringWorker:
     def _index(self) -> None:
         """Index what the chain holds beyond the store's copy, at most every `index_every`
         seconds. A failure is logged and tried again next time: it never holds up anchoring."""
-        if time.monotonic() - self._indexed_at < self.index_every:
+        now = self.clock()
+        if now - self._indexed_at < self.index_every:
             return
-        self._indexed_at = time.monotonic()
+        self._indexed_at = now
         try:
             self.index()
         except Exception as exc:  # noqa: BLE001 - the copy only lags; anchoring goes on

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,18 +35,15 @@ class SyncReport:
 
 @dataclass
 class ChainIndexer:
-    """Call `sync()` to catch up; `synced_time` is the chain time indexed so far."""
+    """Call `sync()` to catch up (the node's anchoring worker does, as the one indexer)."""
 
     deployment: Deployment
     sessions: sessionmaker[Session]
     confirmations: int = 2
     on_progress: Callable[[int, int], None] | None = None
-    synced_block: int = -1
-    synced_time: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _decoders: dict[bytes, Any] = field(default_factory=dict, repr=False)
     _block_times: dict[int, int] = field(default_factory=dict, repr=False)
-    _last_sync: float = field(default=float("-inf"), repr=False)
 
     def __post_init__(self) -> None:
         for contract in (self.deployment.registry, self.deployment.ledger):
@@ -72,9 +68,6 @@ class ChainIndexer:
                     stored += self._store_range(logs, high)
                     if self.on_progress:
                         self.on_progress(high, target)
-            if target >= 0:
-                self.synced_block = max(self.synced_block, target)
-                self.synced_time = self._block_time(max(target, 0))
             return SyncReport(start, target, stored)
 
     def _store_range(self, logs: list[LogReceipt], high: int) -> int:
@@ -141,20 +134,3 @@ class ChainIndexer:
                 self._block_times.clear()
             self._block_times[number] = cached
         return cached
-
-    def sync_if_stale(self, needed_time: int, min_interval: float = 0.5) -> None:
-        """Sync when chain time `needed_time` is not yet indexed, at most every `min_interval` s.
-
-        A caller that arrives while another thread syncs waits for that sync instead of
-        answering from the half-indexed history (which would refuse a participant admitted
-        in a block not yet read)."""
-        if needed_time < self.synced_time:
-            return
-        with self._lock:
-            if needed_time < self.synced_time:
-                return  # indexed by the sync we waited for
-            now = time.monotonic()
-            if now - self._last_sync < min_interval:
-                return
-            self._last_sync = now
-            self.sync()
