@@ -1,5 +1,5 @@
 """The measuring half of scripts/bench_store.py, run as a fresh process: opens the store
-with the ledger code in argv[1] and verifies the given distinct shipments once each,
+with the ledger code in argv[1] and verifies the distinct shipments given on stdin once each,
 then asks the first 100 again (repeat queries, answered by the verdict cache). With
 "warm_up", first does what a node does at start-up before it reports ready
 (`Ledger.warm_up`: completeness measured, every licence's productions read), timed apart,
@@ -24,7 +24,7 @@ from ledger.core import Ledger
 
 
 def main() -> None:
-    args = json.loads(sys.argv[2])
+    args = json.loads(sys.stdin.read())  # on stdin: thousands of shipment ids exceed an argument's size limit
     settings = Settings(home=Path(args["home"]), database_url=args["db"], rpc_url=args["rpc"], confirmations=1)
     ledger = Ledger.open(settings, manifest=Manifest(**json.loads(args["manifest"])))
     warm_up: dict[str, Any] = {}

@@ -73,7 +73,8 @@ def measure(
         "warm_up": warm_up,
     }
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_measure.py"), str(code), json.dumps(payload)],
+        [sys.executable, str(ROOT / "scripts" / "bench_measure.py"), str(code)],
+        input=json.dumps(payload),
         capture_output=True,
         text=True,
         check=True,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, any_, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, String, TypeDecorator, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -46,17 +47,29 @@ RECORD_COLUMNS = (
 )
 
 
+class _JsonList(TypeDecorator[list[Any]]):
+    """A list bound as one JSON text (SQLite reads it back with `json_each`)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Any) -> str:
+        return json.dumps(value or [])
+
+
 def one_of(column: ColumnElement[Any], name: str, postgresql: bool) -> ColumnElement[bool]:
     """`column` is one of the list bound as `name`: the one place where a statement's SQL
-    differs between the dialects, and why. On PostgreSQL the list is one array parameter
-    (`= ANY`), so the statement's text is the same whatever the lists' lengths: psycopg
-    prepares a text once it has run it five times on a connection, and the server then
-    parses it once (it still plans each execution, with its values), instead of parsing
-    a new text for every combination of lengths. Elsewhere (SQLite) an expanding IN, one
-    parameter per element."""
+    differs between the dialects, and why. Either way the list is ONE parameter, so the
+    statement's text is the same whatever the lists' lengths. On PostgreSQL it is an array
+    (`= ANY`): psycopg prepares a text once it has run it five times on a connection, and
+    the server then parses it once (it still plans each execution, with its values). On
+    SQLite it is a JSON array read by `json_each`: with an expanding IN (one parameter per
+    element) every combination of lengths was a new text for SQLite to parse and plan,
+    more than its driver's statement cache holds."""
     if postgresql:
         return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+    values = func.json_each(bindparam(name, type_=_JsonList())).table_valued("value")
+    return column.in_(select(values.c.value))
 
 
 def attestation_from_row(row: AttestationRow, refs: list[str]) -> Attestation:

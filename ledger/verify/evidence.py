@@ -18,7 +18,7 @@ from functools import cached_property, lru_cache
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, cast, func, literal, select, union_all
+from sqlalchemy import Connection, Select, String, cast, func, literal, literal_column, select, union_all
 
 from ledger.anchors import BatchFacts
 from ledger.eip712 import Attestation, Domain, parse_typed_data, typed_data
@@ -371,8 +371,11 @@ def _statements(postgresql: bool) -> tuple[Select[Any], Select[Any]]:
     a, r, b = AttestationRow.__table__, AttestationRefRow.__table__, BatchRow.__table__
     w = WatchlistClassRow.__table__
     held = r.alias("held")
+    # Each dialect's own aggregate with a literal separator: `aggregate_strings` binds its
+    # separator as a parameter rendered into the text at every execution.
+    aggregate = func.string_agg if postgresql else func.group_concat
     refs = (
-        select(func.aggregate_strings(cast(held.c.position, String) + ":" + held.c.ref, ","))
+        select(aggregate(cast(held.c.position, String) + ":" + held.c.ref, literal_column("','")))
         .where(held.c.uid == a.c.uid)
         .scalar_subquery()
     )
