@@ -13,11 +13,20 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, update
 
+from ledger.chain.accounts import dev_account
+from ledger.chain.client import call_and_send
 from ledger.core import Ledger
-from ledger.store.models import AttestationRefRow, AttestationRow, BatchRow, RoleCheckpointRow, WatchlistClassRow
+from ledger.store.models import (
+    AttestationRefRow,
+    AttestationRow,
+    BatchRow,
+    IndexerCursorRow,
+    RoleCheckpointRow,
+    WatchlistClassRow,
+)
 
 from .conftest import REPO
-from .scenario import Story, productions
+from .scenario import Story, actor, productions
 
 
 @pytest.fixture
@@ -114,6 +123,52 @@ def test_a_backdated_registry_role_is_reported(populated: dict[str, Any]) -> Non
     with ledger.sessions.begin() as session:
         first = session.scalars(select(RoleCheckpointRow).order_by(RoleCheckpointRow.id.desc()).limit(1)).one()
         first.since -= 86_400
+    code, report = replay(populated)
+    assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
+
+
+def _suspend_on_chain(ledger: Ledger, name: str) -> None:
+    """A registry change the node has not indexed yet (no anchoring pass after it)."""
+    call_and_send(
+        ledger.deployment.w3,
+        dev_account(0),
+        ledger.deployment.registry.functions.suspend(actor(name).address, b"s" * 32),
+    )
+
+
+def test_a_registry_change_not_yet_indexed_is_no_alteration(populated: dict[str, Any]) -> None:
+    # The node indexes the chain's events every pass of its anchoring worker: right after a
+    # registry change, its copy is behind the chain, not altered. The replay compares the
+    # copy through the block the store says it has indexed, and says how far that is.
+    ledger = populated["ledger"]
+    _suspend_on_chain(ledger, "importer")
+    code, report = replay(populated)
+    assert code == 0 and report["discrepancies"] == []
+    indexed = report["storeRegistry"]["indexedThroughBlock"]
+    assert indexed is not None and indexed < report["blocks"][1]
+
+
+def test_a_deleted_registry_checkpoint_is_reported_once_the_cursor_is_past_it(
+    populated: dict[str, Any],
+) -> None:
+    # An administrator removes a suspension from the store's copy: the cursor says the
+    # block was indexed, so the missing row is an alteration, not a lag.
+    ledger = populated["ledger"]
+    _suspend_on_chain(ledger, "importer")
+    Story(ledger).anchor()  # indexed
+    with ledger.sessions.begin() as session:
+        last = session.scalars(select(RoleCheckpointRow).order_by(RoleCheckpointRow.id.desc()).limit(1)).one()
+        session.delete(last)
+    code, report = replay(populated)
+    assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
+
+
+def test_a_cursor_beyond_the_chain_head_is_reported(populated: dict[str, Any]) -> None:
+    # Moving the cursor far ahead would put forged rows "beyond what the replay read":
+    # the store cannot have indexed blocks the chain has not made.
+    ledger = populated["ledger"]
+    with ledger.sessions.begin() as session:
+        session.execute(update(IndexerCursorRow).values(next_block=10**9))
     code, report = replay(populated)
     assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
 

@@ -16,7 +16,8 @@ Discrepancy kinds (stable, like reason codes):
 - UNANCHORED_TOO_LONG: an acknowledged record left unanchored beyond the limit
 - KEY_NOT_VALID_AT_SIGNING: the signer did not hold the needed role when it signed
 - NOT_SEEN_ON_CHAIN: a record in a batch the chain has never anchored, or in none
-- REGISTRY_MIRROR_ALTERED: the store's copy of the registry differs from the chain
+- REGISTRY_MIRROR_ALTERED: the store's copy of the registry differs from the chain through
+  the block its indexer says it has reached (a copy merely behind is stated, not reported)
 - SEQUENCE_BROKEN: the chain's batch sequence has a gap or a broken hash link
 - REORGANISED: a batch an earlier replay accepted is no longer on chain as it was read
 """

@@ -40,6 +40,10 @@ class ReplayState:
 
     next_block: int
     history: dict[str, list[Checkpoint]] = field(default_factory=dict)
+    # The block of each checkpoint in `history` (same keys, same order): the store's copy is
+    # compared only through the block its indexer has reached. A checkpoint saved before
+    # blocks were kept reads as block 0 (always compared).
+    history_blocks: dict[str, list[int]] = field(default_factory=dict)
     batches: dict[int, ChainBatch] = field(default_factory=dict)
     direct: set[str] = field(default_factory=set)
     revocations: dict[str, set[str]] = field(default_factory=dict)
@@ -49,6 +53,7 @@ class ReplayState:
         data = {
             "nextBlock": self.next_block,
             "history": {a: [asdict(c) for c in cs] for a, cs in self.history.items()},
+            "historyBlocks": self.history_blocks,
             "batches": [asdict(b) for b in self.batches.values()],
             "direct": sorted(self.direct),
             "revocations": {u: sorted(r) for u, r in self.revocations.items()},
@@ -64,6 +69,9 @@ class ReplayState:
         return cls(
             next_block=data["nextBlock"],
             history={a: [Checkpoint(**c) for c in cs] for a, cs in data["history"].items()},
+            history_blocks={
+                a: data.get("historyBlocks", {}).get(a, [0] * len(cs)) for a, cs in data["history"].items()
+            },
             batches={b["index"]: ChainBatch(**b) for b in data["batches"]},
             direct=set(data["direct"]),
             revocations={u: set(r) for u, r in data["revocations"].items()},
@@ -86,6 +94,7 @@ def read_chain(deployment: Deployment, state: ReplayState, head: int) -> None:
         )
     }
     history: dict[str, list[Checkpoint]] = defaultdict(list, state.history)
+    history_blocks: dict[str, list[int]] = defaultdict(list, state.history_blocks)
     revocations: dict[str, set[str]] = defaultdict(set, state.revocations)
     block_times: dict[int, int] = {}
     if head < state.next_block:
@@ -98,6 +107,7 @@ def read_chain(deployment: Deployment, state: ReplayState, head: int) -> None:
             if address == manifest.registry.lower() and topic in registry_events:
                 args = registry_events[topic]().process_log(log)["args"]
                 history[str(args["account"]).lower()].append(Checkpoint.from_event(args))
+                history_blocks[str(args["account"]).lower()].append(int(log["blockNumber"]))
             elif address == manifest.ledger.lower() and topic in ledger_events:
                 decoded = ledger_events[topic]().process_log(log)
                 args = decoded["args"]
@@ -122,6 +132,7 @@ def read_chain(deployment: Deployment, state: ReplayState, head: int) -> None:
                     block_times[number],
                 )
     state.history = dict(history)
+    state.history_blocks = dict(history_blocks)
     state.revocations = dict(revocations)
     state.batches = dict(sorted(state.batches.items()))
     state.next_block = head + 1

@@ -6,10 +6,11 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from ledger.chain.client import Deployment
 from ledger.eip712 import Domain
 from ledger.hashing import hex32, parse_hex
-from ledger.registry_view import RegistryView
 
 from .chain import ReplayedRegistry, ReplayState, read_chain, recheck_cached_batches
 from .checks import CHECK_CHUNK, CheckContext, check_all, check_batch, check_sequence, compare_registry
@@ -24,7 +25,7 @@ def replay(
     state: ReplayState | None = None,
     expected_total: int = 0,
     unanchored_limit: float = 3600.0,
-    store_registry: RegistryView | None = None,
+    store_registry: sessionmaker[Session] | None = None,
     store_batches: dict[int, str] | None = None,
     progress: Progress | None = None,
     now: float | None = None,
@@ -53,7 +54,7 @@ def replay(
     check_sequence(state, report)
     registry = ReplayedRegistry(state.history)
     if store_registry is not None:
-        compare_registry(state.history, store_registry, report)
+        compare_registry(state, store_registry, head, int(deployment.w3.eth.block_number), report)
     ctx = CheckContext(Domain(manifest.chain_id, manifest.ledger), registry, state.direct, unanchored_limit, now)
     seen_per_batch: dict[int, list[bytes]] = defaultdict(list)
     oldest: dict[int, float] = {}

@@ -53,6 +53,9 @@ class ReplayReport:
     skipped: int = 0
     revoked: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # How far the store's copy of the registry was compared (a replay of a store only):
+    # the last block its indexer reached, and the chain head the replay read.
+    store_registry: dict[str, Any] | None = None
 
     @property
     def clean(self) -> bool:
@@ -80,6 +83,7 @@ class ReplayReport:
             "batches": self.batches,
             "revoked": self.revoked[:1000],
             "discrepancies": [d.to_json() for d in self.discrepancies],
+            "storeRegistry": self.store_registry,
         }
 
 

@@ -60,12 +60,11 @@ def audit_replay(
             data = audit.archive_source(archive)
         else:
             from ledger.core import Ledger
-            from ledger.registry_view import RegistryView
 
             ledger = Ledger.open(settings, manifest=trusted, create_key=False)
             facts = audit.store_facts(ledger)
             total, store_batches = facts.total, facts.batch_roots
-            store_registry = RegistryView(ledger.sessions)
+            store_registry = ledger.sessions
             data = audit.store_source(ledger)
         try:
             report, state = audit.replay(
@@ -95,6 +94,14 @@ def audit_replay(
             f"{summary['revoked']} revoked, {summary['discrepancies']} discrepancies "
             f"({summary['ratePerSecond']}/s)"
         )
+        if report.store_registry is not None:
+            indexed = report.store_registry["indexedThroughBlock"]
+            typer.echo(
+                "  the store's copy of the registry: never indexed"
+                if indexed is None
+                else f"  the store's copy of the registry: indexed through block {indexed}, "
+                f"compared with the chain through block {min(indexed, report.to_block)}"
+            )
         for d in report.discrepancies:
             typer.secho(f"  {d.kind}: {d.message} {' '.join(d.uids[:3])}", fg=typer.colors.RED)
         clean = clean and report.clean
