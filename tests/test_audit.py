@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, text, update
 
+from ledger import audit
 from ledger.chain.accounts import dev_account
 from ledger.chain.client import call_and_send
 from ledger.core import Ledger
@@ -20,6 +21,7 @@ from ledger.store.models import (
     AttestationRefRow,
     AttestationRow,
     BatchRow,
+    ChainEventRow,
     IndexerCursorRow,
     RoleCheckpointRow,
     WatchlistClassRow,
@@ -148,17 +150,55 @@ def test_a_registry_change_not_yet_indexed_is_no_alteration(populated: dict[str,
     assert indexed is not None and indexed < report["blocks"][1]
 
 
-def test_a_deleted_registry_checkpoint_is_reported_once_the_cursor_is_past_it(
-    populated: dict[str, Any],
-) -> None:
+def _suspended_and_indexed(ledger: Ledger) -> RoleCheckpointRow:
+    """The importer suspended on chain and the suspension indexed into the store (its row)."""
+    _suspend_on_chain(ledger, "importer")
+    Story(ledger).anchor()
+    ledger.indexer.sync()  # the worker indexes at most every 2 s: index now
+    with ledger.sessions() as session:
+        row = session.scalars(select(RoleCheckpointRow).order_by(RoleCheckpointRow.id.desc()).limit(1)).one()
+        session.expunge(row)
+    assert row.suspended and row.account == actor("importer").address.lower()
+    return row
+
+
+def _forge_reinstatement(ledger: Ledger, suspension: RoleCheckpointRow, **row: Any) -> None:
+    """An administrator's row undoing `suspension` in the store's copy of the registry."""
+    with ledger.sessions.begin() as session:
+        session.add(
+            RoleCheckpointRow(
+                account=suspension.account,
+                since=suspension.since,
+                roles=suspension.granted,
+                granted=suspension.granted,
+                suspended=False,
+                retired=False,
+                valid_from=suspension.valid_from,
+                valid_until=suspension.valid_until,
+                **row,
+            )
+        )
+
+
+def _replay_in_process(ledger: Ledger) -> set[str]:
+    facts = audit.store_facts(ledger)
+    report, _state = audit.replay(
+        ledger.deployment,
+        audit.store_source(ledger),
+        expected_total=facts.total,
+        store_registry=ledger.sessions,
+        store_batches=facts.batch_roots,
+    )
+    return {d.kind for d in report.discrepancies}
+
+
+def test_a_deleted_registry_checkpoint_is_reported_once_the_cursor_is_past_it(populated: dict[str, Any]) -> None:
     # An administrator removes a suspension from the store's copy: the cursor says the
     # block was indexed, so the missing row is an alteration, not a lag.
     ledger = populated["ledger"]
-    _suspend_on_chain(ledger, "importer")
-    Story(ledger).anchor()  # indexed
+    suspension = _suspended_and_indexed(ledger)
     with ledger.sessions.begin() as session:
-        last = session.scalars(select(RoleCheckpointRow).order_by(RoleCheckpointRow.id.desc()).limit(1)).one()
-        session.delete(last)
+        session.execute(delete(RoleCheckpointRow).where(RoleCheckpointRow.id == suspension.id))
     code, report = replay(populated)
     assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
 
@@ -171,6 +211,109 @@ def test_a_cursor_beyond_the_chain_head_is_reported(populated: dict[str, Any]) -
         session.execute(update(IndexerCursorRow).values(next_block=10**9))
     code, report = replay(populated)
     assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_a_forged_registry_row_without_an_event_is_reported(populated: dict[str, Any]) -> None:
+    # The node's registry view reads every checkpoint row; a forged one with no event row
+    # (its foreign key dropped) must not be left out of the comparison by a join.
+    ledger = populated["ledger"]
+    suspension = _suspended_and_indexed(ledger)
+    with ledger.sessions.begin() as session:
+        session.execute(text("ALTER TABLE role_checkpoints DROP CONSTRAINT role_checkpoints_event_id_fkey"))
+    _forge_reinstatement(ledger, suspension, event_id=10**12)
+    code, report = replay(populated)
+    assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
+
+
+def test_a_forged_registry_row_kept_at_the_newest_block_is_reported(
+    populated: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While a replay reads the chain, blocks keep coming; an administrator's loop keeps a
+    # forged row's event and the cursor at the newest block, hoping the row always looks
+    # too new to compare. The store is read before the chain's head, so every row it
+    # holds is at or below a head the replay reads: the next replay compares it.
+    ledger = populated["ledger"]
+    suspension = _suspended_and_indexed(ledger)
+    w3 = ledger.deployment.w3
+    read_chain = audit.replay.__globals__["read_chain"]
+    forged: list[int] = []
+
+    def read_chain_while_the_administrator_forges(deployment: Any, state: Any, head: int) -> None:
+        read_chain(deployment, state, head)
+        for _ in range(3):
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        newest = int(w3.eth.block_number) - 1
+        with ledger.sessions.begin() as session:
+            if forged:
+                session.execute(update(ChainEventRow).where(ChainEventRow.id == forged[0]).values(block_number=newest))
+            else:
+                row = ChainEventRow(
+                    contract=ledger.deployment.manifest.registry,
+                    event="EffectiveRolesChanged",
+                    block_number=newest,
+                    block_hash="0x" + "00" * 32,
+                    block_time=0,
+                    tx_hash="0x" + "ee" * 32,
+                    log_index=0,
+                    args="{}",
+                )
+                session.add(row)
+                session.flush()
+                forged.append(row.id)
+            session.execute(update(IndexerCursorRow).values(next_block=newest + 1))
+        if len(forged) == 1:
+            _forge_reinstatement(ledger, suspension, event_id=forged[0])
+            forged.append(-1)  # the row is in; later passes only move it
+
+    monkeypatch.setitem(audit.replay.__globals__, "read_chain", read_chain_while_the_administrator_forges)
+    _replay_in_process(ledger)  # forged while this replay ran, after it read the store
+    assert "REGISTRY_MIRROR_ALTERED" in _replay_in_process(ledger)
+
+
+def test_a_withheld_registry_change_is_reported_once_older_than_the_allowed_lag(populated: dict[str, Any]) -> None:
+    # Deleting a suspension with its events and lowering the cursor before it makes the
+    # copy look merely behind; past the allowed lag, a change the copy lacks is reported
+    # whatever the cursor says (and with no cursor at all).
+    ledger = populated["ledger"]
+    suspension = _suspended_and_indexed(ledger)
+    with ledger.sessions.begin() as session:
+        block = session.get(ChainEventRow, suspension.event_id).block_number  # type: ignore[union-attr]
+        later = session.scalars(select(ChainEventRow.id).where(ChainEventRow.block_number >= block)).all()
+        session.execute(delete(RoleCheckpointRow).where(RoleCheckpointRow.event_id.in_(later)))
+        session.execute(delete(ChainEventRow).where(ChainEventRow.id.in_(later)))
+        session.execute(update(IndexerCursorRow).values(next_block=block))
+    code, report = replay(populated)
+    assert code == 0 and report["storeRegistry"]["indexedThroughBlock"] == block - 1  # within the lag: behind
+    code, report = replay(populated, "--registry-lag", "0")
+    assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
+    with ledger.sessions.begin() as session:
+        session.execute(delete(RoleCheckpointRow))
+        session.execute(delete(IndexerCursorRow))
+    code, report = replay(populated, "--registry-lag", "0")
+    assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
+    assert report["storeRegistry"]["indexedThroughBlock"] is None
+
+
+def test_an_index_committed_while_the_store_is_read_is_no_alteration(populated: dict[str, Any]) -> None:
+    # The node's indexer commits right after the replay read the store's copy: the copy
+    # and its cursor were read in one statement, so they agree with each other.
+    ledger = populated["ledger"]
+    _suspend_on_chain(ledger, "importer")  # not indexed yet
+    engine = ledger.sessions.kw["bind"]
+    fired: list[int] = []
+
+    def index_right_after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not fired and "indexer_cursors" in statement:
+            fired.append(1)
+            ledger.indexer.sync()
+
+    event.listen(engine, "after_cursor_execute", index_right_after)
+    try:
+        found = _replay_in_process(ledger)
+    finally:
+        event.remove(engine, "after_cursor_execute", index_right_after)
+    assert fired and found == set()
 
 
 def test_an_attestation_inserted_but_never_anchored_is_reported(populated: dict[str, Any]) -> None:

@@ -102,50 +102,49 @@ def check_sequence(state: ReplayState, report: ReplayReport) -> None:
         previous = batch.root
 
 
-def compare_registry(
-    state: ReplayState, store: sessionmaker[Session], head: int, head_now: int, report: ReplayReport
-) -> None:
-    """Compare the store's copy of the registry with the chain's history in `state` (read
-    through block `head`), through the block the store's indexer says it has reached.
+@dataclass(frozen=True)
+class StoredRegistry:
+    """The store's copy of the registry as one statement read it: every checkpoint row
+    (account, checkpoint, the block of its event: None when no event row holds it) in
+    the order they were stored, and the indexer's cursor (the next block it would read;
+    None when it has none)."""
 
-    The node indexes the chain every pass of its anchoring worker, so for a moment after a
-    registry change its copy is behind the chain: that is a lag, stated in the report
-    (`storeRegistry`), not an alteration. What the indexer's cursor says was indexed must
-    match the chain exactly (a row edited, added or deleted there is reported); a row in a
-    block the cursor has not reached, or a cursor beyond the chain's head as read now
-    (`head_now`), cannot come from the indexer (it stores each range with the cursor in
-    one transaction) and is reported. Rows the node indexed after the replay read the
-    chain (blocks past `head`, up to the cursor) are left to the next replay.
-    """
+    rows: list[tuple[str, Checkpoint, int | None]]
+    next_block: int | None
+
+
+def read_stored_registry(store: sessionmaker[Session]) -> StoredRegistry:
+    """The store's copy of the registry and its indexer's cursor, in ONE statement, so
+    both are of one moment (two statements under READ COMMITTED could see the indexer
+    commit between them: an honest row beyond the cursor read first). Every checkpoint
+    row is read, with or without an event row, as the node's own registry view reads them."""
+    from sqlalchemy import literal, null, union_all
+
     from ledger.indexer import CURSOR
     from ledger.store.models import ChainEventRow, IndexerCursorRow, RoleCheckpointRow
 
-    r, e = RoleCheckpointRow, ChainEventRow
+    r, e, c = RoleCheckpointRow, ChainEventRow, IndexerCursorRow
+    checkpoints = select(
+        literal(0).label("is_cursor"),
+        r.id,
+        r.account,
+        r.since,
+        r.roles,
+        r.granted,
+        r.suspended,
+        r.retired,
+        r.valid_from,
+        r.valid_until,
+        e.block_number,
+        null().label("next_block"),
+    ).select_from(r.__table__.outerjoin(e.__table__, e.id == r.event_id))
+    cursor = select(literal(1), *(null() for _ in range(10)), c.next_block).where(c.name == CURSOR)
+    both = union_all(checkpoints, cursor).subquery()
     with store() as session:
-        cursor = session.get(IndexerCursorRow, CURSOR)
-        rows = session.execute(
-            select(r.account, r.since, r.roles, r.granted, r.suspended, r.retired, r.valid_from, r.valid_until)
-            .add_columns(e.block_number)
-            .join(e, e.id == r.event_id)
-            .order_by(r.id)
-        ).all()
-    indexed = cursor.next_block - 1 if cursor is not None else None  # the last block indexed
-    report.store_registry = {"indexedThroughBlock": indexed, "chainHead": head}
-    if indexed is not None and indexed > head_now:
-        report.discrepancies.append(
-            Discrepancy(
-                "REGISTRY_MIRROR_ALTERED",
-                f"the store says its copy of the registry is indexed through block {indexed}, "
-                f"beyond the chain's head ({head_now})",
-                evidence={"indexedThroughBlock": indexed, "chainHead": head_now},
-            )
-        )
-    through = min(indexed, head) if indexed is not None else -1
-    theirs: dict[str, list[Checkpoint]] = defaultdict(list)
-    for row in rows:
-        if indexed is not None and through < row.block_number <= min(indexed, head_now):
-            continue  # indexed after the replay read the chain: the next replay compares it
-        theirs[row.account.lower()].append(
+        read = session.execute(select(both).order_by(both.c.is_cursor, both.c.id)).all()
+    rows = [
+        (
+            str(row.account).lower(),
             Checkpoint(
                 row.since,
                 row.roles,
@@ -154,14 +153,65 @@ def compare_registry(
                 bool(row.retired),
                 row.valid_from,
                 row.valid_until,
+            ),
+            row.block_number,
+        )
+        for row in read
+        if not row.is_cursor
+    ]
+    next_block = next((row.next_block for row in read if row.is_cursor), None)
+    return StoredRegistry(rows, next_block)
+
+
+def compare_registry(
+    state: ReplayState, stored: StoredRegistry, head: int, now: float, lag: float, report: ReplayReport
+) -> None:
+    """Compare the store's copy of the registry (`stored`, read BEFORE the chain's head
+    `head` was) with the chain's history in `state` (read through `head`).
+
+    The node indexes the chain every pass of its anchoring worker, so for a moment after a
+    registry change its copy is behind the chain: within `lag` seconds (of the change's
+    `since`), that is stated in the report (`storeRegistry`), not reported. Reported:
+    - any difference through the block the indexer's cursor says it has reached (a row
+      edited, added or deleted there), and any row in a block the cursor has not reached
+      or without an event (the indexer stores each range with its cursor in one
+      transaction, so it never writes either);
+    - a cursor beyond `head` (the store was read first: its indexer cannot have been past
+      the head read after it);
+    - a registry change older than `lag` the copy does not hold, whatever the cursor says
+      (a lowered or deleted cursor does not make a withheld change a lag).
+    """
+    indexed = stored.next_block - 1 if stored.next_block is not None else None  # the last block indexed
+    report.store_registry = {"indexedThroughBlock": indexed, "chainHead": head}
+    if indexed is not None and indexed > head:
+        report.discrepancies.append(
+            Discrepancy(
+                "REGISTRY_MIRROR_ALTERED",
+                f"the store says its copy of the registry is indexed through block {indexed}, "
+                f"beyond the chain's head ({head})",
+                evidence={"indexedThroughBlock": indexed, "chainHead": head},
             )
         )
-    ours = {
-        account: [
-            c for c, block in zip(checkpoints, state.history_blocks.get(account, []), strict=True) if block <= through
-        ]
-        for account, checkpoints in state.history.items()
-    }
+    through = min(indexed, head) if indexed is not None else -1
+    theirs: dict[str, list[Checkpoint]] = defaultdict(list)
+    for account, checkpoint, _block in stored.rows:
+        theirs[account].append(checkpoint)
+    ours: dict[str, list[Checkpoint]] = {}
+    for account, checkpoints in state.history.items():
+        blocks = state.history_blocks.get(account, [])
+        ours[account] = [c for c, block in zip(checkpoints, blocks, strict=True) if block <= through]
+        late = [(c, b) for c, b in zip(checkpoints, blocks, strict=True) if b > through and c.since < now - lag]
+        if late:
+            checkpoint, block = late[0]
+            report.discrepancies.append(
+                Discrepancy(
+                    "REGISTRY_MIRROR_ALTERED",
+                    f"the store's copy of the registry lacks the change to {Web3.to_checksum_address(account)} "
+                    f"at block {block}, older than the allowed lag ({lag:.0f} s); its indexer says it reached "
+                    f"{'no block' if indexed is None else f'block {indexed}'}",
+                    evidence={"block": block, "chain": asdict(checkpoint), "indexedThroughBlock": indexed},
+                )
+            )
     for account in sorted(set(theirs) | {a for a, cs in ours.items() if cs}):
         if ours.get(account, []) != theirs.get(account, []):
             report.discrepancies.append(

@@ -13,7 +13,15 @@ from ledger.eip712 import Domain
 from ledger.hashing import hex32, parse_hex
 
 from .chain import ReplayedRegistry, ReplayState, read_chain, recheck_cached_batches
-from .checks import CHECK_CHUNK, CheckContext, check_all, check_batch, check_sequence, compare_registry
+from .checks import (
+    CHECK_CHUNK,
+    CheckContext,
+    check_all,
+    check_batch,
+    check_sequence,
+    compare_registry,
+    read_stored_registry,
+)
 from .report import Discrepancy, Progress, ReplayReport
 from .sources import DataRecord
 
@@ -26,6 +34,7 @@ def replay(
     expected_total: int = 0,
     unanchored_limit: float = 3600.0,
     store_registry: sessionmaker[Session] | None = None,
+    registry_lag: float = 600.0,
     store_batches: dict[int, str] | None = None,
     progress: Progress | None = None,
     now: float | None = None,
@@ -36,12 +45,17 @@ def replay(
     With `state` (a checkpoint of an earlier replay), only new blocks are read and the
     data of batches already checked is skipped. With `jobs` > 1 the per-record checks
     (UID, signature, payload, standing) run in that many forked worker processes, in
-    chunks, and their findings are reported in the data's order. Returns the report and
-    the new state.
+    chunks, and their findings are reported in the data's order. With `store_registry`
+    (a node's store), its copy of the registry is compared with the chain's, allowing it
+    to lag a change by `registry_lag` seconds (`checks.compare_registry`). Returns the
+    report and the new state.
     """
     started = time.monotonic()
     now = time.time() if now is None else now
     manifest = deployment.manifest
+    # The store's copy of the registry is read before the head: its indexer cannot then
+    # have been past the head (`compare_registry`).
+    stored = read_stored_registry(store_registry) if store_registry is not None else None
     head = int(deployment.w3.eth.block_number)
     state = state or ReplayState(next_block=manifest.deployment_block)
     report = ReplayReport(
@@ -53,8 +67,8 @@ def replay(
     read_chain(deployment, state, head)
     check_sequence(state, report)
     registry = ReplayedRegistry(state.history)
-    if store_registry is not None:
-        compare_registry(state, store_registry, head, int(deployment.w3.eth.block_number), report)
+    if stored is not None:
+        compare_registry(state, stored, head, now, registry_lag, report)
     ctx = CheckContext(Domain(manifest.chain_id, manifest.ledger), registry, state.direct, unanchored_limit, now)
     seen_per_batch: dict[int, list[bytes]] = defaultdict(list)
     oldest: dict[int, float] = {}

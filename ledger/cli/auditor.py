@@ -33,6 +33,9 @@ def audit_replay(
     json_out: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
     html_out: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
     unanchored_limit: Annotated[float, typer.Option(help="seconds a record may wait to be anchored")] = 3600.0,
+    registry_lag: Annotated[
+        float, typer.Option(help="seconds the store's copy of the registry may lag behind a change on chain")
+    ] = 600.0,
     progress: Annotated[bool, typer.Option(help="force the progress bar even when not a terminal")] = False,
     checkpoint: Annotated[Path | None, typer.Option(help="resume from / save to this checkpoint file")] = None,
     follow: Annotated[bool, typer.Option(help="keep following new blocks until interrupted")] = False,
@@ -73,6 +76,7 @@ def audit_replay(
                 state=state,
                 expected_total=total,
                 unanchored_limit=unanchored_limit,
+                registry_lag=registry_lag,
                 store_registry=store_registry,
                 store_batches=store_batches,
                 progress=audit.Progress(total, "replay", force=progress),
