@@ -242,7 +242,7 @@ def test_a_forged_registry_row_kept_at_the_newest_block_is_reported(
     def read_chain_while_the_administrator_forges(deployment: Any, state: Any, head: int) -> None:
         read_chain(deployment, state, head)
         for _ in range(3):
-            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            w3.provider.make_request("evm_mine", [])
         newest = int(w3.eth.block_number) - 1
         with ledger.sessions.begin() as session:
             if forged:
@@ -278,7 +278,7 @@ def test_a_withheld_registry_change_is_reported_once_older_than_the_allowed_lag(
     ledger = populated["ledger"]
     suspension = _suspended_and_indexed(ledger)
     with ledger.sessions.begin() as session:
-        block = session.get(ChainEventRow, suspension.event_id).block_number  # type: ignore[union-attr]
+        block = session.get(ChainEventRow, suspension.event_id).block_number
         later = session.scalars(select(ChainEventRow.id).where(ChainEventRow.block_number >= block)).all()
         session.execute(delete(RoleCheckpointRow).where(RoleCheckpointRow.event_id.in_(later)))
         session.execute(delete(ChainEventRow).where(ChainEventRow.id.in_(later)))

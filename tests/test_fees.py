@@ -39,7 +39,7 @@ from ledger.roles import Role
 from ledger.store.models import BatchRow
 
 from .conftest import REPO
-from .scenario import productions
+from .scenario import actor, productions
 from .test_anchoring import assert_exactly_once, mine
 
 pytestmark = pytest.mark.chain
@@ -389,6 +389,34 @@ def test_a_reorganisation_deeper_than_the_policy_raises_an_alarm_and_a_replay_di
     assert clear_alarm(ledger.sessions, DEEP_REORG)
     again, _ = replay(ledger.deployment, iter(records), state=state)
     assert again.clean
+
+
+def test_a_replay_resumed_after_a_reorganisation_holds_the_registry_history_of_the_chain_as_it_is(
+    ledger_env: Ledger,
+) -> None:
+    """Fault: a reorganisation drops a batch and, after it, a suspension an earlier replay
+    had read (evm_snapshot -> anchor, suspend -> replay -> evm_revert). The replay resumed
+    from that checkpoint reads those blocks again: its registry history is the chain's as
+    it is now (the dropped suspension gone, nothing counted twice), as a replay from
+    scratch reads it."""
+    ledger = ledger_env
+    w3 = ledger.deployment.w3
+    ledger.ingest_many(productions(ledger, 3))  # type: ignore[arg-type]
+    snapshot = rpc(w3, "evm_snapshot")
+    worker = ledger.anchoring_worker(confirmations=2, recheck_every=0.0)
+    worker.drain(mine=lambda: mine(w3))
+    importer = actor("importer").address
+    call_and_send(w3, dev_account(0), ledger.deployment.registry.functions.suspend(importer, b"r" * 32))
+    records = list(store_source(ledger))
+    _first, state = replay(ledger.deployment, iter(records))
+    assert state.history[importer.lower()][-1].suspended
+    rpc(w3, "evm_revert", snapshot)
+    mine(w3, 4)
+    resumed, state = replay(ledger.deployment, iter(records), state=state)
+    assert "REORGANISED" in [d.kind for d in resumed.discrepancies]
+    _fresh, scratch = replay(ledger.deployment, iter(records))
+    assert state.history == scratch.history and state.history_blocks == scratch.history_blocks
+    assert not state.history[importer.lower()][-1].suspended
 
 
 def test_a_worker_process_sigkilled_with_its_transaction_pending_is_succeeded_without_a_duplicate(

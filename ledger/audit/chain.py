@@ -164,6 +164,13 @@ def recheck_cached_batches(deployment: Deployment, state: ReplayState, report: R
         reread_from = batch.block if reread_from is None else min(reread_from, batch.block)
     if reread_from is not None:
         state.next_block = min(state.next_block, reread_from)
+        # The registry's history from those blocks on is read again too, from the chain as
+        # it is now: a change the reorganisation dropped must not stay in force, and one it
+        # kept must not be counted twice.
+        for account, blocks in list(state.history_blocks.items()):
+            kept = [i for i, block in enumerate(blocks) if block < state.next_block]
+            state.history[account] = [state.history[account][i] for i in kept]
+            state.history_blocks[account] = [blocks[i] for i in kept]
 
 
 class ReplayedRegistry(RegistryView):
