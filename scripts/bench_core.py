@@ -10,16 +10,16 @@ findings and watch-list entries), signed beforehand. It reports; it never fails 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import CAST, bench_chain, signed_lots, summary, with_licences, write_results
+from benchenv import CAST, bench_chain, postgres_database, signed_lots, summary, with_licences, write_results
 from coincurve import PrivateKey, PublicKey
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -76,13 +76,14 @@ def bench_signatures(n: int, runs: int) -> dict[str, object]:
     }
 
 
-def bench_ingest(n: int, runs: int, database_url_factory, label: str, rpc_url: str, manifest) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def bench_ingest(n: int, runs: int, sqlite_file: str | None, label: str, rpc_url: str, manifest) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Ingest rate into a fresh store each run: SQLite (`sqlite_file` in a scratch folder)
+    or, with None, a PostgreSQL database of the run's own, dropped afterwards."""
     rates = []
     for _ in range(runs):
-        with tempfile.TemporaryDirectory() as home:
-            settings = Settings(
-                home=Path(home), database_url=database_url_factory(home), rpc_url=rpc_url, confirmations=1
-            )
+        with tempfile.TemporaryDirectory() as home, contextlib.ExitStack() as database:
+            url = f"sqlite:///{home}/{sqlite_file}" if sqlite_file else database.enter_context(postgres_database())
+            settings = Settings(home=Path(home), database_url=url, rpc_url=rpc_url, confirmations=1)
             ledger = Ledger.open(settings, manifest=manifest)
             # Realistic records (custody chains with references, many signers, splits,
             # findings, watch-list entries), signed beforehand: ingest alone is timed.
@@ -109,20 +110,10 @@ def main() -> int:
     results["signatures"] = bench_signatures(args.n, args.runs)
     with bench_chain(CAST) as (node, _w3, manifest):
         print("ingest into SQLite ...", file=sys.stderr)
-        results.update(
-            bench_ingest(args.n, args.runs, lambda home: f"sqlite:///{home}/b.db", "sqlite", node.rpc_url, manifest)
-        )
+        results.update(bench_ingest(args.n, args.runs, "b.db", "sqlite", node.rpc_url, manifest))
         if args.postgres:
-            import psycopg
-
-            def pg(_home: str) -> str:
-                name = f"pl_bench_{uuid.uuid4().hex[:10]}"
-                with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-                    c.execute(f'CREATE DATABASE "{name}"')
-                return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
             print("ingest into PostgreSQL ...", file=sys.stderr)
-            results.update(bench_ingest(args.n, args.runs, pg, "postgresql", node.rpc_url, manifest))
+            results.update(bench_ingest(args.n, args.runs, None, "postgresql", node.rpc_url, manifest))
     write_results(args.out, results)
     return 0
 

@@ -24,6 +24,7 @@ dropped at the end (no pl_bench_* database is left behind).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -33,13 +34,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import CAST, HOPS, Builder, code_commit, kept_chain, percentile, replace_readme_block, write_results
+from benchenv import (
+    CAST,
+    HOPS,
+    Builder,
+    code_commit,
+    kept_chain,
+    percentile,
+    postgres_database,
+    replace_readme_block,
+    write_results,
+)
 from benchenv import save_meta as kept_meta
 
 from ledger.chain.anvil import AnvilNode
@@ -48,7 +59,6 @@ from ledger.config import Settings
 from ledger.core import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def measure(
@@ -106,24 +116,15 @@ def measure(
     }
 
 
-def database_url(kind: str, home: Path) -> tuple[str, str | None]:
+@contextlib.contextmanager
+def store_database(kind: str, home: Path) -> Iterator[str]:
+    """The store's database URL: SQLite kept in `home`, or a PostgreSQL database of the
+    run's own, dropped when the block ends (`benchenv.postgres_database`)."""
     if kind == "sqlite":
-        return f"sqlite:///{home}/bench.db", None
-    import psycopg
-
-    name = f"pl_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", name
-
-
-def drop_database(name: str | None) -> None:
-    if name is None:
+        yield f"sqlite:///{home}/bench.db"
         return
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database() as url:
+        yield url
 
 
 def save_meta(store: Path, manifest: Manifest, builder: Builder, n: int, node: AnvilNode) -> None:
@@ -239,7 +240,8 @@ def main() -> int:
             results["reused"] = meta is not None
             if meta is not None:
                 print(f"reusing the store kept in {store}: {meta['stored']:,} records", file=sys.stderr)
-            url, pg_name = database_url(args.database, store)
+            database = contextlib.ExitStack()
+            url = database.enter_context(store_database(args.database, store))
             try:
                 settings = Settings(
                     home=store, database_url=url, rpc_url=node.rpc_url, confirmations=1, batch_max_age_seconds=0.0
@@ -308,7 +310,7 @@ def main() -> int:
                 if keep:
                     save_meta(store, manifest, builder, n, node)
             finally:
-                drop_database(pg_name)
+                database.close()
     if code_label(args.code, args.code_commit) != commit:  # the code changed while it was measured
         results["commit"] = f"{commit}, changed during the run (figures not attributable)"
     results["load_after"] = round(os.getloadavg()[0], 1)
