@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchenv import CAST, bench_chain, postgres_database, signed_lots, summary, with_licences, write_results
+from benchenv import CAST, bench_chain, signed_lots, summary, with_licences, write_results
 from coincurve import PrivateKey, PublicKey
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -30,6 +30,7 @@ from ledger.core import Ledger
 from ledger.eip712 import Attestation, Domain, typed_data
 from ledger.kinds import Kind
 from ledger.signatures import SignatureChecker, sign_attestation
+from ledger.store.db import scratch_postgres_database
 
 
 def bench_signatures(n: int, runs: int) -> dict[str, object]:
@@ -82,7 +83,11 @@ def bench_ingest(n: int, runs: int, sqlite_file: str | None, label: str, rpc_url
     rates = []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as home, contextlib.ExitStack() as database:
-            url = f"sqlite:///{home}/{sqlite_file}" if sqlite_file else database.enter_context(postgres_database())
+            url = (
+                f"sqlite:///{home}/{sqlite_file}"
+                if sqlite_file
+                else database.enter_context(scratch_postgres_database("pl_bench_"))
+            )
             settings = Settings(home=Path(home), database_url=url, rpc_url=rpc_url, confirmations=1)
             ledger = Ledger.open(settings, manifest=manifest)
             # Realistic records (custody chains with references, many signers, splits,

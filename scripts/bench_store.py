@@ -47,7 +47,6 @@ from benchenv import (
     code_commit,
     kept_chain,
     percentile,
-    postgres_database,
     replace_readme_block,
     write_results,
 )
@@ -57,6 +56,7 @@ from ledger.chain.anvil import AnvilNode
 from ledger.chain.manifest import Manifest
 from ledger.config import Settings
 from ledger.core import Ledger
+from ledger.store.db import scratch_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,11 +119,11 @@ def measure(
 @contextlib.contextmanager
 def store_database(kind: str, home: Path) -> Iterator[str]:
     """The store's database URL: SQLite kept in `home`, or a PostgreSQL database of the
-    run's own, dropped when the block ends (`benchenv.postgres_database`)."""
+    run's own, dropped when the block ends (`ledger.store.db.scratch_postgres_database`)."""
     if kind == "sqlite":
         yield f"sqlite:///{home}/bench.db"
         return
-    with postgres_database() as url:
+    with scratch_postgres_database("pl_bench_") as url:
         yield url
 
 

@@ -33,26 +33,6 @@ from ledger.kinds import Kind
 from ledger.roles import Role
 from ledger.submission import build_submission
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A PostgreSQL database of the benchmark's own (`pl_bench_*`), as a SQLAlchemy URL;
-    dropped when the block ends, however it ends, so no run leaves one behind."""
-    import uuid
-
-    import psycopg
-
-    name = f"pl_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
 
 @contextmanager
 def bench_chain(

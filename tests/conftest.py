@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,6 +15,7 @@ from ledger.chain.accounts import dev_account
 from ledger.chain.anvil import AnvilNode, start_anvil
 from ledger.chain.client import Deployment, connect
 from ledger.chain.deploy import deploy
+from ledger.store.db import scratch_postgres_database
 
 if TYPE_CHECKING:
     from ledger.core import Ledger
@@ -66,21 +67,9 @@ def selected_databases() -> tuple[str, ...]:
     return chosen
 
 
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
+def fresh_postgres_database() -> AbstractContextManager[str]:
     """A new, empty database on the shared PostgreSQL server, dropped afterwards."""
-    import uuid
-
-    import psycopg
-
-    name = f"pl_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return scratch_postgres_database("pl_test_", POSTGRES_ADMIN_URL)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -9,12 +9,10 @@ through each other's HTTP API (real servers on loopback).
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self, cast
 
-import psycopg
 import pytest
 from sqlalchemy import text
 from web3 import Web3
@@ -28,6 +26,7 @@ from ledger.mirror import mirror
 from ledger.peers import HttpPeer, Peer
 from ledger.reasons import Reason
 from ledger.roles import Role
+from ledger.store.db import scratch_postgres_database
 from ledger.verify import CheckStatus, Verdict
 
 from .conftest import POSTGRES_ADMIN_URL, ReliabilityRecorder
@@ -41,12 +40,8 @@ def second_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'node-b.db'}"
         return
-    name = f"pl_test_b_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_database("pl_test_b_", POSTGRES_ADMIN_URL) as url:
+        yield url
 
 
 @pytest.fixture

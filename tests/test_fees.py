@@ -347,6 +347,17 @@ def test_finality_by_the_chains_finalized_tag(ledger_env: Ledger) -> None:
     assert only_batch(ledger).status == ANCHORED
 
 
+def anchored_after_a_snapshot(ledger: Ledger) -> tuple[str, Any]:
+    """Three productions anchored (2 confirmations) after an `evm_snapshot` taken before
+    them: the snapshot to revert to and the anchoring worker."""
+    w3 = ledger.deployment.w3
+    ledger.ingest_many(productions(ledger, 3))  # type: ignore[arg-type]
+    snapshot = rpc(w3, "evm_snapshot")
+    worker = ledger.anchoring_worker(confirmations=2, recheck_every=0.0)
+    worker.drain(mine=lambda: mine(w3))
+    return snapshot, worker
+
+
 def test_a_reorganisation_deeper_than_the_policy_raises_an_alarm_and_a_replay_discrepancy(
     ledger_env: Ledger,
 ) -> None:
@@ -355,10 +366,7 @@ def test_a_reorganisation_deeper_than_the_policy_raises_an_alarm_and_a_replay_di
     auditor's replay must all say so; the batch is anchored again, once."""
     ledger = ledger_env
     w3 = ledger.deployment.w3
-    ledger.ingest_many(productions(ledger, 3))  # type: ignore[arg-type]
-    snapshot = rpc(w3, "evm_snapshot")
-    worker = ledger.anchoring_worker(confirmations=2, recheck_every=0.0)
-    worker.drain(mine=lambda: mine(w3))
+    snapshot, worker = anchored_after_a_snapshot(ledger)
     anchored = only_batch(ledger)
     assert anchored.status == ANCHORED
     records = list(store_source(ledger))
@@ -401,10 +409,7 @@ def test_a_replay_resumed_after_a_reorganisation_holds_the_registry_history_of_t
     scratch reads it."""
     ledger = ledger_env
     w3 = ledger.deployment.w3
-    ledger.ingest_many(productions(ledger, 3))  # type: ignore[arg-type]
-    snapshot = rpc(w3, "evm_snapshot")
-    worker = ledger.anchoring_worker(confirmations=2, recheck_every=0.0)
-    worker.drain(mine=lambda: mine(w3))
+    snapshot, _worker = anchored_after_a_snapshot(ledger)
     importer = actor("importer").address
     call_and_send(w3, dev_account(0), ledger.deployment.registry.functions.suspend(importer, b"r" * 32))
     records = list(store_source(ledger))
