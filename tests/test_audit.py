@@ -180,7 +180,7 @@ def _forge_reinstatement(ledger: Ledger, suspension: RoleCheckpointRow, **row: A
         )
 
 
-def _replay_in_process(ledger: Ledger) -> set[str]:
+def _replay_in_process(ledger: Ledger, **options: Any) -> set[str]:
     facts = audit.store_facts(ledger)
     report, _state = audit.replay(
         ledger.deployment,
@@ -188,6 +188,7 @@ def _replay_in_process(ledger: Ledger) -> set[str]:
         expected_total=facts.total,
         store_registry=ledger.sessions,
         store_batches=facts.batch_roots,
+        **options,
     )
     return {d.kind for d in report.discrepancies}
 
@@ -314,6 +315,92 @@ def test_an_index_committed_while_the_store_is_read_is_no_alteration(populated: 
     finally:
         event.remove(engine, "after_cursor_execute", index_right_after)
     assert fired and found == set()
+
+
+def test_a_registry_row_spelled_otherwise_is_reported(populated: dict[str, Any]) -> None:
+    # The node's registry view matches the account's text exactly: the suspension written
+    # in capitals is a suspension the node no longer sees.
+    ledger = populated["ledger"]
+    suspension = _suspended_and_indexed(ledger)
+    spelled = "0x" + suspension.account[2:].upper()
+    with ledger.sessions.begin() as session:
+        session.execute(update(RoleCheckpointRow).where(RoleCheckpointRow.id == suspension.id).values(account=spelled))
+    code, report = replay(populated)
+    assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
+    assert any(repr(spelled) in d["message"] for d in report["discrepancies"])
+
+
+def test_a_junk_registry_row_is_reported_not_a_failed_replay(populated: dict[str, Any]) -> None:
+    ledger = populated["ledger"]
+    suspension = _suspended_and_indexed(ledger)
+    with ledger.sessions.begin() as session:
+        junk_event = ChainEventRow(
+            contract=ledger.deployment.manifest.registry,
+            event="EffectiveRolesChanged",
+            block_number=1,
+            block_hash="0x" + "00" * 32,
+            block_time=0,
+            tx_hash="0x" + "dd" * 32,
+            log_index=0,
+            args="{}",
+        )
+        session.add(junk_event)
+        session.flush()
+        event_id = junk_event.id
+    _forge_reinstatement(ledger, suspension, event_id=event_id)
+    with ledger.sessions.begin() as session:
+        session.execute(update(RoleCheckpointRow).where(RoleCheckpointRow.event_id == event_id).values(account="junk"))
+    code, report = replay(populated)
+    assert code == 4 and kinds(report) == {"REGISTRY_MIRROR_ALTERED"}
+
+
+def test_a_change_not_yet_confirmed_for_the_node_is_no_alteration_however_old(populated: dict[str, Any]) -> None:
+    # A node that waits for 2 confirmations cannot index a change in the newest block,
+    # however long the chain stays quiet: it is not late until it is confirmed.
+    ledger = populated["ledger"]
+    _suspend_on_chain(ledger, "importer")  # the newest block: one confirmation
+    ledger.indexer.sync()
+    found = _replay_in_process(ledger, now=time.time() + 3600, registry_lag=600.0, registry_confirmations=2)
+    assert found == set()
+
+
+def test_a_resumed_replay_reads_again_what_a_reorganisation_of_registry_blocks_rewrote(
+    populated: dict[str, Any],
+) -> None:
+    # No batch moved: only a registry change the earlier replay had read is gone.
+    ledger = populated["ledger"]
+    w3 = ledger.deployment.w3
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    _suspend_on_chain(ledger, "importer")
+    records = list(audit.store_source(ledger))
+    _first, state = audit.replay(ledger.deployment, iter(records))
+    assert state.history[actor("importer").address.lower()][-1].suspended
+    w3.provider.make_request("evm_revert", [snapshot])
+    for _ in range(4):
+        w3.provider.make_request("evm_mine", [])
+    resumed, state = audit.replay(ledger.deployment, iter(records), state=state)
+    assert "REORGANISED" in {d.kind for d in resumed.discrepancies}
+    _fresh, scratch = audit.replay(ledger.deployment, iter(records))
+    assert state.history == scratch.history and state.history_blocks == scratch.history_blocks
+
+
+def test_a_checkpoint_file_that_does_not_hold_a_state_is_refused_clearly(populated: dict[str, Any]) -> None:
+    checkpoint = populated["dir"] / "replay.checkpoint"
+    code, _report = replay(populated, "--checkpoint", str(checkpoint))
+    assert code == 0
+    saved = json.loads(checkpoint.read_text())
+    account = next(iter(saved["historyBlocks"]))
+    saved["historyBlocks"][account] = []
+    checkpoint.write_text(json.dumps(saved))
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "audit", "replay", "--checkpoint", str(checkpoint)],
+        cwd=REPO,
+        env=populated["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "cannot be resumed from" in result.stderr
 
 
 def test_an_attestation_inserted_but_never_anchored_is_reported(populated: dict[str, Any]) -> None:

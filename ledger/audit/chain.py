@@ -44,6 +44,10 @@ class ReplayState:
     # compared only through the block its indexer has reached. A checkpoint saved before
     # blocks were kept reads as block 0 (always compared).
     history_blocks: dict[str, list[int]] = field(default_factory=dict)
+    # The last block read and its hash: a resumed replay that finds another block at that
+    # height knows the chain rewrote what it read (`reread_if_rewritten`).
+    tip_block: int | None = None
+    tip_hash: str | None = None
     batches: dict[int, ChainBatch] = field(default_factory=dict)
     direct: set[str] = field(default_factory=set)
     revocations: dict[str, set[str]] = field(default_factory=dict)
@@ -54,6 +58,8 @@ class ReplayState:
             "nextBlock": self.next_block,
             "history": {a: [asdict(c) for c in cs] for a, cs in self.history.items()},
             "historyBlocks": self.history_blocks,
+            "tipBlock": self.tip_block,
+            "tipHash": self.tip_hash,
             "batches": [asdict(b) for b in self.batches.values()],
             "direct": sorted(self.direct),
             "revocations": {u: sorted(r) for u, r in self.revocations.items()},
@@ -65,13 +71,19 @@ class ReplayState:
 
     @classmethod
     def load(cls, path: Path) -> ReplayState:
+        """The state saved in `path`; raises ValueError for a file that does not hold one
+        consistently (each registry checkpoint with its block)."""
         data = json.loads(path.read_text())
+        history = {a: [Checkpoint(**c) for c in cs] for a, cs in data["history"].items()}
+        blocks = {a: data.get("historyBlocks", {}).get(a, [0] * len(cs)) for a, cs in history.items()}
+        if any(len(blocks[a]) != len(cs) for a, cs in history.items()):
+            raise ValueError(f"{path}: the registry history and its blocks do not match (not a saved replay state)")
         return cls(
             next_block=data["nextBlock"],
-            history={a: [Checkpoint(**c) for c in cs] for a, cs in data["history"].items()},
-            history_blocks={
-                a: data.get("historyBlocks", {}).get(a, [0] * len(cs)) for a, cs in data["history"].items()
-            },
+            history=history,
+            history_blocks=blocks,
+            tip_block=data.get("tipBlock"),
+            tip_hash=data.get("tipHash"),
             batches={b["index"]: ChainBatch(**b) for b in data["batches"]},
             direct=set(data["direct"]),
             revocations={u: set(r) for u, r in data["revocations"].items()},
@@ -133,6 +145,7 @@ def read_chain(deployment: Deployment, state: ReplayState, head: int) -> None:
                 )
     state.history = dict(history)
     state.history_blocks = dict(history_blocks)
+    state.tip_block, state.tip_hash = head, _block_hash(deployment, head)
     state.revocations = dict(revocations)
     state.batches = dict(sorted(state.batches.items()))
     state.next_block = head + 1
@@ -164,13 +177,37 @@ def recheck_cached_batches(deployment: Deployment, state: ReplayState, report: R
         reread_from = batch.block if reread_from is None else min(reread_from, batch.block)
     if reread_from is not None:
         state.next_block = min(state.next_block, reread_from)
-        # The registry's history from those blocks on is read again too, from the chain as
-        # it is now: a change the reorganisation dropped must not stay in force, and one it
-        # kept must not be counted twice.
-        for account, blocks in list(state.history_blocks.items()):
-            kept = [i for i, block in enumerate(blocks) if block < state.next_block]
-            state.history[account] = [state.history[account][i] for i in kept]
-            state.history_blocks[account] = [blocks[i] for i in kept]
+
+
+def reread_if_rewritten(deployment: Deployment, state: ReplayState, report: ReplayReport) -> None:
+    """When the block an earlier replay read last is no longer the chain's block at that
+    height, a reorganisation rewrote blocks it read (a batch, a registry change, a
+    revocation, or only empty blocks): everything but the batches (each re-checked against
+    its root first, `recheck_cached_batches`) is read again from the deployment block, so
+    nothing the reorganisation dropped stays in force and nothing it kept counts twice."""
+    if state.tip_block is None or state.tip_hash is None:
+        return
+    tip = state.tip_block
+    now_there = _block_hash(deployment, tip)
+    if now_there == state.tip_hash:
+        return
+    if not any(d.kind == "REORGANISED" for d in report.discrepancies):
+        report.discrepancies.append(
+            Discrepancy(
+                "REORGANISED",
+                f"block {tip}, the last an earlier replay read, is no longer the chain's block at that height "
+                "(a reorganisation rewrote blocks it had read); read again from the deployment block",
+                evidence={"block": tip, "replayed": state.tip_hash, "onChain": now_there},
+            )
+        )
+    state.next_block = deployment.manifest.deployment_block
+    state.history, state.history_blocks = {}, {}
+    state.revocations, state.direct = {}, set()
+
+
+def _block_hash(deployment: Deployment, number: int) -> str | None:
+    block = deployment.w3.eth.get_block(number)
+    return hex32(bytes(block["hash"])) if block and block.get("hash") is not None else None
 
 
 class ReplayedRegistry(RegistryView):

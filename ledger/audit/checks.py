@@ -6,8 +6,9 @@ the registry against the chain's."""
 from __future__ import annotations
 
 import multiprocessing
+import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select
@@ -102,6 +103,14 @@ def check_sequence(state: ReplayState, report: ReplayReport) -> None:
         previous = batch.root
 
 
+_ACCOUNT = re.compile(r"0x[0-9a-f]{40}")
+
+
+def _named(account: str) -> str:
+    """An account as a report names it: checksummed when it is an address, else quoted."""
+    return Web3.to_checksum_address(account) if _ACCOUNT.fullmatch(account) else repr(account)
+
+
 @dataclass(frozen=True)
 class StoredRegistry:
     """The store's copy of the registry as one statement read it: every checkpoint row
@@ -109,8 +118,9 @@ class StoredRegistry:
     the order they were stored, and the indexer's cursor (the next block it would read;
     None when it has none)."""
 
-    rows: list[tuple[str, Checkpoint, int | None]]
+    rows: list[tuple[object, Checkpoint, int | None]]
     next_block: int | None
+    ids: list[object] = field(default_factory=list)  # the rows' ids, in the order read
 
 
 def read_stored_registry(store: sessionmaker[Session]) -> StoredRegistry:
@@ -142,9 +152,9 @@ def read_stored_registry(store: sessionmaker[Session]) -> StoredRegistry:
     both = union_all(checkpoints, cursor).subquery()
     with store() as session:
         read = session.execute(select(both).order_by(both.c.is_cursor, both.c.id)).all()
-    rows = [
+    rows: list[tuple[object, Checkpoint, int | None]] = [
         (
-            str(row.account).lower(),
+            row.account,  # as stored: the node's registry view matches it exactly
             Checkpoint(
                 row.since,
                 row.roles,
@@ -160,11 +170,19 @@ def read_stored_registry(store: sessionmaker[Session]) -> StoredRegistry:
         if not row.is_cursor
     ]
     next_block = next((row.next_block for row in read if row.is_cursor), None)
-    return StoredRegistry(rows, next_block)
+    return StoredRegistry(rows, next_block, [row.id for row in read if not row.is_cursor])
 
 
 def compare_registry(
-    state: ReplayState, stored: StoredRegistry, head: int, now: float, lag: float, report: ReplayReport
+    state: ReplayState,
+    stored: StoredRegistry,
+    head: int,
+    report: ReplayReport,
+    *,
+    now: float,
+    lag: float,
+    confirmations: int,
+    block_time: Callable[[int], int],
 ) -> None:
     """Compare the store's copy of the registry (`stored`, read BEFORE the chain's head
     `head` was) with the chain's history in `state` (read through `head`).
@@ -178,8 +196,13 @@ def compare_registry(
       transaction, so it never writes either);
     - a cursor beyond `head` (the store was read first: its indexer cannot have been past
       the head read after it);
-    - a registry change older than `lag` the copy does not hold, whatever the cursor says
-      (a lowered or deleted cursor does not make a withheld change a lag).
+    - a registry change the copy does not hold, whatever the cursor says, once it has been
+      confirmed (`confirmations`, as the node's indexer counts them) for longer than `lag`
+      seconds by the time of its confirming block (`block_time`): a lowered or deleted
+      cursor does not make a withheld change a lag;
+    - a row naming its account otherwise than the indexer writes it (0x and 40 lowercase
+      hex digits: the node's view matches the text exactly, so another spelling hides the
+      row from it), and rows sharing an id or having none (their order is the history's).
     """
     indexed = stored.next_block - 1 if stored.next_block is not None else None  # the last block indexed
     report.store_registry = {"indexedThroughBlock": indexed, "chainHead": head}
@@ -195,29 +218,47 @@ def compare_registry(
     through = min(indexed, head) if indexed is not None else -1
     theirs: dict[str, list[Checkpoint]] = defaultdict(list)
     for account, checkpoint, _block in stored.rows:
-        theirs[account].append(checkpoint)
+        if not (isinstance(account, str) and _ACCOUNT.fullmatch(account)):
+            report.discrepancies.append(
+                Discrepancy(
+                    "REGISTRY_MIRROR_ALTERED",
+                    f"a row of the store's registry names the account {account!r}, not as the indexer "
+                    "writes one (0x and 40 lowercase hex digits)",
+                    evidence={"account": repr(account), "store": asdict(checkpoint)},
+                )
+            )
+        theirs[account if isinstance(account, str) else repr(account)].append(checkpoint)
+    if None in stored.ids or len(set(stored.ids)) != len(stored.ids):
+        report.discrepancies.append(
+            Discrepancy(
+                "REGISTRY_MIRROR_ALTERED",
+                "rows of the store's registry share an id or have none: their order is not the indexer's",
+            )
+        )
     ours: dict[str, list[Checkpoint]] = {}
     for account, checkpoints in state.history.items():
         blocks = state.history_blocks.get(account, [])
         ours[account] = [c for c, block in zip(checkpoints, blocks, strict=True) if block <= through]
-        late = [(c, b) for c, b in zip(checkpoints, blocks, strict=True) if b > through and c.since < now - lag]
-        if late:
-            checkpoint, block = late[0]
+        for checkpoint, block in zip(checkpoints, blocks, strict=True):
+            confirmed_at = block + max(confirmations - 1, 0)  # as the node's indexer counts
+            if block <= through or confirmed_at > head or block_time(confirmed_at) >= now - lag:
+                continue
             report.discrepancies.append(
                 Discrepancy(
                     "REGISTRY_MIRROR_ALTERED",
-                    f"the store's copy of the registry lacks the change to {Web3.to_checksum_address(account)} "
-                    f"at block {block}, older than the allowed lag ({lag:.0f} s); its indexer says it reached "
+                    f"the store's copy of the registry lacks the change to {_named(account)} at block {block}, "
+                    f"confirmed longer ago than the allowed lag ({lag:.0f} s); its indexer says it reached "
                     f"{'no block' if indexed is None else f'block {indexed}'}",
                     evidence={"block": block, "chain": asdict(checkpoint), "indexedThroughBlock": indexed},
                 )
             )
+            break  # one per account
     for account in sorted(set(theirs) | {a for a, cs in ours.items() if cs}):
         if ours.get(account, []) != theirs.get(account, []):
             report.discrepancies.append(
                 Discrepancy(
                     "REGISTRY_MIRROR_ALTERED",
-                    f"the store's registry history of {Web3.to_checksum_address(account)} differs from the chain's "
+                    f"the store's registry history of {_named(account)} differs from the chain's "
                     f"(compared through block {through})",
                     evidence={
                         "chain": [asdict(c) for c in ours.get(account, [])],

@@ -12,7 +12,7 @@ from ledger.chain.client import Deployment
 from ledger.eip712 import Domain
 from ledger.hashing import hex32, parse_hex
 
-from .chain import ReplayedRegistry, ReplayState, read_chain, recheck_cached_batches
+from .chain import ReplayedRegistry, ReplayState, read_chain, recheck_cached_batches, reread_if_rewritten
 from .checks import (
     CHECK_CHUNK,
     CheckContext,
@@ -35,6 +35,7 @@ def replay(
     unanchored_limit: float = 3600.0,
     store_registry: sessionmaker[Session] | None = None,
     registry_lag: float = 600.0,
+    registry_confirmations: int = 1,
     store_batches: dict[int, str] | None = None,
     progress: Progress | None = None,
     now: float | None = None,
@@ -47,8 +48,9 @@ def replay(
     (UID, signature, payload, standing) run in that many forked worker processes, in
     chunks, and their findings are reported in the data's order. With `store_registry`
     (a node's store), its copy of the registry is compared with the chain's, allowing it
-    to lag a change by `registry_lag` seconds (`checks.compare_registry`). Returns the
-    report and the new state.
+    to lag a change by `registry_lag` seconds once the change has `registry_confirmations`
+    (the node's own setting) (`checks.compare_registry`). Returns the report and the new
+    state.
     """
     started = time.monotonic()
     now = time.time() if now is None else now
@@ -64,11 +66,28 @@ def replay(
         head,
     )
     recheck_cached_batches(deployment, state, report)
+    reread_if_rewritten(deployment, state, report)
     read_chain(deployment, state, head)
     check_sequence(state, report)
     registry = ReplayedRegistry(state.history)
     if stored is not None:
-        compare_registry(state, stored, head, now, registry_lag, report)
+        times: dict[int, int] = {}
+
+        def block_time(number: int) -> int:
+            if number not in times:
+                times[number] = int(deployment.w3.eth.get_block(number)["timestamp"])
+            return times[number]
+
+        compare_registry(
+            state,
+            stored,
+            head,
+            report,
+            now=now,
+            lag=registry_lag,
+            confirmations=registry_confirmations,
+            block_time=block_time,
+        )
     ctx = CheckContext(Domain(manifest.chain_id, manifest.ledger), registry, state.direct, unanchored_limit, now)
     seen_per_batch: dict[int, list[bytes]] = defaultdict(list)
     oldest: dict[int, float] = {}

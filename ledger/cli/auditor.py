@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ledger.cli.common import (
+    EXIT_INPUT,
     EXIT_UNAVAILABLE,
     fail,
     load_manifest,
@@ -52,7 +53,10 @@ def audit_replay(
     settings = run_settings()
     trusted = load_manifest(settings, manifest)
     deployment = audit.replay_deployment(trusted, rpc_url or settings.resolved_rpc_url)
-    state = audit.ReplayState.load(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    try:
+        state = audit.ReplayState.load(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise fail(f"the checkpoint {checkpoint} cannot be resumed from: {exc}", EXIT_INPUT) from exc
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     clean = True
@@ -77,6 +81,7 @@ def audit_replay(
                 expected_total=total,
                 unanchored_limit=unanchored_limit,
                 registry_lag=registry_lag,
+                registry_confirmations=settings.confirmations,
                 store_registry=store_registry,
                 store_batches=store_batches,
                 progress=audit.Progress(total, "replay", force=progress),
