@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, event, select, text, update
+from sqlalchemy.orm import Session
 
 from ledger import audit
 from ledger.chain.accounts import dev_account
@@ -180,6 +181,23 @@ def _forge_reinstatement(ledger: Ledger, suspension: RoleCheckpointRow, **row: A
         )
 
 
+def _forged_event(session: Session, ledger: Ledger, block: int, tx_byte: str) -> int:
+    """An administrator's chain_events row for a registry event no block holds; its id."""
+    row = ChainEventRow(
+        contract=ledger.deployment.manifest.registry,
+        event="EffectiveRolesChanged",
+        block_number=block,
+        block_hash="0x" + "00" * 32,
+        block_time=0,
+        tx_hash="0x" + tx_byte * 32,
+        log_index=0,
+        args="{}",
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
 def _replay_in_process(ledger: Ledger, **options: Any) -> set[str]:
     facts = audit.store_facts(ledger)
     report, _state = audit.replay(
@@ -249,19 +267,7 @@ def test_a_forged_registry_row_kept_at_the_newest_block_is_reported(
             if forged:
                 session.execute(update(ChainEventRow).where(ChainEventRow.id == forged[0]).values(block_number=newest))
             else:
-                row = ChainEventRow(
-                    contract=ledger.deployment.manifest.registry,
-                    event="EffectiveRolesChanged",
-                    block_number=newest,
-                    block_hash="0x" + "00" * 32,
-                    block_time=0,
-                    tx_hash="0x" + "ee" * 32,
-                    log_index=0,
-                    args="{}",
-                )
-                session.add(row)
-                session.flush()
-                forged.append(row.id)
+                forged.append(_forged_event(session, ledger, newest, "ee"))
             session.execute(update(IndexerCursorRow).values(next_block=newest + 1))
         if len(forged) == 1:
             _forge_reinstatement(ledger, suspension, event_id=forged[0])
@@ -334,19 +340,7 @@ def test_a_junk_registry_row_is_reported_not_a_failed_replay(populated: dict[str
     ledger = populated["ledger"]
     suspension = _suspended_and_indexed(ledger)
     with ledger.sessions.begin() as session:
-        junk_event = ChainEventRow(
-            contract=ledger.deployment.manifest.registry,
-            event="EffectiveRolesChanged",
-            block_number=1,
-            block_hash="0x" + "00" * 32,
-            block_time=0,
-            tx_hash="0x" + "dd" * 32,
-            log_index=0,
-            args="{}",
-        )
-        session.add(junk_event)
-        session.flush()
-        event_id = junk_event.id
+        event_id = _forged_event(session, ledger, 1, "dd")
     _forge_reinstatement(ledger, suspension, event_id=event_id)
     with ledger.sessions.begin() as session:
         session.execute(update(RoleCheckpointRow).where(RoleCheckpointRow.event_id == event_id).values(account="junk"))
