@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,18 @@ def test_an_index_committed_while_the_store_is_read_is_no_alteration(populated: 
     finally:
         event.remove(engine, "after_cursor_execute", index_right_after)
     assert fired and found == set()
+
+
+def test_a_node_reading_a_further_endpoint_than_the_auditor_is_no_alteration(populated: dict[str, Any]) -> None:
+    # The node's indexer read blocks the auditor's endpoint has not served yet: the
+    # replay waits for them rather than report a cursor "beyond the chain's head".
+    ledger = populated["ledger"]
+    w3 = ledger.deployment.w3
+    ahead = int(w3.eth.block_number) + 3
+    with ledger.sessions.begin() as session:
+        session.execute(update(IndexerCursorRow).values(next_block=ahead + 1))
+    threading.Timer(1.0, lambda: [w3.provider.make_request("evm_mine", []) for _ in range(3)]).start()
+    assert _replay_in_process(ledger, head_wait=30.0) == set()
 
 
 def test_a_registry_row_spelled_otherwise_is_reported(populated: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ def replay(
     store_registry: sessionmaker[Session] | None = None,
     registry_lag: float = 600.0,
     registry_confirmations: int = 1,
+    head_wait: float = 15.0,
     store_batches: dict[int, str] | None = None,
     progress: Progress | None = None,
     now: float | None = None,
@@ -49,8 +50,10 @@ def replay(
     chunks, and their findings are reported in the data's order. With `store_registry`
     (a node's store), its copy of the registry is compared with the chain's, allowing it
     to lag a change by `registry_lag` seconds once the change has `registry_confirmations`
-    (the node's own setting) (`checks.compare_registry`). Returns the report and the new
-    state.
+    (the node's own setting) (`checks.compare_registry`); when the store's indexer is past
+    the head this replay reads (its node may read another, further RPC endpoint), the
+    replay waits up to `head_wait` seconds for its own endpoint to catch up before judging.
+    Returns the report and the new state.
     """
     started = time.monotonic()
     now = time.time() if now is None else now
@@ -59,6 +62,12 @@ def replay(
     # have been past the head (`compare_registry`).
     stored = read_stored_registry(store_registry) if store_registry is not None else None
     head = int(deployment.w3.eth.block_number)
+    deadline = time.monotonic() + head_wait
+    while stored is not None and stored.next_block is not None and stored.next_block - 1 > head:
+        if time.monotonic() >= deadline:
+            break  # judged as it is: a cursor beyond the chain's head (`compare_registry`)
+        time.sleep(0.5)
+        head = int(deployment.w3.eth.block_number)
     state = state or ReplayState(next_block=manifest.deployment_block)
     report = ReplayReport(
         {"chainId": manifest.chain_id, "ledger": manifest.ledger, "registry": manifest.registry},
