@@ -188,14 +188,14 @@ def compare_registry(
     `head` was) with the chain's history in `state` (read through `head`).
 
     The node indexes the chain every pass of its anchoring worker, so for a moment after a
-    registry change its copy is behind the chain: within `lag` seconds (of the change's
-    `since`), that is stated in the report (`storeRegistry`), not reported. Reported:
+    registry change its copy is behind the chain: until the change is late (below), that is
+    stated in the report (`storeRegistry`), not reported. Reported:
     - any difference through the block the indexer's cursor says it has reached (a row
       edited, added or deleted there), and any row in a block the cursor has not reached
       or without an event (the indexer stores each range with its cursor in one
       transaction, so it never writes either);
-    - a cursor beyond `head` (the store was read first: its indexer cannot have been past
-      the head read after it);
+    - a cursor beyond `head` (the store was read first, and the replay waited for its own
+      endpoint to reach the cursor: an honest indexer cannot be further along);
     - a registry change the copy does not hold, whatever the cursor says, once it has been
       confirmed (`confirmations`, as the node's indexer counts them) for longer than `lag`
       seconds by the time of its confirming block (`block_time`): a lowered or deleted
