@@ -50,29 +50,22 @@ def populated(ledger_env: Ledger, tmp_path: Path) -> dict[str, Any]:
     return {"ledger": ledger_env, "ids": ids, "env": env, "dir": tmp_path}
 
 
-def replay(ctx: dict[str, Any], *extra: str) -> tuple[int, dict[str, Any]]:
-    out = ctx["dir"] / "report.json"
-    html = ctx["dir"] / "report.html"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ledger.cli",
-            "audit",
-            "replay",
-            "--json-out",
-            str(out),
-            "--html-out",
-            str(html),
-            "--progress",
-            *extra,
-        ],
+def audit_cli(ctx: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """`provenance audit ARGS` run as its own process in the fixture's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "audit", *args],
         cwd=REPO,
         env=ctx["env"],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def replay(ctx: dict[str, Any], *extra: str) -> tuple[int, dict[str, Any]]:
+    out = ctx["dir"] / "report.json"
+    html = ctx["dir"] / "report.html"
+    result = audit_cli(ctx, "replay", "--json-out", str(out), "--html-out", str(html), "--progress", *extra)
     assert result.returncode in (0, 4), result.stderr
     assert "replay [" in result.stderr  # the progress bar with rate and ETA
     assert html.read_text().startswith("<!doctype html>")
@@ -399,14 +392,7 @@ def test_a_checkpoint_file_that_does_not_hold_a_state_is_refused_clearly(populat
     account = next(iter(saved["historyBlocks"]))
     saved["historyBlocks"][account] = []
     checkpoint.write_text(json.dumps(saved))
-    result = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "audit", "replay", "--checkpoint", str(checkpoint)],
-        cwd=REPO,
-        env=populated["env"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = audit_cli(populated, "replay", "--checkpoint", str(checkpoint))
     assert result.returncode == 1 and "cannot be resumed from" in result.stderr
 
 
@@ -423,14 +409,7 @@ def test_an_attestation_inserted_but_never_anchored_is_reported(populated: dict[
 
 def test_the_archive_replays_the_same_without_the_database(populated: dict[str, Any]) -> None:
     archive = populated["dir"] / "ledger.jsonl.gz"
-    export = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "audit", "export", "--out", str(archive)],
-        cwd=REPO,
-        env=populated["env"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    export = audit_cli(populated, "export", "--out", str(archive))
     assert export.returncode == 0, export.stderr
     env = {k: v for k, v in populated["env"].items() if k != "PROVENANCE_DATABASE_URL"}
     env["PROVENANCE_HOME"] = str(populated["dir"] / "no-db")
