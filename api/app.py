@@ -36,6 +36,7 @@ from ledger.ingest import Rejected
 from ledger.reasons import markdown_table
 from ledger.store.db import STORE_UNAVAILABLE
 
+from .connections import EndKeepAliveAfter
 from .console_routes import register_console
 from .epcis_routes import router as epcis_router
 from .limits import ASGIApp, BodySizeLimit, Message, RateLimits, RateLimitUnavailable, Receive, Scope, Send, parse_rate
@@ -308,4 +309,5 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
 
     app.add_middleware(ObserveRequests, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EndKeepAliveAfter, limit=settings.keepalive_requests)
     return app

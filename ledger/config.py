@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     completeness_interval: float = Field(5.0, ge=0, description="seconds a completeness measurement is reused")
     peers: CommaList = Field((), description="other nodes' API URLs to mirror the public ledger from")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest HTTP request body")
+    keepalive_requests: int = Field(
+        100,
+        ge=1,
+        description="requests served on one HTTP keep-alive connection before the API ends it (spreads the "
+        "clients over the API processes; see api/connections.py)",
+    )
     max_batch: int = Field(500, ge=1, description="most attestations in one batch submission")
     rate_limit: str = Field("500", description="requests per credential: per second, or a `limits` expression")
     auth_failure_limit: str = Field("20/minute", description="failed authentications per client address")

@@ -4,6 +4,7 @@ nothing freezes the event loop, limits hold across processes, races never give a
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from api.limits import MAX_JSON_DEPTH, MAX_JSON_VALUES
 from ledger.access import create_api_key
 from ledger.chain.anvil import free_port
+from ledger.config import Settings
 from ledger.core import Ledger
 from ledger.json_shape import json_depth, json_shape
 
@@ -352,3 +354,36 @@ def test_the_api_docs_render_on_a_closed_network(serve: Serve, tmp_path: Path) -
     assert "provenance-ledger" in dom, dom[-2000:]
     assert dom.count('class="opblock ') >= 10, dom[-2000:]  # one per operation
     assert "/v1/shipments/{uid}/verify" in dom
+
+
+def _get_on(conn: socket.socket, reader: BinaryIO, path: str) -> tuple[int, dict[str, str]]:
+    """One HTTP/1.1 GET on an open keep-alive connection: (status, headers), body read."""
+    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    status = int(reader.readline().split(b" ", 2)[1])
+    headers: dict[str, str] = {}
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    reader.read(int(headers["content-length"]))
+    return status, headers
+
+
+def test_a_keep_alive_connection_ends_after_its_requests_so_clients_spread_over_processes(serve: Serve) -> None:
+    """A client that keeps one connection would stay on the API process that accepted it
+    for ever (api/connections.py). With PROVENANCE_KEEPALIVE_REQUESTS=3, its third answer
+    says `Connection: close` and the server closes the connection; the answers themselves
+    are unchanged, and the client's next connection is served as usual."""
+    server = serve({"PROVENANCE_KEEPALIVE_REQUESTS": "3"})
+    for _round in range(2):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            reader = conn.makefile("rb")
+            answers = [_get_on(conn, reader, "/healthz") for _ in range(3)]
+            assert [status for status, _ in answers] == [200, 200, 200]
+            assert [headers.get("connection") for _, headers in answers[:2]] == [None, None], answers
+            assert answers[2][1].get("connection") == "close", answers
+            assert reader.read(1) == b"", "the server kept the connection open after saying close"
+
+
+def test_a_keep_alive_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="PROVENANCE_KEEPALIVE_REQUESTS: must be at least 1"):
+        Settings(keepalive_requests=0)

@@ -188,6 +188,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "PROVENANCE_PEERS": ("https://node-b:8000", ("https://node-b:8000",)),
     "PROVENANCE_MAX_BODY_BYTES": ("2048", 2048),
     "PROVENANCE_MAX_BATCH": ("50", 50),
+    "PROVENANCE_KEEPALIVE_REQUESTS": ("50", 50),
     "PROVENANCE_RATE_LIMIT": ("100/minute", "100/minute"),
     "PROVENANCE_AUTH_FAILURE_LIMIT": ("5/minute", "5/minute"),
     "PROVENANCE_REDIS_URL": ("redis://127.0.0.1:6379/3", "redis://127.0.0.1:6379/3"),
